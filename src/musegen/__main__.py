@@ -1,0 +1,3 @@
+from musegen.cli import main
+
+main()

@@ -1,0 +1,7 @@
+"""Command-line interface (filled in by cli/main.py)."""
+
+
+def main() -> None:
+    from musegen.cli.main import run
+
+    run()

@@ -1,0 +1,52 @@
+"""Exception hierarchy.
+
+Every error musegen raises on purpose derives from :class:`MusegenError`.
+The CLI turns them into one ``Error: ...`` line on stderr; ``exit_code`` says
+which code it exits with: 2 for bad input or usage, 1 for runtime failures.
+"""
+
+from __future__ import annotations
+
+
+class MusegenError(Exception):
+    """Root of musegen's errors (runtime failure, exit code 1)."""
+
+    exit_code = 1
+
+
+class InputError(MusegenError):
+    """The user gave something unusable: a bad value, file or name (exit 2)."""
+
+    exit_code = 2
+
+
+class ParameterError(InputError):
+    """A parameter value is out of range or of the wrong kind."""
+
+
+class PresetError(InputError):
+    """A preset is missing, malformed or invalid."""
+
+
+class MidiError(InputError):
+    """A MIDI file cannot be read, or holds nothing usable."""
+
+
+class AudioError(InputError):
+    """An audio file cannot be read, or holds nothing usable."""
+
+
+class SoundFontError(InputError):
+    """A SoundFont is missing or unreadable."""
+
+
+class EngineError(MusegenError):
+    """An engine failed while generating (exit 1)."""
+
+
+class RenderError(MusegenError):
+    """Synthesis failed while rendering (exit 1)."""
+
+
+class OutputError(MusegenError):
+    """An output could not be written (disk full, permissions...) (exit 1)."""
