@@ -1,0 +1,108 @@
+"""The Python API: what the CLI's commands do, as functions.
+
+>>> import musegen.api as mg
+>>> results = mg.generate("lofi-chill", bars=16, seed=7, out_dir="out")
+>>> mg.render("song.mid", "song.wav")
+>>> mg.post("song.wav", "song-master.wav", [{"op": "loudness", "lufs": -14}])
+>>> mg.analyze("song.wav")["lufs"]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+from musegen.errors import ParameterError
+from musegen.pipeline import Result, extend, generate
+from musegen.presets import list_presets, load_preset
+
+__all__ = ["Result", "analyze", "extend", "generate", "list_presets", "load_preset", "post", "render"]
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aif", ".aiff", ".mp3")
+MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
+
+
+def render(
+    midi: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    *,
+    soundfont: str | None = None,
+    sample_rate: int = 44100,
+    backend: str = "symusic",
+    steps: Sequence[dict[str, Any]] = (),
+) -> dict[str, Any]:
+    """Render a MIDI file to a WAV file (atomically); returns its analysis."""
+    from musegen.audio.analysis import loudness_lufs, peak_dbfs
+    from musegen.audio.chain import apply_chain, validate_chain
+    from musegen.audio.io import write_audio
+    from musegen.midi.io import load_midi
+    from musegen.pipeline import check_range
+    from musegen.render.synth import MAX_SR, MIN_SR, render_score
+
+    _check_out(out, AUDIO_SUFFIXES[:3])
+    check_range("sample rate", sample_rate, MIN_SR, MAX_SR, integer=True)
+    chain = validate_chain(list(steps))
+    score = load_midi(midi)
+    y = render_score(score, sample_rate=sample_rate, soundfont=soundfont, backend=backend)
+    y, sr = apply_chain(y, sr=sample_rate, steps=chain)
+    write_audio(out, y, sr=sr)
+    return {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
+            "channels": int(y.shape[0]), "lufs": round(loudness_lufs(y, sr=sr), 2),
+            "peak_dbfs": round(peak_dbfs(y), 2)}
+
+
+def post(
+    src: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    steps: Sequence[dict[str, Any]],
+) -> dict[str, Any]:
+    """Run a post-processing chain over an audio file; returns the result's analysis."""
+    from musegen.audio.analysis import loudness_lufs, peak_dbfs
+    from musegen.audio.chain import apply_chain, validate_chain
+    from musegen.audio.io import read_audio, write_audio
+
+    _check_out(out, AUDIO_SUFFIXES[:3])
+    chain = validate_chain(list(steps))
+    y, sr = read_audio(src)
+    y, sr = apply_chain(y, sr=sr, steps=chain)
+    write_audio(out, y, sr=sr)
+    return {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
+            "channels": int(y.shape[0]), "lufs": round(loudness_lufs(y, sr=sr), 2),
+            "peak_dbfs": round(peak_dbfs(y), 2), "steps": chain}
+
+
+def analyze(path: str | os.PathLike[str], *, plot: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Analyse an audio or MIDI file; optionally save a PNG (spectrogram or piano roll)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in MIDI_SUFFIXES:
+        from musegen.midi.analysis import analyze_score
+        from musegen.midi.io import load_midi
+
+        score = load_midi(path)
+        result = {"path": str(path), "kind": "midi", **analyze_score(score).to_dict()}
+        result.pop("melody", None)  # long; the piano roll shows it
+        if plot is not None:
+            from musegen.midi.pianoroll import plot_pianoroll
+
+            plot_pianoroll(score, plot, title=Path(path).name)
+    else:
+        from musegen.audio.analysis import analyze_audio, plot_audio
+        from musegen.audio.io import read_audio
+
+        y, sr = read_audio(path)
+        result = {"path": str(path), "kind": "audio", **analyze_audio(y, sr=sr)}
+        if plot is not None:
+            plot_audio(y, sr=sr, path=plot, title=Path(path).name)
+    if plot is not None:
+        result["plot"] = str(plot)
+    return result
+
+
+def _check_out(out: str | os.PathLike[str], allowed: tuple[str, ...]) -> None:
+    suffix = Path(out).suffix.lower()
+    if suffix not in allowed:
+        raise ParameterError(f"output {str(out)!r} must end in one of {', '.join(allowed)}")
+    parent = Path(out).parent
+    if not parent.is_dir():
+        raise ParameterError(f"output folder {str(parent)!r} does not exist")

@@ -1,0 +1,352 @@
+"""The ``musegen`` command.
+
+stdout carries only the payload (paths, tables, or one JSON document with
+``--json``); messages and progress go to stderr.  Every :class:`MusegenError`
+becomes one ``Error: ...`` line with exit code 2 (bad input) or 1 (runtime
+failure); ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from musegen import __version__
+from musegen.errors import MusegenError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _say(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+def _emit_json(doc: Any) -> None:
+    click.echo(json.dumps(doc, indent=2, default=str))
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
+    from musegen.errors import ParameterError
+
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParameterError(f"--option must look like KEY=VALUE, got {pair!r}")
+        try:
+            out[key.strip()] = json.loads(value)
+        except ValueError:
+            out[key.strip()] = value
+    return out
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, "-V", "--version", prog_name="musegen")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
+def cli(debug: bool) -> None:
+    """musegen: make music with generative models.
+
+    Generate tracks from style presets, extend your MIDI sketches, render MIDI
+    with a SoundFont, and master audio.  Try:
+
+    \b
+      musegen generate --preset lofi-chill --midi samples/melody.mid --bars 16 -o out/
+    """
+
+
+# -- presets ------------------------------------------------------------------
+
+@cli.group(context_settings=CONTEXT)
+def presets() -> None:
+    """List and inspect style presets."""
+
+
+@presets.command("list", context_settings=CONTEXT)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def presets_list(as_json: bool) -> None:
+    """Table of presets: name, description, tempo, key, instruments."""
+    from musegen.presets import list_presets
+
+    rows = list_presets()
+    if as_json:
+        _emit_json([
+            {"name": n, "origin": origin, **(p.to_dict() if p else {})} for p, n, origin in rows
+        ])
+        return
+    table = [("NAME", "TEMPO", "KEY", "METER", "INSTRUMENTS", "ORIGIN", "DESCRIPTION")]
+    for p, name, origin in rows:
+        if p is None:
+            table.append((name, "-", "-", "-", "-", origin, ""))
+            continue
+        lo, hi = p.tempo
+        tempo = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+        key = "random" if p.key == "random" else ("from seed" if p.key == "from-seed" else p.key)
+        roles = ",".join(p.instruments.roles())
+        desc = p.description if len(p.description) <= 60 else p.description[:57] + "..."
+        table.append((name, tempo, f"{key} {p.mode}", f"{p.meter[0]}/{p.meter[1]}", roles, origin, desc))
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
+    for r in table:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+
+
+@presets.command("show", context_settings=CONTEXT)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
+def presets_show(name: str, as_json: bool) -> None:
+    """Print the resolved preset NAME (a name or a .toml path)."""
+    from musegen.cli.tomlout import dumps
+    from musegen.presets import load_preset
+
+    p = load_preset(name)
+    data = p.to_dict()
+    if as_json:
+        _emit_json(data)
+    else:
+        click.echo(dumps(data), nl=False)
+
+
+@cli.group(context_settings=CONTEXT)
+def engines() -> None:
+    """List generation engines."""
+
+
+@engines.command("list", context_settings=CONTEXT)
+def engines_list() -> None:
+    """Engines by name, with what they do."""
+    from musegen.engines.registry import available_engines
+
+    for name, desc in available_engines().items():
+        click.echo(f"{name:12s}  {desc}")
+
+
+# -- generate / extend ----------------------------------------------------------
+
+def _generation_options(f):
+    opts = [
+        click.option("--bars", type=int, help="Bars of new music (default 16; 8 after a sketch)."),
+        click.option("--seconds", type=float, help="Length in seconds instead of --bars."),
+        click.option("--seed", type=int, help="Random seed (default: a fresh one, recorded in the JSON)."),
+        click.option("--variations", type=int, default=1, show_default=True, help="How many results."),
+        click.option("--engine", help="Engine name (default: the preset's); see `musegen engines list`."),
+        click.option("--tempo", type=float, help="Tempo in BPM (overrides preset and sketch)."),
+        click.option("--key", help="Key, e.g. 'F#m', 'Bb major', 'D dorian'."),
+        click.option("--temperature", type=float, help="Sampling temperature (default: the preset's)."),
+        click.option("--prompt", default="", help="Extra words for neural engines' text prompt."),
+        click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+                     help="Engine option (repeatable)."),
+        click.option("--soundfont", type=click.Path(dir_okay=False), help="A .sf2/.sf3 to render with."),
+        click.option("--sample-rate", type=int, help="Output sample rate in Hz (default: the preset's)."),
+        click.option("--no-post", is_flag=True, help="Skip the preset's post-processing chain."),
+        click.option("--name", help="File-name template, e.g. '{preset}-{seed}-v{variation}'."),
+        click.option("-o", "--out", "out_dir", default="out", show_default=True,
+                     type=click.Path(file_okay=False), help="Output folder."),
+        click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout."),
+    ]
+    for opt in reversed(opts):
+        f = opt(f)
+    return f
+
+
+def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
+    from musegen.cli.progress import ProgressBar
+
+    no_post = kwargs.pop("no_post")
+    kwargs["engine_options"] = _parse_options(kwargs.pop("options"))
+    if no_post:
+        kwargs["post"] = []
+    with ProgressBar(label) as bar:
+        results = fn(progress=bar, **kwargs)
+    if as_json:
+        _emit_json({"results": [r.to_dict() for r in results]})
+        return
+    for r in results:
+        a = r.sidecar["analysis"]
+        _say(f"{r.stem}: {a['duration_s']:.1f} s, {a['key']}, {a['tempo_bpm']:g} BPM, "
+             f"{a['lufs']:.1f} LUFS, peak {a['peak_dbfs']:.1f} dBFS")
+        for path in (r.wav, r.mid, r.json):
+            if path is not None:
+                click.echo(str(path))
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("-p", "--preset", help="Preset name or .toml path (default: pop-ballad).")
+@click.option("--midi", type=click.Path(dir_okay=False), help="A MIDI sketch to start from.")
+@_generation_options
+def generate(preset, midi, as_json, **kwargs) -> None:
+    """Generate tracks in a preset's style, optionally from a MIDI sketch.
+
+    Writes OUT/<stem>.wav, OUT/<stem>.mid and OUT/<stem>.json per variation.
+    With --midi, each result starts with the sketch unchanged and continues it
+    for --bars more bars with the preset's full arrangement.
+    """
+    from musegen.pipeline import generate as run
+
+    _run_generation("generating", run, as_json, preset=preset, midi=midi, **kwargs)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("midi", type=click.Path(dir_okay=False))
+@click.option("-p", "--preset", help="Preset for style choices (default: pop-ballad).")
+@click.option("--add-parts", is_flag=True, help="Also add the preset's parts the sketch lacks.")
+@_generation_options
+def extend(midi, preset, add_parts, as_json, **kwargs) -> None:
+    """Continue the sketch MIDI: the sketch unchanged, then --bars more bars of its own parts,
+    in its tempo, meter and key."""
+    from musegen.pipeline import extend as run
+
+    _run_generation("extending", run, as_json, midi=midi, preset=preset, add_parts=add_parts, **kwargs)
+
+
+# -- render / post / analyze -------------------------------------------------------
+
+def _post_steps(trim, fade_in, fade_out, tempo_from, tempo_to, pitch_shift, lufs, peak_db,
+                resample_to) -> list[dict[str, Any]]:
+    from musegen.errors import ParameterError
+
+    steps: list[dict[str, Any]] = []
+    if trim:
+        steps.append({"op": "trim"})
+    if (tempo_from is None) != (tempo_to is None):
+        raise ParameterError("--tempo-from and --tempo-to go together")
+    if tempo_from is not None:
+        steps.append({"op": "tempo", "tempo_from": tempo_from, "tempo_to": tempo_to})
+    if pitch_shift:
+        steps.append({"op": "pitch_shift", "semitones": pitch_shift})
+    if fade_in:
+        steps.append({"op": "fade_in", "seconds": fade_in})
+    if fade_out:
+        steps.append({"op": "fade_out", "seconds": fade_out})
+    if lufs is not None:
+        steps.append({"op": "loudness", "lufs": lufs, "peak_db": peak_db})
+    if resample_to is not None:
+        steps.append({"op": "resample", "target_sr": resample_to})
+    return steps
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("midi", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .wav/.flac.")
+@click.option("--soundfont", type=click.Path(dir_okay=False), help="A .sf2/.sf3 (default: bundled GM).")
+@click.option("--sample-rate", type=int, default=44100, show_default=True)
+@click.option("--backend", type=click.Choice(["symusic", "fluidsynth"]), default="symusic", show_default=True)
+@click.option("--lufs", type=float, help="Normalise loudness to this target.")
+@click.option("--json", "as_json", is_flag=True)
+def render(midi, out, soundfont, sample_rate, backend, lufs, as_json) -> None:
+    """Render MIDI to audio with a SoundFont synthesizer."""
+    from musegen.api import render as run
+
+    steps = [] if lufs is None else [{"op": "loudness", "lufs": lufs, "peak_db": -1.0}]
+    info = run(midi, out, soundfont=soundfont, sample_rate=sample_rate, backend=backend, steps=steps)
+    _report_file(info, as_json)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("src", type=click.Path(dir_okay=False))
+@click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .wav/.flac.")
+@click.option("--preset", help="Run this preset's post chain (before the flags below).")
+@click.option("--trim", is_flag=True, help="Trim leading and trailing silence.")
+@click.option("--fade-in", type=float, help="Fade-in length in seconds.")
+@click.option("--fade-out", type=float, help="Fade-out length in seconds.")
+@click.option("--tempo-from", type=float, help="Time-stretch from this tempo (BPM)...")
+@click.option("--tempo-to", type=float, help="...to this tempo (BPM).")
+@click.option("--pitch-shift", type=float, help="Shift pitch by semitones.")
+@click.option("--lufs", type=float, help="Target integrated loudness (LUFS).")
+@click.option("--peak-db", type=float, default=-1.0, show_default=True, help="Peak ceiling with --lufs.")
+@click.option("--sample-rate", "resample_to", type=int, help="Resample the result to this rate.")
+@click.option("--json", "as_json", is_flag=True)
+def post(src, out, preset, trim, fade_in, fade_out, tempo_from, tempo_to, pitch_shift, lufs, peak_db,
+         resample_to, as_json) -> None:
+    """Post-process audio: trim, fades, tempo, pitch, loudness, resample."""
+    from musegen.api import post as run
+    from musegen.errors import ParameterError
+
+    steps = []
+    if preset:
+        from musegen.presets import load_preset
+
+        steps.extend(load_preset(preset).post)
+    steps.extend(_post_steps(trim, fade_in, fade_out, tempo_from, tempo_to, pitch_shift, lufs, peak_db,
+                             resample_to))
+    if not steps:
+        raise ParameterError("nothing to do: give --preset or at least one of --trim, --fade-in, "
+                             "--fade-out, --tempo-from/--tempo-to, --pitch-shift, --lufs, --sample-rate")
+    _report_file(run(src, out, steps), as_json)
+
+
+def _report_file(info: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _emit_json(info)
+        return
+    _say(f"{info['path']}: {info['duration_s']:.2f} s, {info['sample_rate']} Hz, {info['channels']} ch, "
+         f"{info['lufs']:.1f} LUFS, peak {info['peak_dbfs']:.1f} dBFS")
+    click.echo(info["path"])
+
+
+@cli.command(context_settings=CONTEXT)
+@click.argument("path", type=click.Path(dir_okay=False))
+@click.option("--plot", type=click.Path(dir_okay=False), help="Save a PNG (spectrogram or piano roll).")
+@click.option("--json", "as_json", is_flag=True)
+def analyze(path, plot, as_json) -> None:
+    """Analyse an audio file (loudness, tempo, key...) or a MIDI file (tempo map, meter, key, parts)."""
+    from musegen.api import analyze as run
+
+    info = run(path, plot=plot)
+    if as_json:
+        _emit_json(info)
+        return
+    for k, v in info.items():
+        if isinstance(v, (list, dict)):
+            if k == "tracks":
+                for t in v:
+                    click.echo(f"  track: {json.dumps(t, default=str)}")
+                continue
+            if k in ("chords",):
+                v = f"{len(v)} chords"
+            elif len(json.dumps(v, default=str)) > 100:
+                v = json.dumps(v, default=str)[:97] + "..."
+        click.echo(f"{k}: {v}")
+
+
+# -- entry point --------------------------------------------------------------------
+
+def run(argv: list[str] | None = None) -> None:
+    """Run the CLI, mapping errors to one line and an exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
+    try:
+        rv = cli.main(args=args, prog_name="musegen", standalone_mode=False)
+    except click.exceptions.Abort:
+        _say("Aborted.")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _say("Error: interrupted")
+        sys.exit(130)
+    except MusegenError as exc:
+        if debug:
+            raise
+        _say(f"Error: {exc}")
+        sys.exit(exc.exit_code)
+    except MemoryError:
+        if debug:
+            raise
+        _say("Error: out of memory")
+        sys.exit(1)
+    except OSError as exc:
+        if debug:
+            raise
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        _say(f"Error: {exc.strerror or exc}{where}")
+        sys.exit(1)
+    except Exception as exc:  # a bug: keep it to one line unless asked
+        if debug:
+            raise
+        _say(f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)

@@ -1,0 +1,103 @@
+"""The engine interface shared by every generator.
+
+The pipeline resolves a :class:`Request` (tempo, meter, key and length are
+already decided, the seed is already loaded and analysed) and hands it to an
+engine, which returns one :class:`EngineOutput` per variation.  Symbolic
+engines fill ``score``; audio engines fill ``audio``; an engine may fill both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # symusic and numpy are only needed by implementations
+    import numpy as np
+    from symusic import Score
+
+    from musegen.midi.analysis import SeedAnalysis
+    from musegen.presets import Preset
+
+#: progress(done, total, message) -- called by engines; only the CLI draws bars.
+Progress = Callable[[float, float, str], None]
+
+
+@dataclass
+class Request:
+    """Everything an engine needs, resolved by the pipeline.
+
+    Attributes
+    ----------
+    preset : Preset
+        The style.  Its tempo/key fields are already resolved into the fields below.
+    bars : int
+        Number of new bars to generate (after the seed, when there is one).
+    tempo_bpm : float
+        Quarter-note tempo of the new material.
+    meter : (int, int)
+        Time signature of the new material, e.g. ``(6, 8)``.
+    tonic : int
+        Key tonic as a pitch class (0 = C).
+    mode : str
+        One of :data:`musegen.presets.MODES`.
+    random_seed : int
+        Seed of every random choice; same request, same output.
+    variations : int
+        Number of outputs wanted; engines that batch generate them together.
+    seed : Score or None
+        The user's MIDI sketch (ticks).  Outputs must start with it unchanged.
+    seed_analysis : SeedAnalysis or None
+        Tempo map, meter, key, track roles, melody and chords of ``seed``.
+    continue_only : bool
+        ``True`` for ``extend``: continue the seed's own parts, add no new ones.
+    temperature : float
+        Sampling temperature (1.0 = the model's own distribution).
+    prompt : str
+        Text prompt for neural engines (the preset description plus user words).
+    options : dict
+        Engine-specific options (preset ``[engine.options]`` merged with the CLI's).
+    """
+
+    preset: "Preset"
+    bars: int
+    tempo_bpm: float
+    meter: tuple[int, int]
+    tonic: int
+    mode: str
+    random_seed: int = 0
+    variations: int = 1
+    seed: "Score | None" = None
+    seed_analysis: "SeedAnalysis | None" = None
+    continue_only: bool = False
+    temperature: float = 1.0
+    prompt: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds(self) -> float:
+        """Length of the new material in seconds."""
+        beats = self.bars * self.meter[0] * 4.0 / self.meter[1]
+        return beats * 60.0 / self.tempo_bpm
+
+
+@dataclass
+class EngineOutput:
+    """One variation: a score (ticks), audio ``(channels, samples)``, or both."""
+
+    score: "Score | None" = None
+    audio: "np.ndarray | None" = None
+    sample_rate: int | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine provides."""
+
+    name: str
+    #: "midi" (render needed), "audio" (already audio), or "both"
+    produces: str
+
+    def generate(self, request: Request, progress: Progress | None = None) -> list[EngineOutput]:
+        """Return ``request.variations`` outputs for ``request``."""
+        ...

@@ -1,0 +1,409 @@
+"""One result end to end: preset + seed -> engine -> render -> post -> files.
+
+This is the Python API behind the CLI's ``generate`` and ``extend``; batch
+runs call it once per job.  Everything is resolved here (tempo, meter, key,
+length, seeds) so that engines get a complete :class:`Request`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import platform
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from musegen import __version__
+from musegen.engines.base import Request
+from musegen.errors import EngineError, ParameterError
+from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
+from musegen.presets import DEFAULT_PRESET, NOTE_NAMES, Preset, load_preset, parse_key
+
+Progress = Callable[[float, float, str], None]
+
+MAX_BARS = 1000
+MAX_SECONDS = 3600.0
+MAX_VARIATIONS = 64
+TAIL_SECONDS = 1.0
+
+
+@dataclass
+class Result:
+    """One generated item: its files and its sidecar (as written)."""
+
+    stem: str
+    wav: Path
+    mid: Path | None
+    json: Path
+    sidecar: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "stem": self.stem,
+            "wav": str(self.wav),
+            "mid": str(self.mid) if self.mid else None,
+            "json": str(self.json),
+            "analysis": self.sidecar.get("analysis", {}),
+            "parameters": self.sidecar.get("parameters", {}),
+        }
+
+
+# -- validation of plain parameters ------------------------------------------
+
+def check_range(name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
+    """Validate a user number, naming the parameter and the value on failure."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ParameterError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if not (lo <= value <= hi) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ParameterError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return value
+
+
+def resolve_preset(preset: str | Preset | None) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    return load_preset(preset or DEFAULT_PRESET)
+
+
+def load_seed(path: str | os.PathLike[str]):
+    """Load and analyse a MIDI sketch: ``(score, analysis, sha256)``."""
+    from musegen.midi.analysis import analyze_score
+    from musegen.midi.io import load_midi
+
+    score = load_midi(path)
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return score, analyze_score(score), digest
+
+
+def bar_seconds(tempo_bpm: float, meter: tuple[int, int]) -> float:
+    return meter[0] * 4.0 / meter[1] * 60.0 / tempo_bpm
+
+
+def plan_request(
+    preset: Preset,
+    *,
+    bars: int | None = None,
+    seconds: float | None = None,
+    random_seed: int = 0,
+    variations: int = 1,
+    tempo: float | None = None,
+    key: str | None = None,
+    temperature: float | None = None,
+    prompt: str = "",
+    seed_score=None,
+    seed_analysis=None,
+    continue_only: bool = False,
+    engine_options: dict[str, Any] | None = None,
+) -> Request:
+    """Resolve a preset and user overrides into an engine :class:`Request`.
+
+    With a seed, tempo, meter and key follow the seed unless overridden.
+    """
+    if bars is not None and seconds is not None:
+        raise ParameterError("give either bars or seconds, not both")
+    check_range("variations", variations, 1, MAX_VARIATIONS, integer=True)
+    check_range("seed", random_seed, 0, 2**63 - 1, integer=True)
+    if temperature is not None:
+        check_range("temperature", temperature, 0.01, 5.0)
+    if tempo is not None:
+        check_range("tempo", tempo, 20, 400)
+    rng = random.Random(random_seed)
+
+    if seed_analysis is not None:
+        meter = tuple(seed_analysis.meter)
+        tonic, mode = seed_analysis.key_tonic, seed_analysis.key_mode
+        bpm = float(seed_analysis.tempo_map[-1][1]) if seed_analysis.tempo_map else float(seed_analysis.tempo_bpm)
+        if not continue_only and _same_quality(preset.mode, mode):
+            mode = preset.mode  # a dorian preset over a minor seed stays dorian
+    else:
+        meter = preset.meter
+        bpm = float(preset.pick_tempo(rng))
+        picked = preset.pick_key(rng)
+        tonic = picked if picked is not None else rng.randrange(12)
+        mode = preset.mode
+    if tempo is not None:
+        bpm = float(tempo)
+    if key is not None:
+        k_tonic, k_mode = parse_key(key)
+        tonic, mode = k_tonic, (k_mode or mode)
+
+    if bars is None and seconds is None:
+        bars = 8 if seed_analysis is not None else 16
+    if seconds is not None:
+        check_range("seconds", seconds, 0.5, MAX_SECONDS)
+        bars = max(1, math.ceil(seconds / bar_seconds(bpm, meter) - 1e-9))
+    check_range("bars", bars, 1, MAX_BARS, integer=True)
+    total = bars * bar_seconds(bpm, meter)
+    if total > MAX_SECONDS:
+        raise ParameterError(
+            f"bars {bars} at {bpm:g} BPM is {total:.0f} s, over the {MAX_SECONDS:.0f} s limit"
+        )
+    desc = preset.description + (f" {prompt.strip()}" if prompt and prompt.strip() else "")
+    return Request(
+        preset=preset,
+        bars=int(bars),
+        tempo_bpm=bpm,
+        meter=(int(meter[0]), int(meter[1])),
+        tonic=int(tonic),
+        mode=str(mode),
+        random_seed=int(random_seed),
+        variations=int(variations),
+        seed=seed_score,
+        seed_analysis=seed_analysis,
+        continue_only=continue_only,
+        temperature=float(temperature if temperature is not None else preset.engine.temperature),
+        prompt=desc,
+        options={**preset.engine.options, **(engine_options or {})},
+    )
+
+
+def _same_quality(mode_a: str, mode_b: str) -> bool:
+    minorish = {"minor", "harmonic-minor", "dorian", "phrygian", "locrian"}
+    return (mode_a in minorish) == (mode_b in minorish)
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"musegen": __version__, "python": platform.python_version()}
+    for pkg in ("numpy", "symusic", "soundfile", "soxr", "pyloudnorm", "torch", "transformers"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def _continuation_start(analysis) -> int:
+    """First bar line at or after the seed's last note."""
+    end = analysis.end_tick
+    starts = [b for b in analysis.bar_starts if b >= end]
+    if starts:
+        return int(starts[0])
+    last = analysis.bar_starts[-1] if analysis.bar_starts else 0
+    bt = analysis.bar_ticks
+    return int(last + math.ceil(max(0, end - last) / bt) * bt)
+
+
+def _apply_tempo_override(score, request: Request) -> None:
+    """With ``--tempo`` over a seed, the new bars switch to the asked tempo."""
+    from symusic import Tempo
+
+    a = request.seed_analysis
+    current = a.tempo_map[-1][1] if a.tempo_map else a.tempo_bpm
+    if abs(current - request.tempo_bpm) > 1e-6:
+        score.tempos.append(Tempo(_continuation_start(a), request.tempo_bpm))
+        score.tempos.sort(key=lambda t: t.time)
+
+
+def generate(
+    preset: str | Preset | None = None,
+    *,
+    midi: str | os.PathLike[str] | None = None,
+    bars: int | None = None,
+    seconds: float | None = None,
+    seed: int | None = None,
+    variations: int = 1,
+    engine: str | None = None,
+    tempo: float | None = None,
+    key: str | None = None,
+    temperature: float | None = None,
+    prompt: str = "",
+    out_dir: str | os.PathLike[str] = "out",
+    name: str | None = None,
+    soundfont: str | None = None,
+    sample_rate: int | None = None,
+    post: Sequence[dict[str, Any]] | None = None,
+    continue_only: bool = False,
+    engine_options: dict[str, Any] | None = None,
+    command: str = "generate",
+    progress: Progress | None = None,
+) -> list[Result]:
+    """Generate ``variations`` results and write ``<stem>.wav/.mid/.json`` for each.
+
+    Parameters
+    ----------
+    preset : str, Preset or None
+        Preset name or path (default :data:`musegen.presets.DEFAULT_PRESET`).
+    midi : path, optional
+        A MIDI sketch; every output starts with it unchanged, then ``bars``
+        new bars follow in its tempo, meter and key.
+    bars, seconds : int or float, optional
+        Length of the new material (one of them; default 16 bars, 8 after a seed).
+    seed : int, optional
+        Random seed; ``None`` draws one (it is recorded in the sidecar).
+    post : list of dict, optional
+        Post-processing chain; ``None`` uses the preset's, ``[]`` none.
+    continue_only : bool
+        Continue only the seed's own parts (``extend``).
+
+    Returns
+    -------
+    list of Result
+    """
+    from musegen.audio.chain import apply_chain, validate_chain
+    from musegen.engines.registry import get_engine
+
+    t0 = time.perf_counter()
+    p = resolve_preset(preset)
+    if seed is None:
+        seed = secrets.randbelow(2**31)
+    seed_score = seed_analysis = seed_sha = None
+    if midi is not None:
+        seed_score, seed_analysis, seed_sha = load_seed(midi)
+    elif continue_only:
+        raise ParameterError("extend needs a MIDI sketch to continue")
+    request = plan_request(
+        p, bars=bars, seconds=seconds, random_seed=seed, variations=variations, tempo=tempo,
+        key=key, temperature=temperature, prompt=prompt, seed_score=seed_score,
+        seed_analysis=seed_analysis, continue_only=continue_only, engine_options=engine_options,
+    )
+    steps = list(p.post) if post is None else validate_chain(list(post))
+    sr = int(sample_rate or p.render.sample_rate)
+    from musegen.render.synth import MAX_SR, MIN_SR, resolve_soundfont
+
+    check_range("sample rate", sr, MIN_SR, MAX_SR, integer=True)
+    sf_ref = soundfont if soundfont is not None else p.render.soundfont
+    sf_path = resolve_soundfont(sf_ref)
+    out = ensure_dir(out_dir)
+    engine_name = engine or p.engine.name
+    eng = get_engine(engine_name)
+
+    n_steps = variations * 3 + 1
+    report = progress or (lambda done, total, msg: None)
+
+    def engine_progress(done: float, total: float, msg: str) -> None:
+        report(done / max(total, 1e-9), n_steps, msg)
+
+    report(0, n_steps, f"{engine_name}: generating")
+    t_eng = time.perf_counter()
+    outputs = eng.generate(request, progress=engine_progress)
+    t_eng = time.perf_counter() - t_eng
+    if len(outputs) != variations:
+        raise EngineError(f"engine {engine_name!r} returned {len(outputs)} outputs for {variations} variations")
+    report(1, n_steps, "rendering")
+
+    template = name or (DEFAULT_TEMPLATE + ("-v{variation}" if variations > 1 else ""))
+    if midi is not None and name is None:
+        template = "{midi}-" + template
+    results = []
+    for i, item in enumerate(outputs):
+        stem = format_stem(
+            template, preset=p.name, seed=seed, variation=i + 1, engine=engine_name,
+            midi=Path(midi).stem if midi is not None else "", bars=request.bars,
+            tempo=f"{request.tempo_bpm:g}", key=f"{NOTE_NAMES[request.tonic]}{request.mode}",
+        )
+        results.append(
+            _finish_item(
+                item, request, p, stem, out, sr, sf_path, steps, apply_chain, command,
+                engine_name, i, midi, seed_sha, report, 1 + 3 * i, n_steps, t_eng / variations,
+            )
+        )
+    report(n_steps, n_steps, f"done in {time.perf_counter() - t0:.1f} s")
+    return results
+
+
+def _finish_item(item, request, p, stem, out, sr, sf_path, steps, apply_chain, command,
+                 engine_name, index, midi, seed_sha, report, step0, n_steps, t_engine):
+    from musegen.audio.analysis import loudness_lufs, peak_dbfs
+    from musegen.audio.io import resample, write_audio
+    from musegen.midi.io import save_midi
+    from musegen.render.synth import render_score
+
+    timings = {"engine_s": round(t_engine, 4)}
+    score = item.score
+    if score is not None and request.seed_analysis is not None:
+        _apply_tempo_override(score, request)
+    t = time.perf_counter()
+    if item.audio is not None:
+        y = item.audio
+        if item.sample_rate != sr:
+            y = resample(y, sr=item.sample_rate, target_sr=sr)
+    elif score is not None:
+        y = render_score(score, sample_rate=sr, soundfont=sf_path, gain_db=p.render.gain_db,
+                         tail_seconds=TAIL_SECONDS)
+    else:
+        raise EngineError(f"engine {engine_name!r} returned neither a score nor audio")
+    timings["render_s"] = round(time.perf_counter() - t, 4)
+    report(step0 + 1, n_steps, f"{stem}: post-processing")
+    t = time.perf_counter()
+    y, out_sr = apply_chain(y, sr=sr, steps=steps)
+    timings["post_s"] = round(time.perf_counter() - t, 4)
+
+    files = ResultFiles(out, stem)
+    analysis = {
+        "duration_s": round(y.shape[1] / out_sr, 3),
+        "sample_rate": out_sr,
+        "channels": int(y.shape[0]),
+        "lufs": round(float(loudness_lufs(y, sr=out_sr)), 2),
+        "peak_dbfs": round(float(peak_dbfs(y)), 2),
+        "tempo_bpm": request.tempo_bpm,
+        "meter": f"{request.meter[0]}/{request.meter[1]}",
+        "key": f"{NOTE_NAMES[request.tonic]} {request.mode}",
+        "bars": request.bars,
+        "music_s": round(request.seconds + (request.seed_analysis.duration_s if request.seed_analysis else 0), 3),
+    }
+    if score is not None:
+        analysis["n_notes"] = int(sum(len(t.notes) for t in score.tracks))
+        analysis["tracks"] = [
+            {"name": t.name, "program": int(t.program), "is_drum": bool(t.is_drum), "notes": len(t.notes)}
+            for t in score.tracks
+        ]
+    sidecar = {
+        "musegen": __version__,
+        "command": command,
+        "stem": stem,
+        "files": {"wav": files.wav.name, "mid": files.mid.name if score is not None else None,
+                  "json": files.json.name},
+        "parameters": {
+            "preset": p.name,
+            "engine": engine_name,
+            "seed": request.random_seed,
+            "variation": index + 1,
+            "variations": request.variations,
+            "bars": request.bars,
+            "tempo_bpm": request.tempo_bpm,
+            "meter": list(request.meter),
+            "key": NOTE_NAMES[request.tonic],
+            "mode": request.mode,
+            "temperature": request.temperature,
+            "prompt": request.prompt,
+            "continue_only": request.continue_only,
+            "midi": str(midi) if midi is not None else None,
+            "midi_sha256": seed_sha,
+            "soundfont": str(sf_path),
+            "sample_rate": out_sr,
+            "post": steps,
+            "engine_options": request.options,
+        },
+        "engine": {"name": engine_name, "info": item.info},
+        "preset": p.to_dict(),
+        "analysis": analysis,
+        "versions": _versions(),
+        "timings": timings,
+    }
+    report(step0 + 2, n_steps, f"{stem}: writing")
+    with files:
+        if score is not None:
+            save_midi(score, files.mid)
+            files.wrote(files.mid)
+        write_audio(files.wav, y, sr=out_sr)
+        files.wrote(files.wav)
+        write_json(files.json, sidecar)
+        files.wrote(files.json)
+    report(step0 + 3, n_steps, f"{stem}: done")
+    return Result(stem, files.wav, files.mid if score is not None else None, files.json, sidecar)
+
+
+def extend(midi: str | os.PathLike[str], *, add_parts: bool = False, **kwargs: Any) -> list[Result]:
+    """Continue a MIDI sketch: the sketch unchanged, then ``bars`` more of its own parts.
+
+    ``add_parts=True`` also adds the preset's roles the sketch lacks.
+    """
+    kwargs.setdefault("name", None)
+    return generate(midi=midi, continue_only=not add_parts, command="extend", **kwargs)

@@ -1,0 +1,161 @@
+"""SoundFont synthesis: ``Score`` -> stereo float32 audio.
+
+The default backend is symusic's built-in SoundFont synthesizer (fast: about
+0.4 s for three minutes of five-part music on one core).  ``"fluidsynth"``
+runs the FluidSynth command-line program when it is installed; it is slower
+but renders release envelopes and its own reverb/chorus.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from musegen.errors import ParameterError, RenderError, SoundFontError
+
+BACKENDS = ("symusic", "fluidsynth")
+DEFAULT_SOUNDFONT = "TimGM6mb.sf2"
+#: symusic's mix peaks well above full scale for dense scores: leave headroom
+#: here and let the post chain set the final loudness.
+HEADROOM_GAIN = 0.35
+MIN_SR, MAX_SR = 8000, 192000
+MAX_SOUNDFONT_BYTES = 1 << 30
+
+
+def default_soundfont() -> Path:
+    """The bundled General MIDI SoundFont."""
+    return Path(str(resources.files("musegen") / "render" / "soundfonts" / DEFAULT_SOUNDFONT))
+
+
+def resolve_soundfont(ref: str | os.PathLike[str] | None) -> Path:
+    """Path of a usable SoundFont; ``None`` or ``"default"`` is the bundled one.
+
+    Raises
+    ------
+    SoundFontError
+        When the file is missing or is not a RIFF ``sfbk`` (SF2/SF3) file.
+    """
+    if ref is None or str(ref) == "default":
+        return default_soundfont()
+    path = Path(ref).expanduser()
+    if not path.is_file():
+        raise SoundFontError(f"soundfont {str(ref)!r} does not exist")
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as fh:
+            head = fh.read(12)
+    except OSError as exc:
+        raise SoundFontError(f"cannot read soundfont {str(ref)!r}: {exc.strerror or exc}") from None
+    if size > MAX_SOUNDFONT_BYTES:
+        raise SoundFontError(f"soundfont {str(ref)!r} is larger than {MAX_SOUNDFONT_BYTES >> 20} MB")
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
+        raise SoundFontError(f"soundfont {str(ref)!r} is not an SF2/SF3 file (no RIFF sfbk header)")
+    return path
+
+
+@lru_cache(maxsize=4)
+def _symusic_synth(path: str, sample_rate: int, mtime: float):
+    from symusic import Synthesizer
+
+    try:
+        return Synthesizer(path, sample_rate=sample_rate)
+    except Exception as exc:  # the C++ loader raises plain RuntimeErrors
+        raise SoundFontError(f"soundfont {path!r} could not be loaded: {exc}") from None
+
+
+def _render_symusic(score, sf: Path, sample_rate: int) -> np.ndarray:
+    synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
+    try:
+        audio = synth.render(score, stereo=True)
+    except Exception as exc:
+        raise RenderError(f"synthesis failed: {exc}") from None
+    return np.asarray(audio, dtype=np.float32)
+
+
+def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:
+    import soundfile as sf_io
+
+    exe = shutil.which("fluidsynth")
+    if exe is None:
+        raise RenderError("the fluidsynth backend needs the FluidSynth program (e.g. apt install fluidsynth)")
+    with tempfile.TemporaryDirectory(prefix="musegen-fs-") as tmp:
+        mid = os.path.join(tmp, "in.mid")
+        wav = os.path.join(tmp, "out.wav")
+        score.dump_midi(mid)
+        # argv list, never a shell: paths are passed verbatim.
+        cmd = [exe, "-ni", "-q", "-g", "1.0", "-r", str(sample_rate), "-F", wav, str(sf), mid]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, timeout=3600, check=False)
+        except subprocess.TimeoutExpired:
+            raise RenderError("fluidsynth took longer than an hour") from None
+        if proc.returncode != 0 or not os.path.exists(wav):
+            msg = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise RenderError(f"fluidsynth failed: {msg[-1] if msg else proc.returncode}")
+        data, _ = sf_io.read(wav, dtype="float32", always_2d=True)
+    return np.ascontiguousarray(data.T)
+
+
+def render_score(
+    score,
+    *,
+    sample_rate: int = 44100,
+    soundfont: str | os.PathLike[str] | None = None,
+    gain_db: float = 0.0,
+    tail_seconds: float = 0.0,
+    backend: str = "symusic",
+) -> np.ndarray:
+    """Synthesize a score to stereo audio.
+
+    Parameters
+    ----------
+    score : symusic.Score
+        Any time unit; drum tracks (``is_drum``, MIDI channel 10) use the kit.
+    sample_rate : int
+        Output rate in Hz (8000-192000; 44100 or 48000 are usual).
+    soundfont : path or None
+        An ``.sf2``/``.sf3`` file; ``None`` uses the bundled GM SoundFont.
+    gain_db : float
+        Extra gain applied after the fixed headroom.
+    tail_seconds : float
+        Silence appended after the last note so that effects can ring out.
+    backend : {"symusic", "fluidsynth"}
+
+    Returns
+    -------
+    np.ndarray, shape (2, n), float32
+        Peaks are kept below 0 dBFS by a fixed headroom gain, and by peak
+        normalisation to -1 dBFS if a dense score still exceeds it.
+    """
+    if backend not in BACKENDS:
+        raise ParameterError(f"render backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if not isinstance(sample_rate, int) or not MIN_SR <= sample_rate <= MAX_SR:
+        raise ParameterError(f"sample rate must be between {MIN_SR} and {MAX_SR} Hz, got {sample_rate!r}")
+    sf = resolve_soundfont(soundfont)
+    if sum(len(t.notes) for t in score.tracks) == 0:
+        raise RenderError("nothing to render: the MIDI holds no notes")
+    if backend == "symusic":
+        audio = _render_symusic(score, sf, sample_rate) * HEADROOM_GAIN
+    else:
+        audio = _render_fluidsynth(score, sf, sample_rate)
+    if audio.ndim != 2 or audio.shape[1] == 0:
+        raise RenderError("synthesis produced no audio")
+    if audio.shape[0] == 1:
+        audio = np.repeat(audio, 2, axis=0)
+    if not np.isfinite(audio).all():
+        raise RenderError("synthesis produced non-finite samples (a broken SoundFont?)")
+    audio *= np.float32(10.0 ** (gain_db / 20.0))
+    peak = float(np.max(np.abs(audio)))
+    ceiling = 10.0 ** (-1.0 / 20.0)
+    if peak > ceiling:
+        audio *= np.float32(ceiling / peak)
+    if tail_seconds > 0:
+        pad = np.zeros((audio.shape[0], int(round(tail_seconds * sample_rate))), dtype=np.float32)
+        audio = np.concatenate([audio, pad], axis=1)
+    return audio
