@@ -1,0 +1,110 @@
+"""Presets: every built-in loads; errors name the bad key or value."""
+
+from __future__ import annotations
+
+import pytest
+
+from musegen.errors import PresetError
+from musegen.presets import DEFAULT_PRESET, list_names, list_presets, load_preset, parse_key
+
+REQUIRED = {
+    "bach-chorale", "irish-reel", "renaissance-polyphony", "pop-ballad", "lofi-chill", "synthwave",
+    "ambient", "jazz-trio", "bossa-nova", "techno", "cinematic", "chiptune",
+}
+
+MINIMAL = '''
+name = "mine"
+description = "a test style"
+tempo = [90, 100]
+meter = "3/4"
+key = "D"
+mode = "dorian"
+[instruments]
+lead = 73
+bass = 32
+'''
+
+
+def test_builtins_cover_the_styles_and_all_load():
+    names = set(list_names())
+    assert REQUIRED <= names
+    assert DEFAULT_PRESET in names
+    for preset, name, origin in list_presets():
+        assert preset is not None, f"{name}: {origin}"
+        assert preset.description and preset.instruments.roles()
+        assert preset.post, f"{name} has no post chain"
+
+
+def test_presets_differ_in_what_makes_a_style():
+    sigs = {}
+    for p, name, _ in list_presets():
+        sigs[name] = (p.tempo, p.meter, p.mode, p.instruments, p.groove.drum_pattern, p.harmony.chord_style)
+    assert len(set(sigs.values())) == len(sigs)
+
+
+def test_user_preset_by_path_and_env(tmp_path, monkeypatch):
+    f = tmp_path / "mine.toml"
+    f.write_text(MINIMAL)
+    p = load_preset(str(f))
+    assert p.tempo == (90.0, 100.0) and p.meter == (3, 4) and p.mode == "dorian"
+    assert p.instruments.lead == 73 and p.instruments.drums is None
+    monkeypatch.setenv("MUSEGEN_PRESET_PATH", str(tmp_path))
+    assert load_preset("mine").source == "user"
+    assert "mine" in list_names()
+
+
+def test_extends_merges_tables(tmp_path, monkeypatch):
+    (tmp_path / "slow-lofi.toml").write_text('extends = "lofi-chill"\nname = "slow-lofi"\ntempo = 60\n')
+    monkeypatch.setenv("MUSEGEN_PRESET_PATH", str(tmp_path))
+    base, child = load_preset("lofi-chill"), load_preset("slow-lofi")
+    assert child.tempo == (60.0, 60.0)
+    assert child.instruments == base.instruments and child.post == base.post
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (MINIMAL + "colour = 3\n", "'colour'"),
+        (MINIMAL.replace("[instruments]", "[groove]\nswung = 0.2\n[instruments]"), "'swung'"),
+        (MINIMAL.replace('tempo = [90, 100]', 'tempo = 1000'), "tempo must be between"),
+        (MINIMAL.replace('meter = "3/4"', 'meter = "7/3"'), "'7/3'"),
+        (MINIMAL.replace('key = "D"', 'key = "H"'), "'H'"),
+        (MINIMAL.replace('mode = "dorian"', 'mode = "happy"'), "'happy'"),
+        (MINIMAL.replace("lead = 73", "lead = 200"), "instruments.lead"),
+        (MINIMAL + '[harmony]\nprogressions = [["I", "Q"]]\n', "'Q'"),
+        (MINIMAL + 'post = [{op = "loudness", lufz = -14}]\n', "lufz"),
+        (MINIMAL + 'post = [{op = "explode"}]\n', "explode"),
+        ("name = [unclosed", "not valid TOML"),
+        (MINIMAL.replace("[instruments]\nlead = 73\nbass = 32", "[instruments]"), "names no role"),
+    ],
+)
+def test_bad_presets_name_the_problem(tmp_path, text, needle):
+    f = tmp_path / "bad.toml"
+    f.write_text(text)
+    with pytest.raises(PresetError) as err:
+        load_preset(str(f))
+    assert needle in str(err.value)
+    assert str(f) in str(err.value) or "TOML" in str(err.value)
+
+
+def test_binary_junk_and_unknown_name(tmp_path):
+    f = tmp_path / "junk.toml"
+    f.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(PresetError, match="not UTF-8|not valid TOML"):
+        load_preset(str(f))
+    with pytest.raises(PresetError, match="unknown preset 'nope'"):
+        load_preset("nope")
+
+
+def test_extends_loop_is_reported(tmp_path, monkeypatch):
+    (tmp_path / "a.toml").write_text('extends = "b"\nname = "a"\n')
+    (tmp_path / "b.toml").write_text('extends = "a"\nname = "b"\n')
+    monkeypatch.setenv("MUSEGEN_PRESET_PATH", str(tmp_path))
+    with pytest.raises(PresetError, match="loops"):
+        load_preset("a")
+
+
+@pytest.mark.parametrize("text, expect", [("F#m", (6, "minor")), ("Bb major", (10, "major")),
+                                          ("d dorian", (2, "dorian")), ("C", (0, None))])
+def test_parse_key(text, expect):
+    assert parse_key(text) == expect

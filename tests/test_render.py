@@ -1,0 +1,90 @@
+"""SoundFont rendering: real synthesis, stereo, right length, drums audible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, Track
+
+from musegen.errors import ParameterError, SoundFontError
+from musegen.render import default_soundfont, render_score
+
+
+def _score(program=0, drums=False, beats=8, tempo=120.0):
+    s = Score(480)
+    s.tempos.append(Tempo(0, tempo))
+    t = Track(name="x", program=program, is_drum=drums)
+    for i in range(beats):
+        t.notes.append(Note(i * 480, 400, (36 if i % 2 == 0 else 38) if drums else 60 + (i % 5), 100))
+    s.tracks.append(t)
+    return s
+
+
+def _band_energy(y, sr, lo, hi):
+    spec = np.abs(np.fft.rfft(y.mean(axis=0)))
+    f = np.fft.rfftfreq(y.shape[1], 1 / sr)
+    return float(spec[(f >= lo) & (f < hi)].sum())
+
+
+def test_bundled_soundfont_is_package_data():
+    sf = default_soundfont()
+    assert sf.is_file() and sf.read_bytes()[8:12] == b"sfbk"
+
+
+@pytest.mark.parametrize("sr", [44100, 48000])
+def test_render_is_stereo_not_silent_and_right_length(sr):
+    y = render_score(_score(), sample_rate=sr)
+    assert y.shape[0] == 2 and y.dtype == np.float32
+    # 8 beats at 120 BPM = 4.0 s (last note ends at 7*0.5 + 400/480*0.5 s)
+    assert abs(y.shape[1] / sr - (7 * 0.5 + 400 / 480 * 0.5)) < 0.05
+    assert np.sqrt(np.mean(y**2)) > 1e-3
+    assert np.max(np.abs(y)) <= 1.0
+
+
+def test_instruments_sound_different_not_sine():
+    sr = 44100
+    piano = render_score(_score(program=0), sample_rate=sr)
+    strings = render_score(_score(program=48), sample_rate=sr)
+    n = min(piano.shape[1], strings.shape[1])
+    corr = np.corrcoef(piano[0, :n], strings[0, :n])[0, 1]
+    assert abs(corr) < 0.5
+    # a sampled piano has energy well above the fundamentals (harmonics), unlike a sine
+    assert _band_energy(piano, sr, 1000, 8000) > 0.05 * _band_energy(piano, sr, 200, 1000)
+
+
+def _centroid(y, sr):
+    spec = np.abs(np.fft.rfft(y.mean(axis=0)))
+    f = np.fft.rfftfreq(y.shape[1], 1 / sr)
+    return float((spec * f).sum() / spec.sum())
+
+
+def test_drums_use_the_kit_on_channel_10():
+    sr = 44100
+    hats = _score(drums=True)
+    for n in hats.tracks[0].notes:
+        n.pitch = 42  # closed hi-hat in the GM drum map
+    melodic = _score(drums=False)
+    for n in melodic.tracks[0].notes:
+        n.pitch = 42
+    kit_audio = render_score(hats, sample_rate=sr)
+    assert np.sqrt(np.mean(kit_audio**2)) > 1e-3
+    # the same key numbers on channel 10 are a bright hi-hat, not a low piano F#
+    assert _centroid(kit_audio, sr) > 2.5 * _centroid(render_score(melodic, sample_rate=sr), sr)
+
+
+def test_tail_adds_silence():
+    y0 = render_score(_score(), sample_rate=22050)
+    y1 = render_score(_score(), sample_rate=22050, tail_seconds=1.0)
+    assert y1.shape[1] - y0.shape[1] == 22050
+    assert np.all(y1[:, y0.shape[1]:] == 0)
+
+
+def test_bad_soundfonts_and_rates(tmp_path):
+    junk = tmp_path / "junk.sf2"
+    junk.write_bytes(b"not a soundfont at all" * 10)
+    with pytest.raises(SoundFontError, match="junk.sf2"):
+        render_score(_score(), soundfont=junk)
+    with pytest.raises(SoundFontError, match="does not exist"):
+        render_score(_score(), soundfont=tmp_path / "missing.sf2")
+    with pytest.raises(ParameterError, match="sample rate"):
+        render_score(_score(), sample_rate=1)
