@@ -49,7 +49,7 @@ def render(
     write_audio(out, y, sr=sr)
     return {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
             "channels": int(y.shape[0]), "lufs": round(loudness_lufs(y, sr=sr), 2),
-            "peak_dbfs": round(peak_dbfs(y), 2)}
+            "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2)}
 
 
 def post(
@@ -69,7 +69,7 @@ def post(
     write_audio(out, y, sr=sr)
     return {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
             "channels": int(y.shape[0]), "lufs": round(loudness_lufs(y, sr=sr), 2),
-            "peak_dbfs": round(peak_dbfs(y), 2), "steps": chain}
+            "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2), "steps": chain}
 
 
 def analyze(path: str | os.PathLike[str], *, plot: str | os.PathLike[str] | None = None) -> dict[str, Any]:

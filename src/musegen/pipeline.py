@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from musegen import __version__
-from musegen.engines.base import Request
+from musegen.engines.base import Request, continuation_start
 from musegen.errors import EngineError, ParameterError
 from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
 from musegen.presets import DEFAULT_PRESET, NOTE_NAMES, Preset, load_preset, parse_key
@@ -179,17 +179,6 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _continuation_start(analysis) -> int:
-    """First bar line at or after the seed's last note."""
-    end = analysis.end_tick
-    starts = [b for b in analysis.bar_starts if b >= end]
-    if starts:
-        return int(starts[0])
-    last = analysis.bar_starts[-1] if analysis.bar_starts else 0
-    bt = analysis.bar_ticks
-    return int(last + math.ceil(max(0, end - last) / bt) * bt)
-
-
 def _apply_tempo_override(score, request: Request) -> None:
     """With ``--tempo`` over a seed, the new bars switch to the asked tempo."""
     from symusic import Tempo
@@ -197,7 +186,7 @@ def _apply_tempo_override(score, request: Request) -> None:
     a = request.seed_analysis
     current = a.tempo_map[-1][1] if a.tempo_map else a.tempo_bpm
     if abs(current - request.tempo_bpm) > 1e-6:
-        score.tempos.append(Tempo(_continuation_start(a), request.tempo_bpm))
+        score.tempos.append(Tempo(continuation_start(a), request.tempo_bpm))
         score.tempos.sort(key=lambda t: t.time)
 
 
@@ -341,7 +330,7 @@ def _finish_item(item, request, p, stem, out, sr, sf_path, steps, apply_chain, c
         "sample_rate": out_sr,
         "channels": int(y.shape[0]),
         "lufs": round(float(loudness_lufs(y, sr=out_sr)), 2),
-        "peak_dbfs": round(float(peak_dbfs(y)), 2),
+        "peak_dbfs": round(max(-120.0, float(peak_dbfs(y))), 2),
         "tempo_bpm": request.tempo_bpm,
         "meter": f"{request.meter[0]}/{request.meter[1]}",
         "key": f"{NOTE_NAMES[request.tonic]} {request.mode}",

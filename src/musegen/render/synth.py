@@ -76,7 +76,8 @@ def _render_symusic(score, sf: Path, sample_rate: int) -> np.ndarray:
         audio = synth.render(score, stereo=True)
     except Exception as exc:
         raise RenderError(f"synthesis failed: {exc}") from None
-    return np.asarray(audio, dtype=np.float32)
+    # symusic hands back a Fortran-ordered array; effects expect C order
+    return np.ascontiguousarray(np.asarray(audio, dtype=np.float32))
 
 
 def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:

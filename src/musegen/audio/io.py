@@ -1,0 +1,187 @@
+"""Reading, writing and resampling audio.
+
+Audio is float32 ``(channels, samples)`` everywhere.  Writes are atomic: a
+file either appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from musegen.audio._atomic import atomic_output
+from musegen.audio._checks import MAX_CHANNELS, MAX_SR, MIN_SR, as_audio, check_sr
+from musegen.errors import AudioError, ParameterError
+
+__all__ = ["read_audio", "resample", "write_audio"]
+
+#: File extension -> libsndfile major format.
+FORMATS = {
+    ".wav": "WAV",
+    ".flac": "FLAC",
+    ".ogg": "OGG",
+    ".aif": "AIFF",
+    ".aiff": "AIFF",
+    ".mp3": "MP3",
+}
+_LOSSY = {"OGG", "MP3"}
+
+
+def read_audio(
+    path: str | os.PathLike[str], *, sr: int | None = None, mono: bool = False
+) -> tuple[np.ndarray, int]:
+    """Read an audio file (WAV, FLAC, OGG, AIFF, MP3 ...).
+
+    Parameters
+    ----------
+    path : str or path-like
+    sr : int, optional
+        Resample to this rate in Hz (soxr, high quality); ``None`` keeps the
+        file's rate.
+    mono : bool
+        Average the channels into one.
+
+    Returns
+    -------
+    y : np.ndarray, shape (channels, samples), float32
+    sr : int
+        Sample rate of ``y`` in Hz.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, empty, not audio, holds no samples, has NaN or
+        infinite samples, a rate outside 1000-384000 Hz or more than 8
+        channels.  The message names the path.
+    ParameterError
+        ``sr`` is out of range.
+    """
+    if sr is not None:
+        sr = check_sr(sr)
+    name = str(path)
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(f"audio file {name!r} not found")
+    if p.is_dir():
+        raise AudioError(f"audio file {name!r} is a directory")
+    try:
+        if p.stat().st_size == 0:
+            raise AudioError(f"audio file {name!r} is empty (0 bytes)")
+        info = sf.info(name)
+    except AudioError:
+        raise
+    except (RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioError(f"{name!r} is not a readable audio file: {_short(exc)}") from exc
+    if not MIN_SR <= info.samplerate <= MAX_SR:
+        raise AudioError(
+            f"audio file {name!r} has an unsupported sample rate of {info.samplerate} Hz "
+            f"(expected {MIN_SR}-{MAX_SR})"
+        )
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise AudioError(
+            f"audio file {name!r} has {info.channels} channels (at most {MAX_CHANNELS} are supported)"
+        )
+    try:
+        data, file_sr = sf.read(name, dtype="float32", always_2d=True)
+    except (RuntimeError, OSError, TypeError, ValueError) as exc:
+        raise AudioError(f"cannot decode audio file {name!r}: {_short(exc)}") from exc
+    if data.shape[0] == 0:
+        raise AudioError(f"audio file {name!r} holds no samples")
+    if not np.isfinite(data.sum(dtype=np.float64)):
+        raise AudioError(f"audio file {name!r} contains NaN or infinite samples")
+    y = np.ascontiguousarray(data.T)
+    if mono and y.shape[0] > 1:
+        y = y.mean(axis=0, keepdims=True)
+    if sr is not None and sr != file_sr:
+        y = resample(y, sr=file_sr, target_sr=sr)
+        file_sr = sr
+    return y, int(file_sr)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def write_audio(
+    path: str | os.PathLike[str], y: np.ndarray, *, sr: int, subtype: str | None = "PCM_16"
+) -> None:
+    """Write audio atomically; the format follows the file extension.
+
+    The samples go to a hidden ``.<name>.<random>.part`` file beside
+    ``path``, which is fsync'ed and then renamed over ``path``; on any
+    failure it is removed, so ``path`` is never left half-written.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Ends in .wav, .flac, .ogg, .aif/.aiff or .mp3.
+    y : np.ndarray, shape (channels, samples)
+        Finite samples; clipped to [-1, 1] unless the subtype is floating point.
+    sr : int
+        Sample rate in Hz.
+    subtype : str or None
+        libsndfile subtype, e.g. ``"PCM_16"``, ``"PCM_24"``, ``"FLOAT"``.
+        ``None`` picks the format's default.  Lossy formats cannot store
+        PCM, so for .ogg and .mp3 a ``PCM_*`` subtype (such as the default)
+        means the format's own codec (Vorbis, MPEG layer III).
+
+    Raises
+    ------
+    ParameterError
+        Bad ``y``, ``sr``, extension or subtype.
+    OutputError
+        The file could not be written (missing folder, permissions, disk
+        full ...); the message names the path and the reason.
+    """
+    y = as_audio(y)
+    sr = check_sr(sr)
+    fmt = FORMATS.get(Path(path).suffix.lower())
+    if fmt is None:
+        raise ParameterError(
+            f"cannot tell the audio format of {str(path)!r} from its extension "
+            f"(use one of {', '.join(sorted(FORMATS))})"
+        )
+    if subtype is None or (fmt in _LOSSY and str(subtype).upper().startswith("PCM")):
+        subtype = sf.default_subtype(fmt)
+    subtype = str(subtype).upper()
+    if not sf.check_format(fmt, subtype):
+        raise ParameterError(
+            f"subtype {subtype!r} cannot be written to a {fmt} file "
+            f"(choose from {', '.join(sf.available_subtypes(fmt))})"
+        )
+    if subtype not in ("FLOAT", "DOUBLE"):
+        y = np.clip(y, -1.0, 1.0)
+    frames = np.ascontiguousarray(y.T)
+    with atomic_output(path) as handle:
+        sf.write(handle, frames, sr, format=fmt, subtype=subtype)
+
+
+def resample(y: np.ndarray, *, sr: int, target_sr: int) -> np.ndarray:
+    """Change the sample rate (soxr, high quality).
+
+    Parameters
+    ----------
+    y : np.ndarray, shape (channels, samples)
+    sr : int
+        Current rate in Hz.
+    target_sr : int
+        New rate in Hz.
+
+    Returns
+    -------
+    np.ndarray, shape (channels, about samples * target_sr / sr), float32
+    """
+    import soxr
+
+    y = as_audio(y)
+    sr = check_sr(sr)
+    target_sr = check_sr(target_sr, "target_sr")
+    if sr == target_sr:
+        return y.copy()
+    # soxr takes (frames, channels) and resamples every channel alike.
+    out = soxr.resample(np.ascontiguousarray(y.T), sr, target_sr, quality="HQ")
+    return np.ascontiguousarray(out.T, dtype=np.float32)
