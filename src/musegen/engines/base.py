@@ -101,3 +101,14 @@ class Engine(Protocol):
     def generate(self, request: Request, progress: Progress | None = None) -> list[EngineOutput]:
         """Return ``request.variations`` outputs for ``request``."""
         ...
+
+
+def continuation_start(analysis: "SeedAnalysis") -> int:
+    """Tick of the first bar line at or after a seed's last note end: where new bars begin."""
+    end = int(analysis.end_tick)
+    for b in analysis.bar_starts:
+        if b >= end:
+            return int(b)
+    last = int(analysis.bar_starts[-1]) if analysis.bar_starts else 0
+    bt = int(analysis.bar_ticks)
+    return last + -(-max(0, end - last) // bt) * bt

@@ -14,6 +14,8 @@ from typing import Any
 from musegen.errors import EngineError, ParameterError
 
 BUILTIN: dict[str, tuple[str, str]] = {
+    "symbolic": ("musegen.engines.symbolic.engine:SymbolicEngine",
+                 "the embedded music transformer trained on POP909 and music21's corpus (offline)"),
     "procedural": ("musegen.engines.procedural:ProceduralEngine",
                    "rule-based harmony, melody, bass, chords and drums from the preset (offline)"),
 }

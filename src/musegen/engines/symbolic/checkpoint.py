@@ -1,0 +1,90 @@
+"""Checkpoints: ``model.safetensors`` + ``config.json`` + ``tokenizer.json`` in one folder.
+
+Weights are safetensors only (never pickle); the model config and the
+tokenizer config travel with them, so a folder rebuilds itself.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import EngineError, ParameterError
+
+WEIGHTS = "model.safetensors"
+CONFIG = "config.json"
+TOKENIZER = "tokenizer.json"
+MAX_WEIGHT_BYTES = 2 << 30
+
+
+def shipped_checkpoint() -> Path:
+    """The model trained by ``scripts/train_symbolic.py`` and shipped in the package."""
+    return Path(str(resources.files("musegen") / "engines" / "symbolic" / "weights"))
+
+
+def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike[str], meta: dict[str, Any], *,
+                    half: bool = True) -> Path:
+    """Write weights (fp16 by default), config and tokenizer atomically into ``out_dir``."""
+    import torch
+    from safetensors.torch import save_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    state = {}
+    for k, v in model.state_dict().items():
+        if k == "head.weight":  # tied to tok.weight
+            continue
+        v = v.detach().to("cpu").contiguous()
+        state[k] = v.half() if half and v.is_floating_point() else v
+    tmp = out / f".{WEIGHTS}.part"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, out / WEIGHTS)
+    tmp_tok = out / f".{TOKENIZER}.part.json"
+    tokenizer.save(tmp_tok)
+    os.replace(tmp_tok, out / TOKENIZER)
+    cfg = {"model": model.cfg.to_dict(), **meta}
+    tmp_cfg = out / f".{CONFIG}.part"
+    tmp_cfg.write_text(json.dumps(cfg, indent=2, default=str) + "\n")
+    os.replace(tmp_cfg, out / CONFIG)
+    del torch
+    return out
+
+
+def load_checkpoint(path: str | os.PathLike[str] | None = None, *, device: str = "cpu"):
+    """``(model, tokenizer, config)`` from a checkpoint folder (default: the shipped one)."""
+    import torch
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from musegen.engines.symbolic.model import ModelConfig, MusicTransformer
+    from musegen.engines.symbolic.tokens import build_tokenizer
+
+    folder = Path(path) if path is not None else shipped_checkpoint()
+    for name in (WEIGHTS, CONFIG, TOKENIZER):
+        if not (folder / name).is_file():
+            raise ParameterError(f"model folder {str(folder)!r} has no {name} "
+                                 "(train one with `musegen train` or scripts/train_symbolic.py)")
+    if (folder / WEIGHTS).stat().st_size > MAX_WEIGHT_BYTES:
+        raise ParameterError(f"weights in {str(folder)!r} are larger than {MAX_WEIGHT_BYTES >> 30} GB")
+    try:
+        config = json.loads((folder / CONFIG).read_text())
+        cfg = ModelConfig.from_dict(config["model"])
+        tokenizer = build_tokenizer(folder / TOKENIZER)
+        state = load_file(str(folder / WEIGHTS), device=device)
+    except (ValueError, KeyError, TypeError, OSError, SafetensorError) as exc:
+        raise EngineError(f"cannot load the model in {str(folder)!r}: {exc}") from None
+    model = MusicTransformer(cfg)
+    state = {k: v.float() for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [m for m in missing if m != "head.weight"]
+    if missing or unexpected:
+        raise EngineError(f"weights in {str(folder)!r} do not fit the config "
+                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
+    if len(tokenizer) != cfg.vocab_size:
+        raise EngineError(f"tokenizer in {str(folder)!r} has {len(tokenizer)} tokens, model expects {cfg.vocab_size}")
+    model.eval()
+    del torch
+    return model, tokenizer, config

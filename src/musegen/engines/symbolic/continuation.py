@@ -1,0 +1,173 @@
+"""Prompts from requests, and sampled tokens back into the user's score.
+
+The seed is encoded (canonical parts, see :mod:`.tokens`) as the prompt; the
+model continues it from the first bar line after the seed; the new notes are
+moved into the seed's own tracks (by canonical part) at the seed's tick
+resolution, so the seed stays an exact prefix of the result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from symusic import KeySignature, Note, Score, Tempo, TimeSignature, Track
+
+from musegen.engines.base import EngineOutput, Request, continuation_start
+from musegen.engines.symbolic.tokens import (
+    BASS_PROGRAM,
+    MELODY_PROGRAM,
+    PartMap,
+    canonical_program,
+    canonicalize,
+    condition_tokens,
+    decode,
+    encode,
+)
+from musegen.errors import EngineError
+
+OUT_TPQ = 480
+ROLE_NAMES = {MELODY_PROGRAM: "lead", BASS_PROGRAM: "bass", -1: "drums"}
+
+
+@dataclass
+class PromptPlan:
+    prompt: list[int]              # conditioning + body
+    body: list[int]                # the REMI part of the prompt (decoded together with new tokens)
+    prompt_bars: int               # bars in ``body``; new bars start after them
+    programs: tuple[int, ...]      # canonical parts the model may write
+    key_pcs: frozenset[int]
+    part_map: dict[int, int] = field(default_factory=dict)  # canonical program -> seed track
+    start_tick: int = 0            # continuation start in output ticks
+    role_programs: dict[int, int] = field(default_factory=dict)  # canonical program -> GM program for new tracks
+
+
+def _preset_parts(request: Request) -> dict[int, int]:
+    """Canonical program -> real GM program for the preset's melodic roles."""
+    inst = request.preset.instruments
+    parts: dict[int, int] = {}
+    if inst.lead is not None:
+        parts[MELODY_PROGRAM] = inst.lead
+    if inst.harmony is not None:
+        parts.setdefault(canonical_program(inst.harmony, False, "harmony"), inst.harmony)
+    if inst.pad is not None:
+        parts.setdefault(canonical_program(inst.pad, False, "pad"), inst.pad)
+    if inst.bass is not None:
+        parts[BASS_PROGRAM] = inst.bass
+    return parts
+
+
+def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPlan:
+    from musegen.midi.analysis import scale_pitch_classes
+
+    try:
+        ts_id = grammar.timesig_id(request.meter)
+    except KeyError:
+        raise EngineError(
+            f"the symbolic model does not know the meter {request.meter[0]}/{request.meter[1]}; "
+            "use --engine procedural"
+        ) from None
+    cond = condition_tokens(tokenizer, request.preset.style, request.tonic, request.mode)
+    key_pcs = frozenset(scale_pitch_classes(request.tonic, request.mode if request.mode in (
+        "major", "minor", "harmonic-minor", "dorian", "phrygian", "lydian", "mixolydian", "locrian") else "major"))
+    preset_parts = _preset_parts(request)
+    if request.seed is None:
+        programs = tuple(sorted(preset_parts)) or (0,)
+        return PromptPlan(cond, [], 0, programs, key_pcs, {}, 0, preset_parts)
+
+    seed, analysis = request.seed, request.seed_analysis
+    canon, pmap = canonicalize(seed, list(analysis.tracks))
+    body = encode(tokenizer, canon)
+    bar_id = grammar.bar_id
+    start_tick = continuation_start(analysis)
+    # bars before the continuation (the seed's grid); pad the prompt with empty bars up to it
+    want_bars = sum(1 for b in analysis.bar_starts if b < start_tick)
+    if want_bars == 0 and start_tick > 0:
+        want_bars = max(1, round(start_tick / analysis.bar_ticks))
+    have = sum(1 for t in body if t == bar_id)
+    body = body + [bar_id, ts_id] * max(0, want_bars - have)
+    # keep the prompt inside the context: drop whole bars from the front
+    budget = context * 3 // 4 - len(cond)
+    bar_pos = [i for i, t in enumerate(body) if t == bar_id]
+    dropped = 0
+    if len(body) > budget:
+        keep_from = next((i for i in bar_pos if len(body) - i <= budget), bar_pos[-1] if bar_pos else 0)
+        dropped = sum(1 for i in bar_pos if i < keep_from)
+        body = body[keep_from:]
+    prompt_bars = max(want_bars, have) - dropped
+    melodic_seed = {p for p in pmap.tracks if p != -1}
+    if request.continue_only:
+        programs = tuple(sorted(melodic_seed))
+    else:
+        programs = tuple(sorted(melodic_seed | set(preset_parts)))
+    role_programs = dict(preset_parts)
+    return PromptPlan(cond + body, body, prompt_bars, programs, key_pcs, dict(pmap.tracks),
+                      start_tick, role_programs)
+
+
+def _new_score(request: Request) -> Score:
+    from musegen.engines.procedural.theory import key_signature
+
+    s = Score(OUT_TPQ)
+    s.tempos.append(Tempo(0, float(request.tempo_bpm)))
+    s.time_signatures.append(TimeSignature(0, request.meter[0], request.meter[1]))
+    sharps, minor = key_signature(request.tonic, request.mode)
+    s.key_signatures.append(KeySignature(0, sharps, minor))
+    return s
+
+
+def _extract_new(score_tok: Score, plan: PromptPlan, meter, bars: int, out_tpq: int) -> dict[int, list[Note]]:
+    """New notes per canonical program, moved to output ticks after ``plan.start_tick``.
+
+    Notes are cut at the end of the requested bars so the result has exactly that length.
+    """
+    tpq = score_tok.ticks_per_quarter
+    bar_tok = tpq * 4 * meter[0] // meter[1]
+    origin = plan.prompt_bars * bar_tok
+    ratio = out_tpq / tpq
+    end = plan.start_tick + bars * (out_tpq * 4 * meter[0] // meter[1])
+    out: dict[int, list[Note]] = {}
+    for trk in score_tok.tracks:
+        prog = -1 if trk.is_drum else int(trk.program)
+        for n in trk.notes:
+            if n.time < origin:
+                continue
+            t = plan.start_tick + int(round((n.time - origin) * ratio))
+            if t >= end:
+                continue
+            d = max(1, min(int(round(n.duration * ratio)), end - t))
+            out.setdefault(prog, []).append(Note(t, d, int(n.pitch), int(n.velocity)))
+    return out
+
+
+def build_outputs(request: Request, tokenizer, plan: PromptPlan, new_rows: list[list[int]], *,
+                  accompany: bool, model_name: str) -> list[EngineOutput]:
+    outputs = []
+    for v, new in enumerate(new_rows):
+        try:
+            score_tok = decode(tokenizer, plan.body + new)
+        except Exception as exc:  # miditok raises assorted errors on malformed streams
+            raise EngineError(f"the model's output could not be decoded: {exc}") from None
+        base = request.seed.copy() if request.seed is not None else _new_score(request)
+        out_tpq = base.ticks_per_quarter
+        parts = _extract_new(score_tok, plan, request.meter, request.bars, out_tpq)
+        written = {}
+        for prog, notes in sorted(parts.items()):
+            if prog in plan.part_map:
+                trk = base.tracks[plan.part_map[prog]]
+            else:
+                if request.continue_only:
+                    continue
+                real = plan.role_programs.get(prog, prog if prog >= 0 else 0)
+                trk = Track(name=ROLE_NAMES.get(prog, "harmony"), program=int(real), is_drum=prog == -1)
+                base.tracks.append(trk)
+            for n in notes:
+                trk.notes.append(n)
+            written[prog] = len(notes)
+        info = {"model": model_name, "variation": v + 1, "tokens": len(new), "parts": written,
+                "prompt_bars": plan.prompt_bars}
+        if accompany:
+            from musegen.engines.symbolic.accompany import add_accompaniment
+
+            info["accompaniment"] = add_accompaniment(base, request, plan.start_tick, written, variation=v)
+        outputs.append(EngineOutput(score=base, info=info))
+    return outputs

@@ -1,0 +1,89 @@
+"""The ``symbolic`` engine: the embedded music transformer behind generate/extend.
+
+The model writes the melodic parts (lead, harmony, bass where it has them);
+where a preset asks for drums (or a bass the model did not write), the
+procedural engine arranges them over the model's own chords.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any
+
+from musegen.engines.base import EngineOutput, Request
+from musegen.errors import ParameterError
+
+_LOCK = threading.Lock()
+
+
+class SymbolicEngine:
+    """Embedded transformer engine (weights ship inside the package).
+
+    Options (``--option KEY=VALUE`` or a preset's ``[engine.options]``):
+    ``model`` (a checkpoint folder; default the shipped one), ``top_p``
+    (0.95), ``top_k`` (0 = off), ``key_constraint`` (true: melodic notes stay
+    in the scale), ``accompany`` (true: procedural drums/bass where the preset
+    has them and the model wrote none).
+    """
+
+    name = "symbolic"
+    produces = "midi"
+    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads"}
+
+    def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
+        unknown = set(options) - self.OPTIONS
+        if unknown:
+            raise ParameterError(f"unknown option(s) for engine 'symbolic': {', '.join(sorted(unknown))}")
+        self.model_path = model
+        self._loaded = None
+
+    def _load(self, path):
+        with _LOCK:
+            key = str(path) if path is not None else None
+            if self._loaded is None or self._loaded[0] != key:
+                from musegen.engines.symbolic.checkpoint import load_checkpoint
+                from musegen.engines.symbolic.sampler import ConstrainedSampler
+
+                model, tokenizer, config = load_checkpoint(path)
+                self._loaded = (key, model, tokenizer, config, ConstrainedSampler(model, tokenizer))
+            return self._loaded[1:]
+
+    def generate(self, request: Request, progress=None) -> list[EngineOutput]:
+        import torch
+
+        from musegen.engines.symbolic.continuation import build_outputs, plan_prompt
+        from musegen.engines.symbolic.sampler import SampleSettings
+
+        opts = request.options
+        model, tokenizer, config, sampler = self._load(opts.get("model", self.model_path))
+        plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context)
+        top_p = float(opts.get("top_p", 0.95))
+        top_k = int(opts.get("top_k", 0))
+        if not 0 < top_p <= 1:
+            raise ParameterError(f"top_p must be in (0, 1], got {top_p!r}")
+        if top_k < 0:
+            raise ParameterError(f"top_k must be >= 0, got {top_k!r}")
+        settings = SampleSettings(
+            temperature=request.temperature, top_p=top_p, top_k=top_k,
+            key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
+            programs=plan.programs,
+        )
+        gen = torch.Generator().manual_seed(int(request.random_seed) % (2**63))
+        threads = torch.get_num_threads()
+        # small models decode fastest on one thread (two collapse when the other core is busy)
+        torch.set_num_threads(int(opts.get("threads", 1)))
+        try:
+            new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
+                                 settings=settings, generator=gen, progress=progress)
+        finally:
+            torch.set_num_threads(threads)
+        return build_outputs(request, tokenizer, plan, new, accompany=_truthy(opts.get("accompany", True)),
+                             model_name=str(config.get("name", "musegen-symbolic")))
+
+
+def _truthy(v: Any) -> bool:
+    if isinstance(v, str):
+        return v.strip().lower() in ("1", "true", "yes", "on")
+    return bool(v)
+

@@ -1,0 +1,237 @@
+"""Constrained sampling from the music transformer.
+
+A small REMI grammar runs beside the model so that every sampled sequence
+decodes to valid MIDI: ``Bar -> TimeSig -> (Position -> [Program -> Pitch ->
+Velocity -> Duration]+)* -> Bar ...``, positions rising within the bar and
+inside the meter, only the allowed programs (parts), the meter fixed, no
+tempo changes, and optionally only in-key pitches.  Rows of a batch keep
+their own grammar state, so N variations sample as one batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+# grammar states: what the previous token was
+S_BAR, S_TIMESIG, S_POSITION, S_PROGRAM_MEL, S_PROGRAM_DRUM, S_PITCH, S_VELOCITY, S_DURATION, S_DONE = range(9)
+
+
+@dataclass
+class SampleSettings:
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+    key_pcs: frozenset[int] | None = None  # allowed pitch classes for melodic notes
+    programs: tuple[int, ...] | None = None  # canonical programs allowed (-1 = drums)
+
+
+class Grammar:
+    """Per-token-type masks derived from a miditok REMI vocabulary."""
+
+    def __init__(self, tokenizer):
+        vocab = tokenizer.vocab
+        self.V = V = len(vocab)
+        self.ids = vocab
+        kind = ["?"] * V
+        self.value: list[str] = [""] * V
+        for tok, i in vocab.items():
+            head, _, val = tok.partition("_")
+            kind[i] = head
+            self.value[i] = val
+        self.kind = kind
+
+        def mask_of(pred) -> torch.Tensor:
+            return torch.tensor([pred(i) for i in range(V)], dtype=torch.bool)
+
+        self.m_bar = mask_of(lambda i: kind[i] == "Bar")
+        self.m_pos = mask_of(lambda i: kind[i] == "Position")
+        self.m_prog = mask_of(lambda i: kind[i] == "Program")
+        self.m_pitch = mask_of(lambda i: kind[i] == "Pitch")
+        self.m_drum = mask_of(lambda i: kind[i] == "PitchDrum")
+        self.m_vel = mask_of(lambda i: kind[i] == "Velocity")
+        self.m_dur = mask_of(lambda i: kind[i] == "Duration")
+        self.pos_index = torch.full((V,), -1, dtype=torch.long)
+        for i in range(V):
+            if kind[i] == "Position":
+                self.pos_index[i] = int(self.value[i])
+        self.prog_value = {i: int(self.value[i]) for i in range(V) if kind[i] == "Program"}
+        self.pitch_value = torch.full((V,), -1, dtype=torch.long)
+        for i in range(V):
+            if kind[i] == "Pitch":
+                self.pitch_value[i] = int(self.value[i])
+        self.bar_id = vocab["Bar_None"]
+
+    def timesig_id(self, meter: tuple[int, int]) -> int:
+        key = f"TimeSig_{meter[0]}/{meter[1]}"
+        if key not in self.ids:
+            raise KeyError(key)
+        return self.ids[key]
+
+    def position_id(self, pos: int) -> int:
+        return self.ids[f"Position_{pos}"]
+
+    def tempo_id(self, bpm: float) -> int:
+        best, best_d = None, float("inf")
+        for tok, i in self.ids.items():
+            if tok.startswith("Tempo_"):
+                d = abs(float(tok.split("_")[1]) - bpm)
+                if d < best_d:
+                    best, best_d = i, d
+        return best
+
+    def state_after(self, tok: int) -> int:
+        k = self.kind[tok]
+        if k == "Bar":
+            return S_BAR
+        if k == "TimeSig":
+            return S_TIMESIG
+        if k in ("Position", "Tempo"):
+            return S_POSITION
+        if k == "Program":
+            return S_PROGRAM_DRUM if self.prog_value[tok] == -1 else S_PROGRAM_MEL
+        if k in ("Pitch", "PitchDrum"):
+            return S_PITCH
+        if k == "Velocity":
+            return S_VELOCITY
+        if k == "Duration":
+            return S_DURATION
+        return S_DONE
+
+
+class ConstrainedSampler:
+    """Samples continuations for a batch of prompts that share meter and settings."""
+
+    def __init__(self, model, tokenizer, grammar: Grammar | None = None):
+        self.model = model
+        self.tok = tokenizer
+        self.g = grammar or Grammar(tokenizer)
+
+    def _static_masks(self, settings: SampleSettings, meter: tuple[int, int]):
+        g = self.g
+        prog_mask = g.m_prog.clone()
+        if settings.programs is not None:
+            allowed = set(settings.programs)
+            for i, p in g.prog_value.items():
+                if p not in allowed:
+                    prog_mask[i] = False
+        pitch_mask = g.m_pitch.clone()
+        if settings.key_pcs is not None:
+            pcs = torch.tensor(sorted(settings.key_pcs))
+            in_key = torch.isin(g.pitch_value % 12, pcs) & (g.pitch_value >= 0)
+            pitch_mask &= in_key
+        positions = meter[0] * 8
+        pos_ok = g.m_pos & (g.pos_index < positions)
+        return prog_mask, pitch_mask, pos_ok, g.timesig_id(meter)
+
+    @torch.inference_mode()
+    def sample(
+        self,
+        prompts: list[list[int]],
+        *,
+        bars: int,
+        meter: tuple[int, int],
+        settings: SampleSettings,
+        generator: torch.Generator,
+        max_tokens: int | None = None,
+        progress=None,
+    ) -> list[list[int]]:
+        """Continue each prompt by ``bars`` bars; returns the new ids per row.
+
+        Every prompt must end at a grammar boundary (after a Duration, a
+        TimeSig, or the conditioning prefix).  Generation of a row stops when
+        it would open bar ``bars + 1``.
+        """
+        g = self.g
+        B = len(prompts)
+        model = self.model
+        prog_mask, pitch_mask, pos_ok, ts_id = self._static_masks(settings, meter)
+        if not prog_mask.any():
+            raise ValueError("no allowed program token")
+        cache = model.new_cache(B)
+        # left-pad prompts to equal length with their own first token is wrong for attention;
+        # instead feed rows separately into the shared cache when lengths differ.
+        lengths = {len(p) for p in prompts}
+        if len(lengths) != 1:
+            raise ValueError("prompts in one batch must have the same length")
+        x = torch.tensor(prompts, dtype=torch.long)
+        room = model.cfg.context // 2
+        if x.shape[1] > model.cfg.context - 16:
+            x = x[:, -(model.cfg.context - 16):]
+        logits = None
+        for start in range(0, x.shape[1], room):
+            logits = model.step(x[:, start:start + room], cache)
+        last = [p[-1] for p in prompts]
+        state = [g.state_after(t) for t in last]
+        # a conditioning prefix or a finished note both allow a new bar
+        state = [S_DURATION if s == S_DONE else s for s in state]
+        cur_pos = [-1] * B
+        bars_done = [0] * B
+        new: list[list[int]] = [[] for _ in range(B)]
+        done = [False] * B
+        limit = max_tokens or bars * meter[0] * 8 * 12 + 64
+        neg = torch.tensor(float("-inf"))
+        temp = max(1e-3, settings.temperature)
+        for step in range(limit):
+            allowed = torch.zeros((B, g.V), dtype=torch.bool)
+            for b in range(B):
+                if done[b]:
+                    allowed[b, g.ids["PAD_None"]] = True
+                    continue
+                s = state[b]
+                if s == S_BAR:
+                    allowed[b, ts_id] = True
+                elif s == S_TIMESIG:
+                    allowed[b] = pos_ok
+                    allowed[b, g.bar_id] = True  # an empty bar
+                elif s == S_POSITION:
+                    allowed[b] = prog_mask
+                elif s == S_PROGRAM_MEL:
+                    allowed[b] = pitch_mask
+                elif s == S_PROGRAM_DRUM:
+                    allowed[b] = g.m_drum
+                elif s == S_PITCH:
+                    allowed[b] = g.m_vel
+                elif s == S_VELOCITY:
+                    allowed[b] = g.m_dur
+                else:  # after a Duration: another note here, a later position, or a new bar
+                    row = prog_mask | g.m_bar
+                    if cur_pos[b] >= 0:
+                        row = row | (pos_ok & (g.pos_index > cur_pos[b]))
+                    else:
+                        row = g.m_bar.clone()
+                    allowed[b] = row
+            lg = logits.float() / temp
+            lg = torch.where(allowed, lg, neg)
+            if settings.top_k:
+                kth = torch.topk(lg, min(settings.top_k, g.V), dim=-1).values[:, -1:]
+                lg = torch.where(lg < kth, neg, lg)
+            probs = torch.softmax(lg, dim=-1)
+            if settings.top_p < 1.0:
+                sp, si = torch.sort(probs, descending=True, dim=-1)
+                cum = sp.cumsum(-1)
+                cut = (cum - sp) > settings.top_p
+                sp = sp.masked_fill(cut, 0.0)
+                probs = torch.zeros_like(probs).scatter_(-1, si, sp)
+            nxt = torch.multinomial(probs, 1, generator=generator)  # (B, 1)
+            for b in range(B):
+                if done[b]:
+                    continue
+                t = int(nxt[b, 0])
+                if t == g.bar_id:
+                    bars_done[b] += 1
+                    if bars_done[b] > bars:
+                        done[b] = True
+                        continue
+                    cur_pos[b] = -1
+                elif g.kind[t] == "Position":
+                    cur_pos[b] = int(g.pos_index[t])
+                new[b].append(t)
+                state[b] = g.state_after(t)
+            if all(done):
+                break
+            logits = model.step(nxt, cache)
+            if progress is not None and step % 64 == 0:
+                progress(min(bars, min(bars_done)), bars, "sampling")
+        return new

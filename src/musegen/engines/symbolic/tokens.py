@@ -1,0 +1,145 @@
+"""Tokenization for the symbolic model: miditok REMI plus conditioning tokens.
+
+A sequence is ``BOS STYLE_x KEY_y`` followed by REMI tokens (Bar, TimeSig,
+Position, Tempo, Program, Pitch/PitchDrum, Velocity, Duration).
+
+Programs are *canonical*: a track's role decides its program token, so the
+model learns parts rather than 128 timbres.  The melody part is program 72,
+the bass part 32, drums are drums, and every other part keeps its GM family
+(``program // 8 * 8``).  :func:`canonicalize` returns the mapping back to the
+real tracks, so a continuation lands in the sketch's own tracks.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from symusic import Score
+
+MELODY_PROGRAM = 72
+BASS_PROGRAM = 32
+MODEL_STYLES = ("pop", "chorale", "folk", "polyphony", "classical")
+#: preset styles -> the data source the model knows that is nearest
+STYLE_TO_MODEL = {
+    "pop": "pop", "hiphop": "pop", "electronic": "pop", "latin": "pop", "jazz": "pop", "game": "folk",
+    "chorale": "chorale", "folk": "folk", "polyphony": "polyphony", "classical": "classical",
+    "ambient": "classical", "cinematic": "classical",
+}
+MODES = ("major", "minor")
+SPECIAL = ["PAD", "BOS", "EOS"] + [f"STYLE_{s}" for s in MODEL_STYLES] + [
+    f"KEY_{pc}{m[:3]}" for m in MODES for pc in range(12)
+]
+
+
+def tokenizer_config_dict() -> dict:
+    """The REMI settings (kept in one place; saved with every checkpoint)."""
+    return {
+        "pitch_range": (21, 109),
+        "beat_res": {(0, 4): 8, (4, 12): 4},
+        "num_velocities": 8,
+        "special_tokens": SPECIAL,
+        "use_tempos": True,
+        "num_tempos": 24,
+        "tempo_range": (40, 240),
+        "use_time_signatures": True,
+        "time_signature_range": {8: [3, 6, 9, 12], 4: [1, 2, 3, 4, 5, 6], 2: [1, 2, 3, 4]},
+        "use_programs": True,
+        "one_token_stream_for_programs": True,
+        "programs": sorted({p // 8 * 8 for p in range(128)} | {MELODY_PROGRAM, BASS_PROGRAM, -1}),
+        "use_sustain_pedals": False,
+        "use_pitch_bends": False,
+        "use_chords": False,
+        "use_rests": False,
+    }
+
+
+def build_tokenizer(path: str | Path | None = None):
+    """A miditok REMI tokenizer: from a saved ``tokenizer.json`` or our defaults."""
+    from miditok import REMI, TokenizerConfig
+
+    if path is not None:
+        return REMI(params=Path(path))
+    return REMI(TokenizerConfig(**tokenizer_config_dict()))
+
+
+@dataclass
+class PartMap:
+    """Canonical program -> the original track it came from (for decoding back)."""
+
+    tracks: dict[int, int]  # canonical program (-1 = drums) -> original track index
+
+    def to_json(self) -> str:
+        return json.dumps(self.tracks)
+
+
+def canonical_program(program: int, is_drum: bool, role: str) -> int:
+    if is_drum or role == "drums":
+        return -1
+    if role == "melody":
+        return MELODY_PROGRAM
+    if role == "bass":
+        return BASS_PROGRAM
+    fam = program // 8 * 8
+    return 0 if fam in (MELODY_PROGRAM, BASS_PROGRAM) else fam
+
+
+def canonicalize(score: Score, infos: list | None = None) -> tuple[Score, PartMap]:
+    """A copy of ``score`` with canonical programs, and where each came from.
+
+    Parameters
+    ----------
+    score : Score
+    infos : list of TrackInfo, optional
+        From :func:`musegen.midi.tracks.describe_tracks` (computed when not
+        given).  Of several melody-like tracks only the highest is the melody;
+        the others count as accompaniment.
+    """
+    if infos is None:
+        from musegen.midi.tracks import describe_tracks
+
+        infos = describe_tracks(score)
+    roles = [t.role for t in infos]
+    melodic = [i for i, r in enumerate(roles) if r == "melody"]
+    if len(melodic) > 1:
+        top = max(melodic, key=lambda i: infos[i].pitch_median)
+        roles = [("harmony" if (r == "melody" and i != top) else r) for i, r in enumerate(roles)]
+    out = score.copy()
+    mapping: dict[int, int] = {}
+    for i, (trk, role) in enumerate(zip(out.tracks, roles)):
+        prog = canonical_program(int(trk.program), bool(trk.is_drum), role)
+        mapping.setdefault(prog, i)
+        if prog == -1:
+            trk.is_drum = True
+            trk.program = 0
+        else:
+            trk.is_drum = False
+            trk.program = prog
+    return out, PartMap(mapping)
+
+
+def condition_tokens(tokenizer, style: str, tonic: int, mode: str) -> list[int]:
+    """``[BOS, STYLE_x, KEY_y]`` ids; style is mapped onto a data source the model knows."""
+    s = STYLE_TO_MODEL.get(style, style)
+    if s not in MODEL_STYLES:
+        s = "pop"
+    quality = "min" if mode in ("minor", "harmonic-minor", "dorian", "phrygian", "locrian") else "maj"
+    v = tokenizer.vocab
+    return [v["BOS_None"], v[f"STYLE_{s}"], v[f"KEY_{tonic % 12}{quality}"]]
+
+
+def encode(tokenizer, score: Score) -> list[int]:
+    """REMI ids of a (canonical) score, no special tokens."""
+    seq = tokenizer.encode(score)
+    if isinstance(seq, list):  # multi-stream configs; ours is one stream
+        seq = seq[0]
+    return list(seq.ids)
+
+
+def decode(tokenizer, ids: list[int]) -> Score:
+    """A score from REMI ids; special tokens are skipped."""
+    specials = set(tokenizer.special_tokens_ids)
+    body = [i for i in ids if i not in specials]
+    return tokenizer.decode(body)
+

@@ -1,0 +1,181 @@
+"""The embedded symbolic model: tokenizer, model, sampler, checkpoints, engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from symusic import Note, Score, Tempo, TimeSignature, Track  # noqa: E402
+
+from conftest import SAMPLES, make_sketch  # noqa: E402
+from musegen.engines.symbolic.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint  # noqa: E402
+from musegen.engines.symbolic.data import TokenCorpus, WindowSampler, build_corpus  # noqa: E402
+from musegen.engines.symbolic.model import ModelConfig, MusicTransformer  # noqa: E402
+from musegen.engines.symbolic.sampler import ConstrainedSampler, SampleSettings  # noqa: E402
+from musegen.engines.symbolic.tokens import build_tokenizer, canonicalize, decode, encode  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory, tok):
+    torch.manual_seed(0)
+    m = MusicTransformer(ModelConfig(vocab_size=len(tok), n_layer=1, n_head=2, d_model=32, context=256))
+    d = tmp_path_factory.mktemp("tiny")
+    save_checkpoint(m, tok, d, {"name": "tiny-test"})
+    return d
+
+
+def _notes(score):
+    return sorted((n.time, n.pitch, n.duration) for t in score.to("tick").tracks for n in t.notes)
+
+
+def test_tokenizer_round_trip_keeps_notes(tok, tmp_path):
+    path = make_sketch(tmp_path / "s.mid", tempo=96, bars=2)
+    score = Score(str(path))
+    canon, pmap = canonicalize(score)
+    back = decode(tok, encode(tok, canon))
+    ratio = back.ticks_per_quarter / score.ticks_per_quarter
+    got = sorted((round(t / 1), p, round(d)) for t, p, d in _notes(back))
+    want = sorted((round(t * ratio), p, round(d * ratio)) for t, p, d in _notes(score))
+    assert got == want
+    assert set(pmap.tracks) == {72, 32}  # melody and bass parts
+
+
+def test_model_cache_matches_full_forward(tok):
+    torch.manual_seed(0)
+    m = MusicTransformer(ModelConfig(vocab_size=len(tok), n_layer=2, n_head=2, d_model=32, context=64,
+                                     dropout=0.0)).eval()
+    x = torch.randint(0, len(tok), (2, 40))
+    full = m(x)[:, -1]
+    cache = m.new_cache(2)
+    m.step(x[:, :30], cache)
+    for t in range(30, 40):
+        last = m.step(x[:, t:t + 1], cache)
+    assert torch.allclose(last, full, atol=1e-4)
+
+
+def test_checkpoint_is_safetensors_and_rebuilds(tiny_dir, tok):
+    files = {p.name for p in Path(tiny_dir).iterdir()}
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= files
+    assert not any(f.endswith((".pt", ".pth", ".bin", ".pkl")) for f in files)
+    model, tokenizer, cfg = load_checkpoint(tiny_dir)
+    assert cfg["name"] == "tiny-test" and len(tokenizer) == len(tok)
+
+
+def test_weights_never_load_through_pickle(tiny_dir, tmp_path, monkeypatch):
+    import pickle
+
+    def boom(*a, **k):
+        raise AssertionError("pickle used")
+
+    monkeypatch.setattr(pickle, "load", boom)
+    monkeypatch.setattr(pickle, "loads", boom)
+    monkeypatch.setattr(torch, "load", boom)
+    load_checkpoint(tiny_dir)
+    # a pickle renamed to .safetensors is refused, not executed
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    for name in ("config.json", "tokenizer.json"):
+        (bad / name).write_bytes((Path(tiny_dir) / name).read_bytes())
+    (bad / "model.safetensors").write_bytes(pickle.dumps({"x": 1}))
+    from musegen.errors import EngineError
+
+    with pytest.raises(EngineError):
+        load_checkpoint(bad)
+
+
+def test_sampler_outputs_always_decode(tiny_dir):
+    model, tokenizer, _ = load_checkpoint(tiny_dir)
+    sampler = ConstrainedSampler(model, tokenizer)
+    from musegen.engines.symbolic.tokens import condition_tokens
+
+    prompt = condition_tokens(tokenizer, "pop", 2, "major")
+    gen = torch.Generator().manual_seed(3)
+    rows = sampler.sample([prompt] * 4, bars=3, meter=(3, 4), generator=gen,
+                          settings=SampleSettings(temperature=1.5, programs=(0, 72), key_pcs=frozenset({2, 4, 6, 7, 9, 11, 1})))
+    for row in rows:
+        assert row.count(sampler.g.bar_id) == 3
+        score = decode(tokenizer, row)
+        notes = [n for t in score.tracks for n in t.notes]
+        assert notes, "a 3-bar sample has notes"
+        assert all(n.pitch % 12 in {2, 4, 6, 7, 9, 11, 1} for n in notes)
+        assert {t.program for t in score.tracks} <= {0, 72}
+        bar = score.ticks_per_quarter * 3
+        assert max(n.time for n in notes) < 3 * bar
+
+
+def test_tiny_model_learns(tok):
+    """A few optimisation steps on real music lower the loss (the training loop works)."""
+    from musegen.engines.symbolic.train import TrainConfig, train
+
+    items = [(p.stem, str(p), "pop") for p in sorted(SAMPLES.glob("*.mid"))]
+    corpus = build_corpus(tok, items, log=None)
+    assert len(corpus) >= 4
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        out = train(tok, corpus, corpus, d,
+                    model_cfg=ModelConfig(vocab_size=len(tok), n_layer=1, n_head=2, d_model=64, context=128,
+                                          dropout=0.0),
+                    train_cfg=TrainConfig(steps=60, batch=8, lr=3e-3, warmup=5, eval_every=59, eval_batches=2))
+        losses = [r["train_loss"] for r in out["history"] if "train_loss" in r]
+        assert losses[-1] < losses[0] - 1.0
+        assert (Path(d) / "model.safetensors").is_file()
+        rows = [json.loads(x) for x in (Path(d) / "train_log.jsonl").read_text().splitlines()]
+        assert any("valid_loss" in r for r in rows)
+
+
+def test_corpus_save_load_no_pickle(tok, tmp_path):
+    items = [(p.stem, str(p), "folk") for p in sorted(SAMPLES.glob("*.mid"))[:2]]
+    c = build_corpus(tok, items, log=None)
+    c.save(tmp_path / "c.npz")
+    c2 = TokenCorpus.load(tmp_path / "c.npz")
+    assert np.array_equal(c.ids, c2.ids) and c2.names == c.names
+    w = WindowSampler(tok, c2, 64, seed=1).batch(3)
+    assert w.shape == (3, 65)
+
+
+def _engine_request(preset_name="pop-ballad", **kw):
+    from musegen.pipeline import load_seed, plan_request
+    from musegen.presets import load_preset
+
+    midi = kw.pop("midi", None)
+    seed = load_seed(midi)[:2] if midi else (None, None)
+    return plan_request(load_preset(preset_name), seed_score=seed[0], seed_analysis=seed[1], **kw)
+
+
+def test_engine_same_seed_same_output_and_variations(tiny_dir):
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.midi.io import score_digest
+
+    eng = SymbolicEngine(model=str(tiny_dir))
+    a = eng.generate(_engine_request(bars=2, random_seed=5, variations=2))
+    b = eng.generate(_engine_request(bars=2, random_seed=5, variations=2))
+    assert [score_digest(o.score) for o in a] == [score_digest(o.score) for o in b]
+    assert score_digest(a[0].score) != score_digest(a[1].score)
+
+
+def test_engine_extend_keeps_seed_and_parts(tiny_dir):
+    from musegen.engines.symbolic.engine import SymbolicEngine
+
+    midi = SAMPLES / "chord-loop.mid"
+    req = _engine_request(midi=midi, bars=4, random_seed=2, continue_only=True)
+    (out,) = SymbolicEngine(model=str(tiny_dir)).generate(req)
+    seed = Score(str(midi))
+    assert len(out.score.tracks) == len(seed.tracks)
+    for st, gt in zip(seed.tracks, out.score.tracks):
+        got = [(n.time, n.duration, n.pitch, n.velocity) for n in gt.notes][: len(st.notes)]
+        assert got == [(n.time, n.duration, n.pitch, n.velocity) for n in st.notes]
+        assert gt.program == st.program
+    end = seed.end()
+    assert any(n.time >= end for t in out.score.tracks for n in t.notes)
+    assert out.score.end() <= 4 * 1920 + ((end + 1919) // 1920) * 1920
