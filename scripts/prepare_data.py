@@ -146,10 +146,18 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, help="only the first N corpus files (smoke runs)")
     ap.add_argument("--skip-music21", action="store_true", help="reuse an earlier export")
+    ap.add_argument("--from-disk", action="store_true",
+                    help="list the pieces already exported under OUT/midi (after an interrupted export)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     manifest = args.out / "pieces.jsonl"
-    if args.skip_music21 and manifest.exists():
+    if args.from_disk:
+        rows = []
+        for f in sorted((args.out / "midi").glob("*/*.mid")):
+            coll = f.parent.name
+            rows.append({"id": f"{coll}/{f.stem}", "collection": coll, "style": STYLE_OF.get(coll, "classical"),
+                         "path": str(f.relative_to(args.out))})
+    elif args.skip_music21 and manifest.exists():
         rows = [r for r in map(json.loads, manifest.read_text().splitlines()) if r["collection"] != "pop909"]
     else:
         rows = export_music21(args.out, args.workers, args.limit)

@@ -47,9 +47,11 @@ def render(
     y = render_score(score, sample_rate=sample_rate, soundfont=soundfont, backend=backend)
     y, sr = apply_chain(y, sr=sample_rate, steps=chain)
     write_audio(out, y, sr=sr)
-    return {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
-            "channels": int(y.shape[0]), "lufs": round(loudness_lufs(y, sr=sr), 2),
-            "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2)}
+    info = {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
+            "channels": int(y.shape[0]), "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2)}
+    if chain:  # measuring loudness costs more than synthesis; only when mastering was asked for
+        info["lufs"] = round(loudness_lufs(y, sr=sr), 2)
+    return info
 
 
 def post(

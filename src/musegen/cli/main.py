@@ -280,8 +280,9 @@ def _report_file(info: dict[str, Any], as_json: bool) -> None:
     if as_json:
         _emit_json(info)
         return
+    lufs = f"{info['lufs']:.1f} LUFS, " if "lufs" in info else ""
     _say(f"{info['path']}: {info['duration_s']:.2f} s, {info['sample_rate']} Hz, {info['channels']} ch, "
-         f"{info['lufs']:.1f} LUFS, peak {info['peak_dbfs']:.1f} dBFS")
+         f"{lufs}peak {info['peak_dbfs']:.1f} dBFS")
     click.echo(info["path"])
 
 
