@@ -70,14 +70,73 @@ def _symusic_synth(path: str, sample_rate: int, mtime: float):
         raise SoundFontError(f"soundfont {path!r} could not be loaded: {exc}") from None
 
 
+#: velocity layers: symusic's synthesizer plays every note at full velocity, so notes are
+#: grouped by velocity, each group rendered on its own and mixed with a velocity gain.
+VELOCITY_EDGES = (1, 40, 56, 72, 88, 104, 118, 128)
+VELOCITY_EXPONENT = 1.6  # amplitude ~ (velocity / 127) ** 1.6: velocity 64 is about -9.5 dB
+
+
+def _velocity_layers(score) -> list[tuple[float, object]]:
+    """``(gain, sub-score)`` per velocity band that has notes."""
+    from symusic import Note, Score, Track
+
+    bands: dict[int, list[tuple[int, dict]]] = {}
+    edges = np.asarray(VELOCITY_EDGES)
+    for ti, trk in enumerate(score.tracks):
+        cols = trk.notes.numpy()
+        if len(cols["velocity"]) == 0:
+            continue
+        band = np.clip(np.searchsorted(edges, cols["velocity"], side="right") - 1, 0, len(edges) - 2)
+        for b in np.unique(band):
+            m = band == b
+            bands.setdefault(int(b), []).append((ti, {k: np.ascontiguousarray(v[m]) for k, v in cols.items()}))
+    layers = []
+    for b, parts in sorted(bands.items()):
+        sub = Score(score.ticks_per_quarter)
+        sub.tempos = score.tempos.copy()
+        sub.time_signatures = score.time_signatures.copy()
+        for ti, cols in parts:
+            src = score.tracks[ti]
+            trk = Track(name=src.name, program=src.program, is_drum=src.is_drum)
+            trk.notes = Note.from_numpy(cols["time"], cols["duration"], cols["pitch"], cols["velocity"])
+            sub.tracks.append(trk)
+        mid = (VELOCITY_EDGES[b] + VELOCITY_EDGES[b + 1] - 1) / 2.0
+        layers.append(((mid / 127.0) ** VELOCITY_EXPONENT, sub))
+    return layers
+
+
 def _render_symusic(score, sf: Path, sample_rate: int) -> np.ndarray:
     synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
+    if "tick" not in str(score.ttype).lower():
+        score = score.to("tick")
+    layers = _velocity_layers(score)
+    if not layers:
+        raise RenderError("nothing to render: the MIDI holds no notes")
+
+    def one(layer):
+        gain, sub = layer
+        # symusic returns (channels, n) in Fortran order: its transpose is C-contiguous
+        part = np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T
+        part *= np.float32(gain)
+        return part
+
     try:
-        audio = synth.render(score, stereo=True)
+        if len(layers) > 1 and (os.cpu_count() or 1) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
+                parts = list(pool.map(one, layers))
+        else:
+            parts = [one(layer) for layer in layers]
+    except RenderError:
+        raise
     except Exception as exc:
         raise RenderError(f"synthesis failed: {exc}") from None
-    # symusic hands back a Fortran-ordered array; effects expect C order
-    return np.ascontiguousarray(np.asarray(audio, dtype=np.float32))
+    n = max(p.shape[0] for p in parts)
+    mix = np.zeros((n, parts[0].shape[1]), dtype=np.float32)
+    for p in parts:
+        mix[: p.shape[0]] += p
+    return np.ascontiguousarray(mix.T)
 
 
 def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:
