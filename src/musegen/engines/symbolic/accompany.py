@@ -1,8 +1,77 @@
-"""Drums and bass under the model's parts, arranged by the procedural engine."""
+"""Drums and bass under the model's parts, arranged by the procedural engine.
+
+The corpus the model learned from has no drum kits and few separate bass
+parts, so where a preset asks for drums or bass and the model wrote none, the
+procedural arranger writes them over the chords the model actually played.
+"""
 
 from __future__ import annotations
 
+import random
+
+from symusic import Note, Track
+
+from musegen.engines.symbolic.tokens import BASS_PROGRAM
+
+_QUALITY_INTERVALS = {
+    "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8), "sus4": (0, 5, 7),
+    "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10),
+}
+
+
+def _spans(score, start: int, bars: int, bar_ticks: int, tonic: int, mode: str):
+    """Chord spans of the new bars, read from the model's notes (tonic triad where a bar is empty)."""
+    from musegen.engines.procedural.harmony import ChordSpan
+    from musegen.engines.procedural.theory import Chord
+    from musegen.midi.chords import estimate_chords
+
+    windows = [(start + i * bar_ticks, start + (i + 1) * bar_ticks) for i in range(bars)]
+    found = estimate_chords(score, windows)
+    minor = mode in ("minor", "harmonic-minor", "dorian", "phrygian", "locrian")
+    spans = []
+    for (a, b), ch in zip(windows, found):
+        _, _, root, quality = ch
+        if root is None or root < 0 or quality not in _QUALITY_INTERVALS:
+            root, quality = tonic, "min" if minor else "maj"
+        spans.append(ChordSpan(a, b, Chord(int(root), _QUALITY_INTERVALS[quality], f"{root}:{quality}")))
+    return spans
+
 
 def add_accompaniment(score, request, start_tick: int, written: dict[int, int], *, variation: int) -> dict:
-    """Placeholder until wired to the procedural arranger: adds nothing."""
-    return {}
+    """Add the preset's drums and bass for the new bars where the model wrote none.
+
+    Returns what was added (role -> notes) for the engine's info.
+    """
+    from musegen.engines.procedural.chance import derive_seed
+    from musegen.engines.procedural.compose import Settings, perform, write_parts
+    from musegen.engines.procedural.form import plan_form
+    from musegen.engines.procedural.meter import Grid
+
+    if request.continue_only:
+        return {}  # extend adds no parts
+    inst = request.preset.instruments
+    roles = []
+    if inst.drums is not None and request.preset.groove.drum_pattern != "none" \
+            and not any(t.is_drum and t.notes for t in score.tracks):
+        roles.append("drums")
+    if inst.bass is not None and not written.get(BASS_PROGRAM):
+        roles.append("bass")
+    if not roles:
+        return {}
+    tpq = score.ticks_per_quarter
+    num, den = request.meter
+    grid = Grid(tpq, num, den, request.bars, origin=start_tick)
+    spans = _spans(score, start_tick, request.bars, grid.bar, request.tonic, request.mode)
+    rng = random.Random(derive_seed(request.random_seed, variation, "accompany"))
+    s = Settings(request.preset, grid, request.tonic, request.mode, rng, float(request.temperature))
+    phrases = plan_form(request.bars, request.preset.melody.phrase_bars, request.preset.style)
+    parts, _, _ = write_parts(s, phrases, spans, roles)
+    perform(parts, s)
+    added = {}
+    for part in parts:
+        trk = Track(name=part.name, program=int(part.program or 0), is_drum=part.is_drum)
+        for t, d, p, v in part.notes:
+            trk.notes.append(Note(int(t), int(d), int(p), int(v)))
+        score.tracks.append(trk)
+        added[part.role] = len(part.notes)
+    return added

@@ -38,21 +38,21 @@ class PromptPlan:
     key_pcs: frozenset[int]
     part_map: dict[int, int] = field(default_factory=dict)  # canonical program -> seed track
     start_tick: int = 0            # continuation start in output ticks
-    role_programs: dict[int, int] = field(default_factory=dict)  # canonical program -> GM program for new tracks
+    role_programs: dict[int, tuple[int, str]] = field(default_factory=dict)  # canonical -> (GM program, role)
 
 
-def _preset_parts(request: Request) -> dict[int, int]:
-    """Canonical program -> real GM program for the preset's melodic roles."""
+def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
+    """Canonical program -> (real GM program, role) for the preset's melodic roles."""
     inst = request.preset.instruments
-    parts: dict[int, int] = {}
+    parts: dict[int, tuple[int, str]] = {}
     if inst.lead is not None:
-        parts[MELODY_PROGRAM] = inst.lead
+        parts[MELODY_PROGRAM] = (inst.lead, "lead")
     if inst.harmony is not None:
-        parts.setdefault(canonical_program(inst.harmony, False, "harmony"), inst.harmony)
+        parts.setdefault(canonical_program(inst.harmony, False, "harmony"), (inst.harmony, "harmony"))
     if inst.pad is not None:
-        parts.setdefault(canonical_program(inst.pad, False, "pad"), inst.pad)
+        parts.setdefault(canonical_program(inst.pad, False, "pad"), (inst.pad, "pad"))
     if inst.bass is not None:
-        parts[BASS_PROGRAM] = inst.bass
+        parts[BASS_PROGRAM] = (inst.bass, "bass")
     return parts
 
 
@@ -157,8 +157,8 @@ def build_outputs(request: Request, tokenizer, plan: PromptPlan, new_rows: list[
             else:
                 if request.continue_only:
                     continue
-                real = plan.role_programs.get(prog, prog if prog >= 0 else 0)
-                trk = Track(name=ROLE_NAMES.get(prog, "harmony"), program=int(real), is_drum=prog == -1)
+                real, role = plan.role_programs.get(prog, (max(prog, 0), ROLE_NAMES.get(prog, "harmony")))
+                trk = Track(name=role, program=int(real), is_drum=prog == -1)
                 base.tracks.append(trk)
             for n in notes:
                 trk.notes.append(n)

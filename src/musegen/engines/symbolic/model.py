@@ -146,18 +146,38 @@ class MusicTransformer(nn.Module):
 
     @torch.inference_mode()
     def step(self, idx: torch.Tensor, cache: "KVCache") -> torch.Tensor:
-        """Feed new tokens idx (B, T) through the cache; logits of the last position (B, V)."""
-        T = idx.shape[1]
+        """Feed new tokens idx (B, T) through the cache; logits of the last position (B, V).
+
+        Written with functional ops on the raw weights: at batch 1 a decode step
+        is dominated by per-call overhead, and module dispatch doubles it.
+        """
+        B, T = idx.shape
         cache.make_room(T)
-        pos = cache.pos
-        n = cache.length
+        n, pos = cache.length, cache.pos
+        cfg = self.cfg
+        C, H = cfg.d_model, cfg.n_head
+        D = C // H
         cos, sin = self._rope(pos, T)
-        x = self.tok(idx)
+        x = F.embedding(idx, self.tok.weight)
+        mask = None
+        if T > 1:
+            mask = torch.ones(T, n + T, dtype=torch.bool, device=x.device).tril(diagonal=n)
         for i, blk in enumerate(self.blocks):
-            x = blk(x, cos, sin, cache=(cache.k[i], cache.v[i], n))
+            h = F.layer_norm(x, (C,), blk.ln1.weight, blk.ln1.bias)
+            qkv = F.linear(h, blk.qkv.weight).view(B, T, 3, H, D)
+            qk = qkv[:, :, :2].permute(2, 0, 3, 1, 4)  # (2, B, H, T, D): rotate q and k together
+            qk = _apply_rope(qk, cos, sin)
+            kbuf, vbuf = cache.k[i], cache.v[i]
+            kbuf[:, :, n:n + T] = qk[1]
+            vbuf[:, :, n:n + T] = qkv[:, :, 2].transpose(1, 2)
+            y = F.scaled_dot_product_attention(qk[0], kbuf[:, :, : n + T], vbuf[:, :, : n + T], attn_mask=mask)
+            x = x + F.linear(y.transpose(1, 2).reshape(B, T, C), blk.proj.weight)
+            h = F.layer_norm(x, (C,), blk.ln2.weight, blk.ln2.bias)
+            x = x + F.linear(F.gelu(F.linear(h, blk.fc.weight), approximate="tanh"), blk.out.weight)
         cache.length += T
         cache.pos += T
-        return self.head(self.ln_f(x[:, -1]))
+        x = F.layer_norm(x[:, -1], (C,), self.ln_f.weight, self.ln_f.bias)
+        return F.linear(x, self.tok.weight)
 
 
 class KVCache:
