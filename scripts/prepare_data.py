@@ -83,12 +83,12 @@ def _export_one(args: tuple[str, str, str]) -> list[dict]:
     return rows
 
 
-def export_music21(out: Path, workers: int, limit: int | None) -> list[dict]:
+def export_music21(out: Path, workers: int, limit: int | None, only: set[str] | None = None) -> list[dict]:
     import music21
 
     paths = [str(p) for p in music21.corpus.getPaths()]
     base = os.path.commonpath(paths)
-    todo = [p for p in paths if _collection(p, base) not in SKIP]
+    todo = [p for p in paths if _collection(p, base) not in SKIP and (not only or _collection(p, base) in only)]
     # big opus files first so the pool's tail is short
     todo.sort(key=lambda p: -os.path.getsize(p))
     if limit:
@@ -145,6 +145,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "data")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--limit", type=int, help="only the first N corpus files (smoke runs)")
+    ap.add_argument("--only", help="comma-separated music21 collections to export (e.g. bach,palestrina)")
     ap.add_argument("--skip-music21", action="store_true", help="reuse an earlier export")
     ap.add_argument("--from-disk", action="store_true",
                     help="list the pieces already exported under OUT/midi (after an interrupted export)")
@@ -160,7 +161,8 @@ def main() -> None:
     elif args.skip_music21 and manifest.exists():
         rows = [r for r in map(json.loads, manifest.read_text().splitlines()) if r["collection"] != "pop909"]
     else:
-        rows = export_music21(args.out, args.workers, args.limit)
+        rows = export_music21(args.out, args.workers, args.limit,
+                              set(args.only.split(",")) if args.only else None)
     rows += collect_pop909(args.out)
     with open(manifest, "w") as fh:
         for r in rows:

@@ -86,6 +86,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenize-only", action="store_true")
+    ap.add_argument("--no-bf16", action="store_true", help="train in float32 (bf16 autocast is the default)")
+    ap.add_argument("--dropout", type=float, default=0.05)
     args = ap.parse_args()
 
     import torch
@@ -102,9 +104,9 @@ def main() -> None:
     if args.tokenize_only:
         return
     mc = ModelConfig(vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads, d_model=args.d_model,
-                     context=args.context)
+                     context=args.context, dropout=args.dropout)
     tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                     time_limit_s=args.minutes * 60, eval_every=250, eval_batches=16)
+                     time_limit_s=args.minutes * 60, eval_every=250, eval_batches=16, bf16=not args.no_bf16)
     # the schedule should end when the time does: estimate steps from a short timing run
     summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc,
                     meta={"data": {"train_pieces": len(train_c), "train_tokens": int(len(train_c.ids)),

@@ -131,6 +131,8 @@ def _generation_options(f):
         click.option("--seed", type=int, help="Random seed (default: a fresh one, recorded in the JSON)."),
         click.option("--variations", type=int, default=1, show_default=True, help="How many results."),
         click.option("--engine", help="Engine name (default: the preset's); see `musegen engines list`."),
+        click.option("--model", "model_dir", type=click.Path(file_okay=False),
+                     help="Model folder for the engine (from `musegen train`)."),
         click.option("--tempo", type=float, help="Tempo in BPM (overrides preset and sketch)."),
         click.option("--key", help="Key, e.g. 'F#m', 'Bb major', 'D dorian'."),
         click.option("--temperature", type=float, help="Sampling temperature (default: the preset's)."),
@@ -155,6 +157,9 @@ def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
 
     no_post = kwargs.pop("no_post")
     kwargs["engine_options"] = _parse_options(kwargs.pop("options"))
+    model_dir = kwargs.pop("model_dir")
+    if model_dir is not None:
+        kwargs["engine_options"]["model"] = model_dir
     if no_post:
         kwargs["post"] = []
     with ProgressBar(label) as bar:
@@ -198,6 +203,45 @@ def extend(midi, preset, add_parts, as_json, **kwargs) -> None:
     from musegen.pipeline import extend as run
 
     _run_generation("extending", run, as_json, midi=midi, preset=preset, add_parts=add_parts, **kwargs)
+
+
+@cli.command(context_settings=CONTEXT)
+@click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=False),
+              help="MIDI files or folders to learn from (repeatable).")
+@click.option("-o", "--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for the trained model.")
+@click.option("--style", default="pop", show_default=True,
+              type=click.Choice(["pop", "chorale", "folk", "polyphony", "classical"]),
+              help="Style token the files are learned under.")
+@click.option("--from-scratch", is_flag=True, help="Train a new model instead of fine-tuning the shipped one.")
+@click.option("--base", type=click.Path(file_okay=False), help="Fine-tune this model folder instead.")
+@click.option("--steps", type=int, default=600, show_default=True)
+@click.option("--minutes", type=float, default=10.0, show_default=True, help="Time budget.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def train(data, out_dir, style, from_scratch, base, steps, minutes, seed, as_json) -> None:
+    """Fine-tune the embedded model on your MIDI files (or train one from scratch).
+
+    Use the result with `musegen generate --engine symbolic --model OUT ...`.
+    """
+    from musegen.cli.progress import ProgressBar
+    from musegen.engines.symbolic.folder import train_on_folder
+    from musegen.pipeline import check_range
+
+    check_range("steps", steps, 1, 1_000_000, integer=True)
+    check_range("minutes", minutes, 0.1, 24 * 60)
+    with ProgressBar("training") as bar:
+        def log(row):
+            if "step" in row:
+                bar(row["step"], steps, "")
+        summary = train_on_folder(list(data), out_dir, style=style, base=None if from_scratch else (base or "shipped"),
+                                  steps=steps, minutes=minutes, seed=seed, log=log)
+    if as_json:
+        _emit_json(summary)
+        return
+    _say(f"trained {summary['steps']} steps on {summary['train_pieces']} pieces; "
+         f"best validation loss {summary['best_valid_loss']:.3f}")
+    click.echo(out_dir)
 
 
 # -- render / post / analyze -------------------------------------------------------

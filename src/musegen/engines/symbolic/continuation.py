@@ -72,7 +72,9 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
     preset_parts = _preset_parts(request)
     if request.seed is None:
         programs = tuple(sorted(preset_parts)) or (0,)
-        return PromptPlan(cond, [], 0, programs, key_pcs, {}, 0, preset_parts)
+        # open the first bar with the meter and the tempo, so the model is conditioned on both
+        body = [grammar.bar_id, ts_id, grammar.position_id(0), grammar.tempo_id(request.tempo_bpm)]
+        return PromptPlan(cond + body, body, 0, programs, key_pcs, {}, 0, preset_parts)
 
     seed, analysis = request.seed, request.seed_analysis
     canon, pmap = canonicalize(seed, list(analysis.tracks))

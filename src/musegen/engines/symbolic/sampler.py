@@ -147,6 +147,7 @@ class ConstrainedSampler:
         B = len(prompts)
         model = self.model
         prog_mask, pitch_mask, pos_ok, ts_id = self._static_masks(settings, meter)
+        positions = meter[0] * 8
         if not prog_mask.any():
             raise ValueError("no allowed program token")
         cache = model.new_cache(B)
@@ -168,40 +169,34 @@ class ConstrainedSampler:
         state = [S_DURATION if s == S_DONE else s for s in state]
         cur_pos = [-1] * B
         bars_done = [0] * B
+        if state[0] == S_POSITION:  # the prompt opened the first bar (Bar TimeSig Position [Tempo])
+            first_pos = next(int(g.pos_index[t]) for t in reversed(prompts[0]) if g.kind[t] == "Position")
+            cur_pos = [first_pos] * B
+            bars_done = [1] * B
         new: list[list[int]] = [[] for _ in range(B)]
         done = [False] * B
         limit = max_tokens or bars * meter[0] * 8 * 12 + 64
         neg = torch.tensor(float("-inf"))
         temp = max(1e-3, settings.temperature)
+        # one table of allowed-token rows: grammar states first, then "after a Duration at position k"
+        table = torch.zeros((S_DONE + 1 + positions + 1, g.V), dtype=torch.bool)
+        table[S_BAR, ts_id] = True
+        table[S_TIMESIG] = pos_ok
+        table[S_TIMESIG, g.bar_id] = True  # an empty bar
+        table[S_POSITION] = prog_mask
+        table[S_PROGRAM_MEL] = pitch_mask
+        table[S_PROGRAM_DRUM] = g.m_drum
+        table[S_PITCH] = g.m_vel
+        table[S_VELOCITY] = g.m_dur
+        table[S_DONE, g.ids["PAD_None"]] = True
+        after0 = S_DONE + 1  # row after0 + k + 1: after a note at position k (k = -1: bar not opened)
+        table[after0] = g.m_bar
+        for k in range(positions):
+            table[after0 + k + 1] = prog_mask | g.m_bar | (pos_ok & (g.pos_index > k))
         for step in range(limit):
-            allowed = torch.zeros((B, g.V), dtype=torch.bool)
-            for b in range(B):
-                if done[b]:
-                    allowed[b, g.ids["PAD_None"]] = True
-                    continue
-                s = state[b]
-                if s == S_BAR:
-                    allowed[b, ts_id] = True
-                elif s == S_TIMESIG:
-                    allowed[b] = pos_ok
-                    allowed[b, g.bar_id] = True  # an empty bar
-                elif s == S_POSITION:
-                    allowed[b] = prog_mask
-                elif s == S_PROGRAM_MEL:
-                    allowed[b] = pitch_mask
-                elif s == S_PROGRAM_DRUM:
-                    allowed[b] = g.m_drum
-                elif s == S_PITCH:
-                    allowed[b] = g.m_vel
-                elif s == S_VELOCITY:
-                    allowed[b] = g.m_dur
-                else:  # after a Duration: another note here, a later position, or a new bar
-                    row = prog_mask | g.m_bar
-                    if cur_pos[b] >= 0:
-                        row = row | (pos_ok & (g.pos_index > cur_pos[b]))
-                    else:
-                        row = g.m_bar.clone()
-                    allowed[b] = row
+            rows = [S_DONE if done[b] else (after0 + cur_pos[b] + 1 if state[b] == S_DURATION else state[b])
+                    for b in range(B)]
+            allowed = table[rows]
             lg = logits.float() / temp
             lg = torch.where(allowed, lg, neg)
             if settings.top_k:

@@ -31,6 +31,7 @@ class TrainConfig:
     time_limit_s: float = 0.0  # stop after this long (0 = no limit)
     seed: int = 0
     threads: int = 0           # torch threads (0 = leave as is)
+    bf16: bool = False         # bfloat16 autocast (about 1.8x faster on CPUs with AMX/AVX512-BF16)
 
 
 def _lr(step: int, tc: TrainConfig) -> float:
@@ -116,7 +117,8 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = _lr(step, tc)
             x, y = _split_batch(tr.batch(tc.batch), pad_id)
-            _, loss = model(x, y)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.bf16):
+                _, loss = model(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
