@@ -23,7 +23,7 @@ def _no_traceback(proc):
 def test_help_is_light_and_version(cli):
     code = (
         "import sys, musegen.cli.main as m\n"
-        "heavy = [x for x in ('torch', 'transformers', 'librosa', 'numba', 'scipy', 'matplotlib') "
+        "heavy = [x for x in ('torch', 'transformers', 'librosa', 'numba', 'scipy', 'matplotlib', 'miditok') "
         "if x in sys.modules]\n"
         "print(heavy)\n"
     )

@@ -179,3 +179,34 @@ def test_engine_extend_keeps_seed_and_parts(tiny_dir):
     end = seed.end()
     assert any(n.time >= end for t in out.score.tracks for n in t.notes)
     assert out.score.end() <= 4 * 1920 + ((end + 1919) // 1920) * 1920
+
+
+def test_shipped_weights_load_and_generate():
+    """The packaged model is the default engine; it loads from safetensors and writes music."""
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.midi.io import score_digest
+
+    folder = shipped_checkpoint()
+    assert (folder / "model.safetensors").stat().st_size < 30 * 2**20
+    eng = SymbolicEngine()
+    req = _engine_request("pop-ballad", bars=2, random_seed=1, variations=2)
+    a = eng.generate(req)
+    b = eng.generate(req)
+    assert [score_digest(o.score) for o in a] == [score_digest(o.score) for o in b]
+    for out in a:
+        notes = [n for t in out.score.tracks if not t.is_drum for n in t.notes]
+        assert len(notes) >= 4
+        bar = 480 * 4
+        assert max(n.time for n in notes) < 2 * bar
+
+
+def test_cli_extend_with_the_default_model_keeps_the_sketch(cli, tmp_path):
+    seed = make_sketch(tmp_path / "sketch.mid", tempo=110, bars=4, tonic=7)
+    r = cli("extend", seed, "--bars", "4", "--seed", "3", "-o", tmp_path / "o", "--json")
+    assert r.returncode == 0, r.stderr
+    (res,) = json.loads(r.stdout)["results"]
+    assert res["parameters"]["engine"] == "symbolic"
+    out, src = Score(res["mid"]), Score(str(seed))
+    for st, gt in zip(src.tracks, out.tracks):
+        assert [(n.time, n.pitch) for n in gt.notes][: len(st.notes)] == [(n.time, n.pitch) for n in st.notes]
+    assert out.end() > src.end()

@@ -137,7 +137,7 @@ class Melody:
 
 @dataclass(frozen=True)
 class EngineDefaults:
-    name: str = "procedural"
+    name: str = "symbolic"
     temperature: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -27,6 +27,7 @@ from musegen.errors import EngineError
 
 OUT_TPQ = 480
 ROLE_NAMES = {MELODY_PROGRAM: "lead", BASS_PROGRAM: "bass", -1: "drums"}
+MODEL_BASS_STYLES = ("chorale", "polyphony", "classical")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class PromptPlan:
     part_map: dict[int, int] = field(default_factory=dict)  # canonical program -> seed track
     start_tick: int = 0            # continuation start in output ticks
     role_programs: dict[int, tuple[int, str]] = field(default_factory=dict)  # canonical -> (GM program, role)
+    wanted: tuple[int, ...] = ()   # parts to encourage when they fall silent
 
 
 def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
@@ -51,7 +53,9 @@ def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
         parts.setdefault(canonical_program(inst.harmony, False, "harmony"), (inst.harmony, "harmony"))
     if inst.pad is not None:
         parts.setdefault(canonical_program(inst.pad, False, "pad"), (inst.pad, "pad"))
-    if inst.bass is not None:
+    if inst.bass is not None and request.preset.style in MODEL_BASS_STYLES:
+        # the model learned bass voices from chorales and polyphony; for other styles
+        # the procedural arranger writes the bass over the model's chords
         parts[BASS_PROGRAM] = (inst.bass, "bass")
     return parts
 
@@ -74,7 +78,7 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
         programs = tuple(sorted(preset_parts)) or (0,)
         # open the first bar with the meter and the tempo, so the model is conditioned on both
         body = [grammar.bar_id, ts_id, grammar.position_id(0), grammar.tempo_id(request.tempo_bpm)]
-        return PromptPlan(cond + body, body, 0, programs, key_pcs, {}, 0, preset_parts)
+        return PromptPlan(cond + body, body, 0, programs, key_pcs, {}, 0, preset_parts, wanted=programs)
 
     seed, analysis = request.seed, request.seed_analysis
     canon, pmap = canonicalize(seed, list(analysis.tracks))
@@ -102,8 +106,10 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
     else:
         programs = tuple(sorted(melodic_seed | set(preset_parts)))
     role_programs = dict(preset_parts)
+    # every part of the sketch keeps playing; with generate, the preset's parts join in
+    wanted = programs
     return PromptPlan(cond + body, body, prompt_bars, programs, key_pcs, dict(pmap.tracks),
-                      start_tick, role_programs)
+                      start_tick, role_programs, wanted=wanted)
 
 
 def _new_score(request: Request) -> Score:

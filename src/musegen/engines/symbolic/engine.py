@@ -68,6 +68,7 @@ class SymbolicEngine:
             temperature=request.temperature, top_p=top_p, top_k=top_k,
             key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
             programs=plan.programs,
+            wanted=plan.wanted,
         )
         gen = torch.Generator().manual_seed(int(request.random_seed) % (2**63))
         threads = torch.get_num_threads()

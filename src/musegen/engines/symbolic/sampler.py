@@ -25,6 +25,10 @@ class SampleSettings:
     top_p: float = 0.95
     key_pcs: frozenset[int] | None = None  # allowed pitch classes for melodic notes
     programs: tuple[int, ...] | None = None  # canonical programs allowed (-1 = drums)
+    #: parts the request wants to hear: their Program tokens get ``part_bias`` added to
+    #: the logits while the part has been silent for the current and the previous bar
+    wanted: tuple[int, ...] = ()
+    part_bias: float = 2.5
 
 
 class Grammar:
@@ -193,11 +197,20 @@ class ConstrainedSampler:
         table[after0] = g.m_bar
         for k in range(positions):
             table[after0 + k + 1] = prog_mask | g.m_bar | (pos_ok & (g.pos_index > k))
+        prog_id = {p: i for i, p in g.prog_value.items()}
+        wanted_ids = {p: prog_id[p] for p in settings.wanted if p in prog_id}
+        last_bar: list[dict[int, int]] = [dict() for _ in range(B)]
         for step in range(limit):
             rows = [S_DONE if done[b] else (after0 + cur_pos[b] + 1 if state[b] == S_DURATION else state[b])
                     for b in range(B)]
             allowed = table[rows]
             lg = logits.float() / temp
+            if wanted_ids:
+                for b in range(B):
+                    if state[b] in (S_POSITION, S_DURATION) and not done[b]:
+                        for prog, tid in wanted_ids.items():
+                            if bars_done[b] - last_bar[b].get(prog, -9) > 1:
+                                lg[b, tid] += settings.part_bias
             lg = torch.where(allowed, lg, neg)
             if settings.top_k:
                 kth = torch.topk(lg, min(settings.top_k, g.V), dim=-1).values[:, -1:]
@@ -224,6 +237,8 @@ class ConstrainedSampler:
                     cur_pos[b] = int(g.pos_index[t])
                 new[b].append(t)
                 state[b] = g.state_after(t)
+                if state[b] in (S_PROGRAM_MEL, S_PROGRAM_DRUM):
+                    last_bar[b][g.prog_value[t]] = bars_done[b]
             if all(done):
                 break
             logits = model.step(nxt, cache)
