@@ -84,7 +84,8 @@ class NGram:
 
 # -- model NLL ---------------------------------------------------------------------
 
-def model_nll(model, sampler_cls, tokenizer, corpus, context: int) -> tuple[float, int, list[np.ndarray]]:
+def model_nll(model, tokenizer, corpus, context: int, max_pieces: int | None = None
+              ) -> tuple[float, int, list[np.ndarray]]:
     """NLL of the model on non-overlapping windows (prefix + body), and the scored bodies."""
     import torch
 
@@ -94,7 +95,7 @@ def model_nll(model, sampler_cls, tokenizer, corpus, context: int) -> tuple[floa
     total, count, bodies = 0.0, 0, []
     span = context - 3
     with torch.inference_mode():
-        for p in range(len(corpus)):
+        for p in range(len(corpus) if max_pieces is None else min(max_pieces, len(corpus))):
             piece = corpus.piece(p).astype(np.int64)
             key = ws.key_ids[int(corpus.minor[p]), int(corpus.tonic[p])]
             prefix = [ws.bos, int(ws.style_ids[corpus.style[p]]), int(key)]
@@ -153,7 +154,7 @@ def repeated_bar_rate(notes, bar_ticks: int, lo_bar: int, hi_bar: int) -> float:
     return rep / total if total else 0.0
 
 
-def continuation_eval(items, model_dir, n_pieces: int, seed: int) -> dict:
+def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None = None) -> dict:
     import tempfile
 
     from symusic import Score
@@ -196,7 +197,7 @@ def continuation_eval(items, model_dir, n_pieces: int, seed: int) -> dict:
         sa = replace(sa, end_tick=max(sa.end_tick, 8 * bt - 1))
         req = Request(preset=replace(preset, style=style), bars=8, tempo_bpm=a.tempo_bpm, meter=a.meter,
                       tonic=a.key_tonic, mode=a.key_mode, random_seed=int(idx), variations=1,
-                      seed=seed_score, seed_analysis=sa, continue_only=True)
+                      seed=seed_score, seed_analysis=sa, continue_only=True, options=dict(options or {}))
         try:
             (out,) = engine.generate(req)
             render_score(out.score, sample_rate=22050)
@@ -234,6 +235,10 @@ def main() -> None:
     ap.add_argument("--pieces", type=int, default=60)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--nll-pieces", type=int, default=None, help="score only the first N test pieces (smoke runs)")
+    ap.add_argument("--skip-nll", action="store_true", help="only the continuation statistics")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine option for the continuations (e.g. tonal_prior=0)")
     args = ap.parse_args()
 
     import torch
@@ -247,7 +252,24 @@ def main() -> None:
     test = TokenCorpus.load(args.data / "tokens_test.npz")
     train = TokenCorpus.load(args.data / "tokens_train.npz")
     t = time.time()
-    m_nll, m_n, bodies = model_nll(model, None, tokenizer, test, model.cfg.context)
+    nll = {}
+    if not args.skip_nll:
+        nll = nll_table(model, tokenizer, test, train, args, t)
+    options = {}
+    for kv in args.option:
+        k, _, v = kv.partition("=")
+        options[k] = json.loads(v) if v[:1] in "0123456789-tf[{" else v
+    cont = continuation_eval(load_split_items(args.data, "test"), args.model, args.pieces, args.seed, options)
+    print(json.dumps(cont["summary"], indent=1), file=sys.stderr)
+    report = {"nll": nll, "continuation": cont["summary"], "options": options, "model": cfg.get("model"),
+              "step": cfg.get("step")}
+    if args.json:
+        args.json.write_text(json.dumps({**report, "rows": cont["rows"]}, indent=1))
+    print(json.dumps(report, indent=1))
+
+
+def nll_table(model, tokenizer, test, train, args, t) -> dict:
+    m_nll, m_n, bodies = model_nll(model, tokenizer, test, model.cfg.context, args.nll_pieces)
     ng = NGram([train.piece(i) for i in range(len(train))], len(tokenizer), n=4)
     g_nll, g_n = 0.0, 0
     for b in bodies:
@@ -257,12 +279,7 @@ def main() -> None:
     nll = {"model_nll_per_token": m_nll / m_n, "ngram4_nll_per_token": g_nll / g_n, "test_tokens": m_n,
            "test_pieces": len(test), "seconds": round(time.time() - t, 1)}
     print(json.dumps(nll, indent=1), file=sys.stderr)
-    cont = continuation_eval(load_split_items(args.data, "test"), args.model, args.pieces, args.seed)
-    print(json.dumps(cont["summary"], indent=1), file=sys.stderr)
-    report = {"nll": nll, "continuation": cont["summary"], "model": cfg.get("model"), "step": cfg.get("step")}
-    if args.json:
-        args.json.write_text(json.dumps({**report, "rows": cont["rows"]}, indent=1))
-    print(json.dumps(report, indent=1))
+    return nll
 
 
 if __name__ == "__main__":

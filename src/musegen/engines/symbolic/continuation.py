@@ -41,6 +41,7 @@ class PromptPlan:
     start_tick: int = 0            # continuation start in output ticks
     role_programs: dict[int, tuple[int, str]] = field(default_factory=dict)  # canonical -> (GM program, role)
     wanted: tuple[int, ...] = ()   # parts to encourage when they fall silent
+    pc_profile: tuple[float, ...] = ()  # pitch-class distribution (12) the new notes lean toward
 
 
 def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
@@ -78,7 +79,10 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
         programs = tuple(sorted(preset_parts)) or (0,)
         # open the first bar with the meter and the tempo, so the model is conditioned on both
         body = [grammar.bar_id, ts_id, grammar.position_id(0), grammar.tempo_id(request.tempo_bpm)]
-        return PromptPlan(cond + body, body, 0, programs, key_pcs, {}, 0, preset_parts, wanted=programs)
+        profile = tuple((0.85 / len(key_pcs) if pc in key_pcs else 0.15 / (12 - len(key_pcs)))
+                        for pc in range(12))
+        return PromptPlan(cond + body, body, 0, programs, key_pcs, {}, 0, preset_parts, wanted=programs,
+                          pc_profile=profile)
 
     seed, analysis = request.seed, request.seed_analysis
     canon, pmap = canonicalize(seed, list(analysis.tracks))
@@ -109,7 +113,19 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
     # every part of the sketch keeps playing; with generate, the preset's parts join in
     wanted = programs
     return PromptPlan(cond + body, body, prompt_bars, programs, key_pcs, dict(pmap.tracks),
-                      start_tick, role_programs, wanted=wanted)
+                      start_tick, role_programs, wanted=wanted, pc_profile=_seed_profile(seed, key_pcs))
+
+
+def _seed_profile(seed: Score, key_pcs: frozenset[int]) -> tuple[float, ...]:
+    """Duration-weighted pitch-class distribution of the sketch, blended with its key's scale."""
+    from musegen.midi.analysis import pitch_class_histogram
+
+    h = pitch_class_histogram(seed)
+    total = float(h.sum())
+    scale = [1.0 / len(key_pcs) if pc in key_pcs else 0.0 for pc in range(12)]
+    if total <= 0:
+        return tuple(scale)
+    return tuple(0.7 * float(x) / total + 0.3 * s for x, s in zip(h, scale))
 
 
 def _new_score(request: Request) -> Score:

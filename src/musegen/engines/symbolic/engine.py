@@ -23,13 +23,15 @@ class SymbolicEngine:
     Options (``--option KEY=VALUE`` or a preset's ``[engine.options]``):
     ``model`` (a checkpoint folder; default the shipped one), ``top_p``
     (0.95), ``top_k`` (0 = off), ``key_constraint`` (true: melodic notes stay
-    in the scale), ``accompany`` (true: procedural drums/bass where the preset
-    has them and the model wrote none).
+    in the scale), ``tonal_prior`` (1.0: weight of a pitch-class prior from the
+    sketch's own notes, or from the key's scale without a sketch; 0 turns it
+    off), ``accompany`` (true: procedural drums/bass where the preset has them
+    and the model wrote none).
     """
 
     name = "symbolic"
     produces = "midi"
-    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads"}
+    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior"}
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
         unknown = set(options) - self.OPTIONS
@@ -64,11 +66,15 @@ class SymbolicEngine:
             raise ParameterError(f"top_p must be in (0, 1], got {top_p!r}")
         if top_k < 0:
             raise ParameterError(f"top_k must be >= 0, got {top_k!r}")
+        tonal = float(opts.get("tonal_prior", 1.0))
+        if not 0 <= tonal <= 10:
+            raise ParameterError(f"tonal_prior must be between 0 and 10, got {tonal!r}")
         settings = SampleSettings(
             temperature=request.temperature, top_p=top_p, top_k=top_k,
             key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
             programs=plan.programs,
             wanted=plan.wanted,
+            pc_bias=torch.log(torch.as_tensor(plan.pc_profile) + 0.03) * tonal if tonal else None,
         )
         gen = torch.Generator().manual_seed(int(request.random_seed) % (2**63))
         threads = torch.get_num_threads()

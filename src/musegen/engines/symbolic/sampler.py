@@ -29,6 +29,8 @@ class SampleSettings:
     #: the logits while the part has been silent for the current and the previous bar
     wanted: tuple[int, ...] = ()
     part_bias: float = 2.5
+    #: added to the logits of melodic pitch tokens by pitch class (a tonal prior), shape (12,)
+    pc_bias: "torch.Tensor | None" = None
 
 
 class Grammar:
@@ -197,6 +199,10 @@ class ConstrainedSampler:
         table[after0] = g.m_bar
         for k in range(positions):
             table[after0 + k + 1] = prog_mask | g.m_bar | (pos_ok & (g.pos_index > k))
+        pitch_bias = None
+        if settings.pc_bias is not None:
+            pc = g.pitch_value % 12
+            pitch_bias = torch.where(g.pitch_value >= 0, settings.pc_bias.float()[pc], torch.tensor(0.0))
         prog_id = {p: i for i, p in g.prog_value.items()}
         wanted_ids = {p: prog_id[p] for p in settings.wanted if p in prog_id}
         last_bar: list[dict[int, int]] = [dict() for _ in range(B)]
@@ -211,6 +217,8 @@ class ConstrainedSampler:
                         for prog, tid in wanted_ids.items():
                             if bars_done[b] - last_bar[b].get(prog, -9) > 1:
                                 lg[b, tid] += settings.part_bias
+            if pitch_bias is not None:
+                lg = lg + pitch_bias
             lg = torch.where(allowed, lg, neg)
             if settings.top_k:
                 kth = torch.topk(lg, min(settings.top_k, g.V), dim=-1).values[:, -1:]
