@@ -154,7 +154,8 @@ def repeated_bar_rate(notes, bar_ticks: int, lo_bar: int, hi_bar: int) -> float:
     return rep / total if total else 0.0
 
 
-def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None = None) -> dict:
+def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None = None,
+                      temperature: float = 1.0) -> dict:
     import tempfile
 
     from symusic import Score
@@ -197,7 +198,8 @@ def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict 
         sa = replace(sa, end_tick=max(sa.end_tick, 8 * bt - 1))
         req = Request(preset=replace(preset, style=style), bars=8, tempo_bpm=a.tempo_bpm, meter=a.meter,
                       tonic=a.key_tonic, mode=a.key_mode, random_seed=int(idx), variations=1,
-                      seed=seed_score, seed_analysis=sa, continue_only=True, options=dict(options or {}))
+                      seed=seed_score, seed_analysis=sa, continue_only=True, options=dict(options or {}),
+                      temperature=temperature)
         try:
             (out,) = engine.generate(req)
             render_score(out.score, sample_rate=22050)
@@ -237,6 +239,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path)
     ap.add_argument("--nll-pieces", type=int, default=None, help="score only the first N test pieces (smoke runs)")
     ap.add_argument("--skip-nll", action="store_true", help="only the continuation statistics")
+    ap.add_argument("--temperature", type=float, default=1.0)
     ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                     help="engine option for the continuations (e.g. tonal_prior=0)")
     args = ap.parse_args()
@@ -259,9 +262,11 @@ def main() -> None:
     for kv in args.option:
         k, _, v = kv.partition("=")
         options[k] = json.loads(v) if v[:1] in "0123456789-tf[{" else v
-    cont = continuation_eval(load_split_items(args.data, "test"), args.model, args.pieces, args.seed, options)
+    cont = continuation_eval(load_split_items(args.data, "test"), args.model, args.pieces, args.seed, options,
+                             args.temperature)
     print(json.dumps(cont["summary"], indent=1), file=sys.stderr)
-    report = {"nll": nll, "continuation": cont["summary"], "options": options, "model": cfg.get("model"),
+    report = {"nll": nll, "continuation": cont["summary"], "options": options, "temperature": args.temperature,
+              "model": cfg.get("model"),
               "step": cfg.get("step")}
     if args.json:
         args.json.write_text(json.dumps({**report, "rows": cont["rows"]}, indent=1))

@@ -23,7 +23,7 @@ class SymbolicEngine:
     Options (``--option KEY=VALUE`` or a preset's ``[engine.options]``):
     ``model`` (a checkpoint folder; default the shipped one), ``top_p``
     (0.95), ``top_k`` (0 = off), ``key_constraint`` (true: melodic notes stay
-    in the scale), ``tonal_prior`` (1.0: weight of a pitch-class prior from the
+    in the scale), ``tonal_prior`` (0: weight of a pitch-class prior from the
     sketch's own notes, or from the key's scale without a sketch; 0 turns it
     off), ``accompany`` (true: procedural drums/bass where the preset has them
     and the model wrote none).
@@ -66,7 +66,7 @@ class SymbolicEngine:
             raise ParameterError(f"top_p must be in (0, 1], got {top_p!r}")
         if top_k < 0:
             raise ParameterError(f"top_k must be >= 0, got {top_k!r}")
-        tonal = float(opts.get("tonal_prior", 1.0))
+        tonal = float(opts.get("tonal_prior", 0.0))
         if not 0 <= tonal <= 10:
             raise ParameterError(f"tonal_prior must be between 0 and 10, got {tonal!r}")
         settings = SampleSettings(
