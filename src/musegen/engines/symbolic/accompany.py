@@ -1,8 +1,9 @@
 """Drums and bass under the model's parts, arranged by the procedural engine.
 
-The corpus the model learned from has no drum kits and few separate bass
-parts, so where a preset asks for drums or bass and the model wrote none, the
-procedural arranger writes them over the chords the model actually played.
+The corpus the model learned from has no drum kits, few separate bass parts
+and many bare folk tunes, so where a preset asks for drums, bass or a harmony
+part and the model wrote none, the procedural arranger writes it over the
+chords the model actually played.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import random
 
 from symusic import Note, Track
 
-from musegen.engines.symbolic.tokens import BASS_PROGRAM
+from musegen.engines.symbolic.tokens import BASS_PROGRAM, MELODY_PROGRAM
 
 _QUALITY_INTERVALS = {
     "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8), "sus4": (0, 5, 7),
@@ -51,6 +52,8 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
         return {}  # extend adds no parts
     inst = request.preset.instruments
     roles = []
+    if inst.harmony is not None and not any(n for p, n in written.items() if p not in (MELODY_PROGRAM, BASS_PROGRAM, -1)):
+        roles.append("harmony")  # e.g. folk styles, where the model learned bare tunes
     if inst.drums is not None and request.preset.groove.drum_pattern != "none" \
             and not any(t.is_drum and t.notes for t in score.tracks):
         roles.append("drums")

@@ -54,6 +54,11 @@ def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
         parts.setdefault(canonical_program(inst.harmony, False, "harmony"), (inst.harmony, "harmony"))
     if inst.pad is not None:
         parts.setdefault(canonical_program(inst.pad, False, "pad"), (inst.pad, "pad"))
+    if request.preset.style in ("chorale", "polyphony") and 0 not in parts:
+        # inner voices: the model writes them as one accompaniment part in the voices' timbre
+        voice = inst.harmony if inst.harmony is not None else (inst.lead if inst.lead is not None else inst.bass)
+        if voice is not None:
+            parts[0] = (voice, "harmony")
     if inst.bass is not None and request.preset.style in MODEL_BASS_STYLES:
         # the model learned bass voices from chorales and polyphony; for other styles
         # the procedural arranger writes the bass over the model's chords
