@@ -3,9 +3,10 @@
     python scripts/bench_speed.py [--midi SONG.mid] [--repeats 3]
 
 1. ``musegen --help`` wall time in a fresh process, and which heavy modules it imports.
-2. generate + render + post for 60 s of a four-part piece (pop-ballad: lead,
-   harmony, bass, drums), in process after a warm-up run (process start and
-   imports excluded), as a real-time factor.
+2. generate + render + post for 60 s of pop-ballad (lead, harmony, pad, bass,
+   drums), in process after a warm-up run (process start and imports
+   excluded), as a real-time factor: with the procedural engine (the issue #2
+   target) and with the embedded model.
 3. Rendering one MIDI file with musegen (symusic backend, WAV written) versus
    the FluidSynth command line (``fluidsynth -ni -F out.wav``) on the same
    MIDI and SoundFont, alternating runs, as a ratio.
@@ -40,21 +41,21 @@ def bench_help(repeats: int) -> None:
           f"(target < 500 ms); heavy modules imported: {heavy.strip()}")
 
 
-def bench_generate(repeats: int) -> None:
+def bench_generate(repeats: int, engine: str) -> None:
     from musegen.pipeline import generate
 
     with tempfile.TemporaryDirectory() as tmp:
-        generate("pop-ballad", seconds=10, seed=0, out_dir=tmp)  # warm caches and imports
+        generate("pop-ballad", seconds=10, seed=0, out_dir=tmp, engine=engine)  # warm caches and imports
         times, stages = [], []
         for i in range(repeats):
             t = time.perf_counter()
-            (res,) = generate("pop-ballad", seconds=60, seed=100 + i, out_dir=tmp)
+            (res,) = generate("pop-ballad", seconds=60, seed=100 + i, out_dir=tmp, engine=engine)
             times.append(time.perf_counter() - t)
             stages.append(res.sidecar["timings"])
         music = res.sidecar["analysis"]["music_s"]
         parts = len(res.sidecar["analysis"]["tracks"])
     med = statistics.median(times)
-    print(f"generate+render+post, {music:.0f} s of music, {parts} parts: median {med:.2f} s "
+    print(f"generate+render+post ({engine}), {music:.0f} s of music, {parts} parts: median {med:.2f} s "
           f"= {music / med:.0f}x real time (target >= 30x, < 2 s); stages of the last run: {stages[-1]}")
 
 
@@ -92,7 +93,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
     bench_help(max(5, args.repeats))
-    bench_generate(args.repeats)
+    bench_generate(args.repeats, "procedural")
+    bench_generate(args.repeats, "symbolic")
     if args.midi.is_file():
         bench_render(args.midi, args.repeats)
     else:

@@ -9,6 +9,8 @@ pitch shifting), because importing it costs about a second.
 
 from __future__ import annotations
 
+import functools
+
 import math
 
 import numpy as np
@@ -432,6 +434,13 @@ _ALLPASS_GAIN = 0.5
 _DAMPING = 0.25
 
 
+@functools.lru_cache(maxsize=8)
+def _reverb_impulse_cached(sr: int, room: float, channels: int) -> np.ndarray:
+    ir = _reverb_impulse(sr, room, channels).astype(np.float32)
+    ir.flags.writeable = False
+    return ir
+
+
 def _reverb_impulse(sr: int, room: float, channels: int) -> np.ndarray:
     """Impulse responses of a Freeverb-style network, shape (channels, taps).
 
@@ -507,8 +516,9 @@ def reverb(y: np.ndarray, *, sr: int, mix: float = 0.2, room: float = 0.5, tail:
     if mix == 0.0:
         return y.copy()
     channels, n = y.shape
-    ir = _reverb_impulse(sr, room, channels)
-    source = y.mean(axis=0, dtype=np.float64)
+    # float32 convolution is 4-5x faster than float64 and far below 16-bit resolution in error
+    ir = _reverb_impulse_cached(sr, room, channels)
+    source = y.mean(axis=0, dtype=np.float32)
     wet = oaconvolve(source[None, :], ir, axes=-1)
     length = wet.shape[1] if tail else n
     out = np.zeros((channels, length), dtype=np.float32)

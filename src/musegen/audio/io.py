@@ -153,9 +153,16 @@ def write_audio(
             f"subtype {subtype!r} cannot be written to a {fmt} file "
             f"(choose from {', '.join(sf.available_subtypes(fmt))})"
         )
-    if subtype not in ("FLOAT", "DOUBLE"):
-        y = np.clip(y, -1.0, 1.0)
-    frames = np.ascontiguousarray(y.T)
+    if subtype == "PCM_16":
+        # convert to int16 here in one pass: libsndfile's float path is 2-3x slower
+        frames = y.T * np.float32(32767.0)
+        np.clip(frames, -32768.0, 32767.0, out=frames)
+        np.rint(frames, out=frames)
+        frames = frames.astype(np.int16)
+    else:
+        if subtype not in ("FLOAT", "DOUBLE"):
+            y = np.clip(y, -1.0, 1.0)
+        frames = np.ascontiguousarray(y.T)
     with atomic_output(path) as handle:
         sf.write(handle, frames, sr, format=fmt, subtype=subtype)
 

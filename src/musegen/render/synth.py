@@ -90,6 +90,14 @@ def _velocity_layers(score) -> list[tuple[float, object]]:
         for b in np.unique(band):
             m = band == b
             bands.setdefault(int(b), []).append((ti, {k: np.ascontiguousarray(v[m]) for k, v in cols.items()}))
+    # each render costs about the same whatever its note count, so a band with few notes
+    # joins its louder neighbour (a velocity step of one band is ~2 dB)
+    total = sum(len(c["time"]) for parts in bands.values() for _, c in parts)
+    for b in sorted(bands):
+        count = sum(len(c["time"]) for _, c in bands[b])
+        louder = [k for k in sorted(bands) if k > b]
+        if louder and count < 0.04 * total:
+            bands[louder[0]] = bands.pop(b) + bands[louder[0]]
     layers = []
     for b, parts in sorted(bands.items()):
         sub = Score(score.ticks_per_quarter)
