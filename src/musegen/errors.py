@@ -40,6 +40,10 @@ class SoundFontError(InputError):
     """A SoundFont is missing or unreadable."""
 
 
+class PlanError(InputError):
+    """A batch plan is missing, malformed or invalid."""
+
+
 class EngineError(MusegenError):
     """An engine failed while generating (exit 1)."""
 

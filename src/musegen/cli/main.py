@@ -137,6 +137,8 @@ def _generation_options(f):
         click.option("--key", help="Key, e.g. 'F#m', 'Bb major', 'D dorian'."),
         click.option("--temperature", type=float, help="Sampling temperature (default: the preset's)."),
         click.option("--prompt", default="", help="Extra words for neural engines' text prompt."),
+        click.option("--audio-prompt", type=click.Path(dir_okay=False),
+                     help="Audio clip for an audio engine to continue (musicgen)."),
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="Engine option (repeatable)."),
         click.option("--soundfont", type=click.Path(dir_okay=False), help="A .sf2/.sf3 to render with."),
@@ -160,6 +162,9 @@ def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
     model_dir = kwargs.pop("model_dir")
     if model_dir is not None:
         kwargs["engine_options"]["model"] = model_dir
+    audio_prompt = kwargs.pop("audio_prompt")
+    if audio_prompt is not None:
+        kwargs["engine_options"]["audio_prompt"] = audio_prompt
     if no_post:
         kwargs["post"] = []
     with ProgressBar(label) as bar:
@@ -353,6 +358,9 @@ def analyze(path, plot, as_json) -> None:
             elif len(json.dumps(v, default=str)) > 100:
                 v = json.dumps(v, default=str)[:97] + "..."
         click.echo(f"{k}: {v}")
+
+
+from musegen.cli.batch_cmd import batch as _batch; cli.add_command(_batch)  # noqa: E402,E702
 
 
 # -- entry point --------------------------------------------------------------------

@@ -18,6 +18,8 @@ BUILTIN: dict[str, tuple[str, str]] = {
                  "the embedded music transformer trained on POP909 and music21's corpus (offline)"),
     "procedural": ("musegen.engines.procedural:ProceduralEngine",
                    "rule-based harmony, melody, bass, chords and drums from the preset (offline)"),
+    "musicgen": ("musegen.engines.musicgen:MusicGenEngine",
+                 "MusicGen / MusicGen-Melody audio via transformers (your weights; pip install 'musegen[musicgen]')"),
 }
 ENTRY_POINT_GROUP = "musegen.engines"
 

@@ -1,0 +1,133 @@
+"""The run folder's record: ``manifest.jsonl`` (one row per job) and ``manifest.csv``.
+
+While a run goes on, each finished job appends a row, flushed and fsync'ed,
+so even a killed run leaves a record of what finished (for a job id the
+last row wins; a torn last line is ignored).  At the start and end of a run
+the file is rewritten atomically with exactly one row per job, in plan order.
+
+Row fields: ``id``, ``index``, ``label``, ``command``, ``engine``,
+``params``, ``status`` (``ok``, ``failed``, ``interrupted`` or ``pending``),
+``error``, ``worker``, ``started_at``, ``finished_at``, ``wall_s``,
+``outputs`` (paths relative to the run folder), ``analysis`` (figures) and
+``timings`` (seconds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from musegen.errors import OutputError
+from musegen.outputs import temp_path_for
+
+MANIFEST = "manifest.jsonl"
+MANIFEST_CSV = "manifest.csv"
+STATUSES = ("ok", "failed", "interrupted", "pending")
+
+
+def _dumps(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, sort_keys=False, default=str)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text through a temporary file and a rename (fsync'ed)."""
+    tmp = temp_path_for(path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if tmp.exists():
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+
+
+class Manifest:
+    """``manifest.jsonl`` and ``manifest.csv`` of one run folder."""
+
+    def __init__(self, folder: str | os.PathLike[str]):
+        self.folder = Path(folder)
+        self.path = self.folder / MANIFEST
+        self.csv_path = self.folder / MANIFEST_CSV
+
+    def exists(self) -> bool:
+        return self.path.is_file()
+
+    def load(self) -> dict[str, dict[str, Any]]:
+        """Rows by job id (the last row of an id wins); ``{}`` when there is none."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise OutputError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        rows: dict[str, dict[str, Any]] = {}
+        for line in text.splitlines():
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue  # torn by a kill in the middle of an append
+            if isinstance(row, dict) and isinstance(row.get("id"), str):
+                rows.pop(row["id"], None)
+                rows[row["id"]] = row
+        return rows
+
+    def append(self, row: dict[str, Any]) -> None:
+        try:
+            with open(self.path, "a", encoding="utf-8") as fh:
+                fh.write(_dumps(row) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+        except OSError as exc:
+            raise OutputError(f"cannot append to {self.path}: {exc.strerror or exc}") from None
+
+    def write(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Replace both files with exactly ``rows``."""
+        rows = list(rows)
+        atomic_write_text(self.path, "".join(_dumps(r) + "\n" for r in rows))
+        atomic_write_text(self.csv_path, to_csv(rows))
+
+
+_FIRST = ("id", "label", "status", "command", "engine")
+_LAST = ("error", "worker", "started_at", "finished_at", "wall_s")
+
+
+def to_csv(rows: list[dict[str, Any]]) -> str:
+    """Flatten rows for spreadsheets: ``param.*``, ``analysis.*``, ``timings.*``, ``outputs.*`` columns."""
+    groups: dict[str, dict[str, None]] = {"params": {}, "analysis": {}, "timings": {}, "outputs": {}}
+    for r in rows:
+        for g, names in groups.items():
+            for k in (r.get(g) or {}):
+                names.setdefault(k, None)
+    header = list(_FIRST)
+    header += [f"param.{k}" for k in groups["params"]]
+    header += [f"{g}.{k}" for g in ("analysis", "timings", "outputs") for k in groups[g]]
+    header += list(_LAST)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    for r in rows:
+        line = []
+        for col in header:
+            group, _, name = col.partition(".")
+            if name:
+                value = (r.get("params" if group == "param" else group) or {}).get(name)
+            else:
+                value = r.get(col)
+            if isinstance(value, (list, dict)):
+                value = json.dumps(value, ensure_ascii=False)
+            line.append("" if value is None else value)
+        writer.writerow(line)
+    return buf.getvalue()

@@ -1,0 +1,379 @@
+"""The ``musicgen`` engine: preset + prompt (+ MIDI seed, + audio prompt) -> audio.
+
+The text prompt is the preset's description plus the user's words.  A MIDI
+seed conditions MusicGen-Melody through its chroma (computed from the notes);
+with plain MusicGen it is rendered and continued as an audio prompt.  An audio
+prompt (``--audio-prompt clip.wav``) is continued by either model.  Results
+longer than the model's window are generated window by window (AudioCraft's
+extend stride); variations are sampled together as one batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from musegen.engines.base import EngineOutput, Request, continuation_start
+from musegen.errors import EngineError, ParameterError
+
+_LOCK = threading.Lock()
+MIDI_MODES = ("melody", "prompt", "none")
+CHROMA_SOURCES = ("midi", "audio")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Engine options (``--option KEY=VALUE`` or a preset's ``[engine.options]``)."""
+
+    model: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    guidance_scale: float = 3.0
+    top_k: int = 250
+    top_p: float = 0.0
+    audio_prompt: str | None = None
+    midi_mode: str | None = None
+    chroma_source: str = "midi"
+    chroma_parts: str = "melodic"
+    window: float = 30.0
+    extend_stride: float = 18.0
+    decoder: str = "fast"
+    batch_size: int = 4
+    prompts: tuple[str, ...] = ()
+    decode_chunk: float = 40.0
+    transcribe: bool = False
+    threads: int = 0
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> "Options":
+        known = set(cls.__dataclass_fields__) | {"guidance"}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ParameterError(f"unknown option(s) for engine 'musicgen': {', '.join(unknown)} "
+                                 f"(allowed: {', '.join(sorted(known))})")
+        r = dict(raw)
+        if "guidance" in r:
+            r["guidance_scale"] = r.pop("guidance")
+        out: dict[str, Any] = {}
+        for key, value in r.items():
+            default = cls.__dataclass_fields__[key].default
+            out[key] = _coerce(key, value, default)
+        opts = cls(**out)
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        if not 0 <= self.guidance_scale <= 50:
+            raise ParameterError(f"guidance_scale must be between 0 and 50, got {self.guidance_scale!r}")
+        if not 0 <= self.top_k <= 100_000:
+            raise ParameterError(f"top_k must be >= 0, got {self.top_k!r}")
+        if not 0 <= self.top_p <= 1:
+            raise ParameterError(f"top_p must be between 0 and 1, got {self.top_p!r}")
+        if self.midi_mode is not None and self.midi_mode not in MIDI_MODES:
+            raise ParameterError(f"midi_mode must be one of {', '.join(MIDI_MODES)}, got {self.midi_mode!r}")
+        if self.chroma_source not in CHROMA_SOURCES:
+            raise ParameterError(f"chroma_source must be one of {', '.join(CHROMA_SOURCES)}, "
+                                 f"got {self.chroma_source!r}")
+        from musegen.engines.musicgen.chroma import PARTS
+
+        if self.chroma_parts not in PARTS:
+            raise ParameterError(f"chroma_parts must be one of {', '.join(PARTS)}, got {self.chroma_parts!r}")
+        if not 1.0 <= self.window <= 60.0:
+            raise ParameterError(f"window must be between 1 and 60 seconds, got {self.window!r}")
+        if not 0 < self.extend_stride < self.window:
+            raise ParameterError(f"extend_stride must be between 0 and the window ({self.window:g} s), "
+                                 f"got {self.extend_stride!r}")
+        if self.decoder not in ("fast", "stock"):
+            raise ParameterError(f"decoder must be fast or stock, got {self.decoder!r}")
+        if not 1 <= self.batch_size <= 64:
+            raise ParameterError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
+        if not 0 <= self.threads <= 1024:
+            raise ParameterError(f"threads must be >= 0 (0 = torch's default), got {self.threads!r}")
+        if not 2.0 <= self.decode_chunk <= 600.0:
+            raise ParameterError(f"decode_chunk must be between 2 and 600 seconds, got {self.decode_chunk!r}")
+
+
+def _coerce(key: str, value: Any, default: Any) -> Any:
+    if key == "prompts":
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ParameterError(f"prompts must be a string or a list of strings, got {value!r}")
+        return tuple(value)
+    if isinstance(default, bool):
+        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.strip().lower() in ("1", "true", "yes", "on")
+        if isinstance(value, bool):
+            return value
+        raise ParameterError(f"option {key} must be true or false, got {value!r}")
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ParameterError(f"option {key} must be an integer, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ParameterError(f"option {key} must be a number, got {value!r}")
+        return float(value)
+    if value is not None and not isinstance(value, str):
+        raise ParameterError(f"option {key} must be a string, got {value!r}")
+    return value
+
+
+class MusicGenEngine:
+    """MusicGen / MusicGen-Melody through transformers (weights are the user's; CC-BY-NC for Meta's).
+
+    Options: ``model`` (folder or hub id in the local cache; default
+    facebook/musicgen-small), ``device`` (auto/cpu/cuda/mps), ``dtype``
+    (auto: float16 on GPUs), ``guidance_scale`` (3), ``top_k`` (250),
+    ``top_p`` (0 = off), ``audio_prompt`` (a clip to continue),
+    ``midi_mode`` (melody/prompt/none), ``chroma_source`` (midi/audio),
+    ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
+    ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``batch_size`` (4),
+    ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
+    ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
+    ``threads`` (torch CPU threads; 0 = torch's default).
+    """
+
+    name = "musicgen"
+    produces = "audio"
+
+    def __init__(self, model: str | None = None, **options: Any):
+        if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
+            raise EngineError("engine 'musicgen' needs torch and transformers; "
+                              "install them with: pip install 'musegen[musicgen]'")
+        self.default_model = model
+        self.default_options = Options.parse(options) if options else None
+        self._loaded: dict[tuple, Any] = {}
+
+    # -- model --------------------------------------------------------------------------
+
+    def load(self, spec: str | None, *, device: str = "auto", dtype: str = "auto"):
+        """The :class:`~musegen.engines.musicgen.model.MusicGenModel` for ``spec`` (loaded once)."""
+        from musegen.engines.musicgen.model import MusicGenModel, pick_device, pick_dtype
+        from musegen.engines.musicgen.resolve import resolve_model
+
+        resolved = resolve_model(spec)
+        dev = pick_device(device)
+        dt = pick_dtype(dtype, dev)
+        key = (str(resolved.path), dev, str(dt))
+        with _LOCK:
+            if key not in self._loaded:
+                self._loaded.clear()  # one model in memory at a time
+                self._loaded[key] = MusicGenModel.load(resolved, device=dev, dtype=dt)
+            return self._loaded[key]
+
+    # -- generation -----------------------------------------------------------------------
+
+    def generate(self, request: Request, progress=None) -> list[EngineOutput]:
+        opts = Options.parse(dict(request.options))
+        spec = opts.model or self.default_model
+        # transformers' own generate() needs one dtype throughout: float32 unless asked
+        dtype = opts.dtype if opts.decoder == "fast" or opts.dtype != "auto" else "float32"
+        mg = self.load(spec, device=opts.device, dtype=dtype)
+        with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
+            return self._generate(request, opts, mg, progress)
+
+    def _generate(self, request: Request, opts: Options, mg, progress) -> list[EngineOutput]:
+        import torch
+
+        from musegen.engines.musicgen.fast import Sampling
+        from musegen.engines.musicgen.model import Plan
+
+        sampling = Sampling(guidance_scale=opts.guidance_scale, temperature=float(request.temperature),
+                            top_k=opts.top_k, top_p=opts.top_p)
+        window = min(mg.frames_for(opts.window), mg.max_window_frames())
+        stride = min(mg.frames_for(opts.extend_stride), window - 1)
+        sr, fps = mg.sample_rate, mg.frame_rate
+        info: dict[str, Any] = {
+            "model": mg.name, "model_kind": mg.kind, "device": mg.device,
+            "dtype": str(mg.dtype).replace("torch.", ""), "decoder": opts.decoder, "sample_rate": sr,
+            "guidance_scale": sampling.guidance_scale, "top_k": sampling.top_k, "top_p": sampling.top_p,
+            "temperature": sampling.temperature, "window_s": window / fps, "extend_stride_s": stride / fps,
+        }
+
+        if opts.transcribe and request.seed is None:  # fail before generating, not after
+            from musegen.engines.musicgen.transcribe import check_available
+
+            check_available()
+        prompt_codes, lead_s, chroma = self._seed_and_prompt(request, opts, mg, info)
+        new_frames = mg.frames_for(request.seconds)
+        if prompt_codes is not None:
+            p = int(prompt_codes.shape[-1])
+            total_frames = p + new_frames
+            n_samples = p * mg.hop + int(round(request.seconds * sr))
+        else:
+            total_s = lead_s + request.seconds
+            total_frames = mg.frames_for(total_s)
+            n_samples = int(round(total_s * sr))
+        if total_frames < mg.K:
+            raise ParameterError(f"musicgen needs at least {mg.K / fps:.2f} s of audio")
+        info["frames"] = total_frames
+
+        texts = _texts(request.prompt, opts.prompts, request.variations)
+        seed = int(request.random_seed) % (2**63)
+        report = progress or (lambda done, total, msg: None)
+        outputs: list[EngineOutput] = []
+        t0 = time.perf_counter()
+        n_batches = -(-len(texts) // opts.batch_size)
+        with contextlib.ExitStack() as stack:
+            if opts.threads:
+                stack.enter_context(_torch_threads(opts.threads))
+            generator = None
+            if opts.decoder == "fast":
+                try:
+                    generator = torch.Generator(device=mg.device).manual_seed(seed)
+                except RuntimeError:  # a backend without device generators: seed the global one
+                    generator = None
+            if generator is None:  # stock generate() draws from the global generator
+                stack.enter_context(torch.random.fork_rng(devices=[] if mg.device == "cpu" else None))
+                torch.manual_seed(seed)
+            for b in range(n_batches):
+                chunk = texts[b * opts.batch_size:(b + 1) * opts.batch_size]
+                plan = Plan(texts=chunk, total_frames=total_frames, prompt=prompt_codes, chroma=chroma,
+                            window=window, stride=stride)
+
+                def step(done, total, _b=b):
+                    report(_b + done / max(total, 1), n_batches, f"musicgen: {done}/{total} frames")
+
+                codes = mg.generate(plan, sampling=sampling, generator=generator, decoder=opts.decoder,
+                                    progress=step)
+                outputs.extend(self._finish_batch(mg, codes, chunk, n_samples, opts, info))
+                report(b + 1, n_batches, "musicgen: decoded")
+        elapsed = time.perf_counter() - t0
+        for out in outputs:
+            out.info["generate_s"] = round(elapsed, 3)
+            out.info["audio_s_per_s"] = round(len(outputs) * n_samples / sr / max(elapsed, 1e-9), 4)
+        self._attach_scores(request, opts, outputs)
+        return outputs
+
+    @staticmethod
+    def _finish_batch(mg, codes, texts, n_samples, opts, info) -> list[EngineOutput]:
+        audio = mg.decode_long(codes, chunk_s=opts.decode_chunk)
+        out = []
+        for i, text in enumerate(texts):
+            y = audio[i][:, :n_samples]
+            if y.shape[1] < n_samples:
+                y = np.pad(y, ((0, 0), (0, n_samples - y.shape[1])))
+            if y.shape[0] == 1:  # musegen results are stereo
+                y = np.repeat(y, 2, axis=0)
+            out.append(EngineOutput(audio=np.ascontiguousarray(y, dtype=np.float32), sample_rate=mg.sample_rate,
+                                    info={**info, "text": text, "windows": mg.last_windows}))
+        return out
+
+    # -- conditioning from the seed and the audio prompt ------------------------------------
+
+    def _seed_and_prompt(self, request: Request, opts: Options, mg, info: dict):
+        """``(prompt_codes or None, lead_s, chroma or None)`` for a request."""
+        from musegen.engines.musicgen.chroma import chroma_from_audio, chroma_from_score, select_tracks
+
+        prompt_audio = None
+        if opts.audio_prompt:
+            from musegen.audio.io import read_audio
+
+            prompt_audio, _ = read_audio(opts.audio_prompt, sr=mg.sample_rate)
+            info["audio_prompt"] = str(opts.audio_prompt)
+            info["audio_prompt_s"] = round(prompt_audio.shape[1] / mg.sample_rate, 3)
+        chroma = None
+        lead_s = 0.0
+        if request.seed is not None:
+            mode = opts.midi_mode or ("melody" if mg.kind == "melody" else "prompt")
+            info["midi_mode"] = mode
+            a = request.seed_analysis
+            span = _seed_span_s(request)
+            if mode == "melody":
+                if mg.kind != "melody":
+                    raise ParameterError(
+                        f"midi_mode=melody needs a MusicGen-Melody model; {mg.name!r} is a text-only "
+                        f"MusicGen (use --option midi_mode=prompt, or a model such as facebook/musicgen-melody)"
+                    )
+                roles = [t.role for t in a.tracks] if a is not None else None
+                tracks = select_tracks(request.seed, parts=opts.chroma_parts, roles=roles,
+                                       melody_track=a.melody_track if a is not None else None)
+                layout = mg.chroma_layout
+                if opts.chroma_source == "audio":
+                    sub = _only_tracks(request.seed, tracks)
+                    y = _render(sub, request, sr=layout.sample_rate, seconds=span)
+                    chroma = chroma_from_audio(y, sr=layout.sample_rate, layout=layout)
+                else:
+                    chroma = chroma_from_score(request.seed, duration_s=span, layout=layout, tracks=tracks)
+                info["chroma"] = {"source": opts.chroma_source, "parts": opts.chroma_parts,
+                                  "tracks": tracks, "frames": int(len(chroma))}
+                lead_s = span
+            elif mode == "prompt":
+                if prompt_audio is not None:
+                    raise ParameterError("give either --audio-prompt or a MIDI seed to continue "
+                                         "(or set --option midi_mode=melody/none)")
+                prompt_audio = _render(request.seed, request, sr=mg.sample_rate, seconds=span)
+                info["seed_prompt_s"] = round(span, 3)
+        codes = mg.encode(prompt_audio) if prompt_audio is not None else None
+        return codes, lead_s, chroma
+
+    def _attach_scores(self, request: Request, opts: Options, outputs: list[EngineOutput]) -> None:
+        if request.seed is not None:
+            for out in outputs:
+                out.score = request.seed.copy()
+            return
+        if opts.transcribe:
+            from musegen.engines.musicgen.transcribe import transcribe
+
+            for out in outputs:
+                out.score = transcribe(out.audio, sr=out.sample_rate, tempo_bpm=request.tempo_bpm)
+                out.info["transcription"] = "basic-pitch"
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int):
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _texts(prompt: str, extra: tuple[str, ...], n: int) -> list[str]:
+    base = prompt.strip()
+    if not extra:
+        return [base] * n
+    return [f"{base} {extra[i % len(extra)].strip()}".strip() for i in range(n)]
+
+
+def _seed_span_s(request: Request) -> float:
+    """Seconds from the seed's start to the bar line where new music begins."""
+    from musegen.midi.timing import ticks_to_seconds
+
+    a = request.seed_analysis
+    if a is None:
+        sec = request.seed.to("second")
+        return float(sec.end())
+    tick = continuation_start(a)
+    return float(ticks_to_seconds(tick, a.tempo_map or [(0, a.tempo_bpm)], a.tpq))
+
+
+def _only_tracks(score, tracks: list[int]):
+    out = score.copy()
+    keep = set(tracks)
+    for i in reversed(range(len(out.tracks))):
+        if i not in keep:
+            del out.tracks[i]
+    return out
+
+
+def _render(score, request: Request, *, sr: int, seconds: float) -> np.ndarray:
+    """The seed rendered with the preset's SoundFont, exactly ``seconds`` long, (2, n) at ``sr``."""
+    from musegen.render.synth import render_score
+
+    y = render_score(score, sample_rate=sr, soundfont=request.preset.render.soundfont,
+                     gain_db=request.preset.render.gain_db)
+    n = int(round(seconds * sr))
+    if y.shape[1] >= n:
+        return y[:, :n]
+    return np.pad(y, ((0, 0), (0, n - y.shape[1])))

@@ -1,0 +1,349 @@
+"""MusicGen's decoding loop, without the overhead of the generic ``generate()``.
+
+transformers' ``MusicgenForConditionalGeneration.generate`` spends a large
+part of each step outside the model's arithmetic: it grows the key/value
+cache by concatenation (a copy of the whole cache per layer per step), builds
+attention masks, re-projects the text conditioning, re-applies the delay
+pattern to the whole sequence and runs its generic bookkeeping (it even runs
+the prompt's forward pass twice).  :class:`FastDecoder` runs the same model
+weights through the same operations in the same order (the same matrix
+shapes, attention calls and logits processors), so for the same inputs and
+random generator it samples the same tokens, but with:
+
+- a static key/value cache written in place (no per-step copies);
+- cross-attention keys and values computed once per generation;
+- the classifier-free-guidance pair (conditional and unconditional rows)
+  in one batch, the token embeddings computed once for both;
+- the delay pattern applied one column at a time;
+- no masks or cache objects built per step.
+
+It decodes both MusicGen (text through cross-attention) and MusicGen-Melody
+(chroma and text as a prefix of the decoder's sequence).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from musegen.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """How tokens are drawn, as transformers' processors do it (same order).
+
+    Attributes
+    ----------
+    guidance_scale : float
+        Classifier-free guidance; ``<= 1`` runs no unconditional pass.
+    temperature : float
+    top_k : int
+        Keep the ``k`` most likely tokens; 0 = off.
+    top_p : float
+        Nucleus sampling mass; 0 or 1 = off.
+    """
+
+    guidance_scale: float = 3.0
+    temperature: float = 1.0
+    top_k: int = 250
+    top_p: float = 0.0
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ParameterError(f"temperature must be > 0, got {self.temperature!r}")
+        if self.top_k < 0:
+            raise ParameterError(f"top_k must be >= 0, got {self.top_k!r}")
+        if not 0 <= self.top_p <= 1:
+            raise ParameterError(f"top_p must be between 0 and 1, got {self.top_p!r}")
+        if not 0 <= self.guidance_scale <= 50:
+            raise ParameterError(f"guidance_scale must be between 0 and 50, got {self.guidance_scale!r}")
+
+    @property
+    def guided(self) -> bool:
+        return self.guidance_scale > 1
+
+    def warpers(self) -> list:
+        """transformers' warpers for these settings, in ``generate()``'s order."""
+        from transformers.generation.logits_process import (
+            TemperatureLogitsWarper,
+            TopKLogitsWarper,
+            TopPLogitsWarper,
+        )
+
+        out = []
+        if self.temperature != 1.0:
+            out.append(TemperatureLogitsWarper(float(self.temperature)))
+        if self.top_k:
+            out.append(TopKLogitsWarper(top_k=int(self.top_k)))
+        if 0 < self.top_p < 1.0:
+            out.append(TopPLogitsWarper(top_p=float(self.top_p)))
+        return out
+
+    def generate_kwargs(self) -> dict:
+        """The same settings as keyword arguments of transformers' ``generate()``."""
+        return {"do_sample": True, "guidance_scale": self.guidance_scale if self.guided else None,
+                "temperature": self.temperature, "top_k": self.top_k,
+                "top_p": self.top_p if 0 < self.top_p < 1 else None}
+
+
+@dataclass
+class Conditioning:
+    """Conditioning for one batch, rows already doubled for guidance (conditional first).
+
+    Attributes
+    ----------
+    encoder_states : Tensor or None, shape (rows, S, hidden)
+        MusicGen: text states projected to the decoder's width and masked.
+    encoder_mask : Tensor or None, shape (rows, 1, 1, S), bool
+        Which text positions the cross-attention reads; ``None`` = all.
+    prefix : Tensor or None, shape (rows, P, hidden)
+        MusicGen-Melody: chroma and text states that precede the audio tokens.
+    """
+
+    encoder_states: torch.Tensor | None = None
+    encoder_mask: torch.Tensor | None = None
+    prefix: torch.Tensor | None = None
+
+    @property
+    def rows(self) -> int:
+        t = self.encoder_states if self.encoder_states is not None else self.prefix
+        return int(t.shape[0])
+
+
+class FastDecoder:
+    """Samples MusicGen audio tokens with a static cache; see the module docstring.
+
+    Parameters
+    ----------
+    lm : MusicgenForCausalLM or MusicgenMelodyForCausalLM
+        ``model.decoder`` of a loaded model (eval mode).
+    """
+
+    def __init__(self, lm):
+        self.lm = lm
+        core = lm.model.decoder
+        self.layers = list(core.layers)
+        self.embed = list(core.embed_tokens)
+        self.positions = core.embed_positions
+        self.final_norm = core.layer_norm
+        self.heads = list(lm.lm_heads)
+        cfg = lm.config
+        self.K = int(lm.num_codebooks)
+        self.heads_n = int(cfg.num_attention_heads)
+        self.hidden = int(cfg.hidden_size)
+        self.head_dim = self.hidden // self.heads_n
+        self.cross = hasattr(self.layers[0], "encoder_attn")
+        self.max_positions = int(cfg.max_position_embeddings)
+        self._cache: tuple | None = None
+
+    # -- cache ------------------------------------------------------------------------
+
+    def _caches(self, rows: int, length: int, ref: torch.Tensor):
+        if length > self.max_positions:
+            raise ParameterError(f"a window of {length} positions does not fit the model's "
+                                 f"{self.max_positions}; use a shorter window")
+        shape = (rows, self.heads_n, length, self.head_dim)
+        c = self._cache
+        if c is None or c[0].shape[0] != rows or c[0].shape[2] < length or c[0].dtype != ref.dtype \
+                or c[0].device != ref.device:
+            keys = [torch.empty(shape, dtype=ref.dtype, device=ref.device) for _ in self.layers]
+            values = [torch.empty(shape, dtype=ref.dtype, device=ref.device) for _ in self.layers]
+            self._cache = c = (keys[0], keys, values)
+        return c[1], c[2]
+
+    def release(self) -> None:
+        """Free the key/value cache (it is kept between calls of the same shape)."""
+        self._cache = None
+
+    # -- one forward pass -----------------------------------------------------------------
+
+    @staticmethod
+    def _norm(m, x):
+        return F.layer_norm(x, m.normalized_shape, m.weight, m.bias, m.eps)
+
+    def _heads(self, x, rows, n):
+        return x.view(rows, n, self.heads_n, self.head_dim).transpose(1, 2)
+
+    def _forward(self, x, pos: int, keys, values, cross_kv, cross_mask):
+        """Run ``x`` (rows, n, hidden) at positions ``pos .. pos + n`` through every layer."""
+        rows, n, _ = x.shape
+        end = pos + n
+        for i, layer in enumerate(self.layers):
+            sa = layer.self_attn
+            res = x
+            h = self._norm(layer.self_attn_layer_norm, x)
+            q = self._heads(F.linear(h, sa.q_proj.weight, sa.q_proj.bias), rows, n)
+            k = self._heads(F.linear(h, sa.k_proj.weight, sa.k_proj.bias), rows, n)
+            v = self._heads(F.linear(h, sa.v_proj.weight, sa.v_proj.bias), rows, n)
+            keys[i][:, :, pos:end] = k
+            values[i][:, :, pos:end] = v
+            if pos == 0:  # the prompt pass attends to its own keys, causally
+                a = F.scaled_dot_product_attention(q, k, v, attn_mask=None, dropout_p=0.0,
+                                                   is_causal=n > 1, scale=sa.scaling)
+            else:
+                a = F.scaled_dot_product_attention(q, keys[i][:, :, :end], values[i][:, :, :end], attn_mask=None,
+                                                   dropout_p=0.0, is_causal=False, scale=sa.scaling)
+            a = a.transpose(1, 2).contiguous().reshape(rows, n, -1).contiguous()
+            x = res + F.linear(a, sa.out_proj.weight, sa.out_proj.bias)
+            if cross_kv is not None:
+                ca = layer.encoder_attn
+                res = x
+                h = self._norm(layer.encoder_attn_layer_norm, x)
+                q = self._heads(F.linear(h, ca.q_proj.weight, ca.q_proj.bias), rows, n)
+                ck, cv = cross_kv[i]
+                a = F.scaled_dot_product_attention(q, ck, cv, attn_mask=cross_mask, dropout_p=0.0,
+                                                   is_causal=False, scale=ca.scaling)
+                a = a.transpose(1, 2).contiguous().reshape(rows, n, -1).contiguous()
+                x = res + F.linear(a, ca.out_proj.weight, ca.out_proj.bias)
+            res = x
+            h = self._norm(layer.final_layer_norm, x)
+            h = layer.activation_fn(F.linear(h, layer.fc1.weight, layer.fc1.bias))
+            x = res + F.linear(h, layer.fc2.weight, layer.fc2.bias)
+        x = self._norm(self.final_norm, x)
+        logits = torch.stack([F.linear(x, hd.weight, hd.bias) for hd in self.heads], dim=1)
+        return logits.reshape(-1, *logits.shape[2:])  # (rows * K, n, vocab)
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        """(rows, K, n) token ids -> (rows, n, hidden), summed over codebooks in order."""
+        return sum(self.embed[k](ids[:, k]) for k in range(self.K))
+
+    def _cross_kv(self, states: torch.Tensor):
+        out = []
+        rows, s, _ = states.shape
+        for layer in self.layers:
+            ca = layer.encoder_attn
+            k = F.linear(states, ca.k_proj.weight, ca.k_proj.bias).view(rows, s, -1, self.head_dim).transpose(1, 2)
+            v = F.linear(states, ca.v_proj.weight, ca.v_proj.bias).view(rows, s, -1, self.head_dim).transpose(1, 2)
+            out.append((k, v))
+        return out
+
+    # -- sampling ---------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def generate(
+        self,
+        cond: Conditioning,
+        *,
+        batch: int,
+        new_frames: int,
+        sampling: Sampling,
+        generator: torch.Generator | None = None,
+        prompt: torch.Tensor | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> torch.Tensor:
+        """Sample ``new_frames`` frames of audio codes after an optional prompt.
+
+        Parameters
+        ----------
+        cond : Conditioning
+            ``2 * batch`` rows with guidance, else ``batch``.
+        batch : int
+            Items generated together.
+        new_frames : int
+            Frames to add (50 per second for the 32 kHz models).
+        sampling : Sampling
+        generator : torch.Generator, optional
+            Source of the sampling noise (the global one if ``None``); the
+            same generator state gives the same tokens as ``generate()``
+            seeded with it.
+        prompt : LongTensor, shape (batch, K, T), optional
+            Audio codes to continue.
+        progress : callable, optional
+            ``progress(done, total)`` after each step.
+
+        Returns
+        -------
+        LongTensor, shape (batch, K, T + new_frames)
+            The prompt's codes followed by the new ones (delay pattern undone).
+        """
+        K = self.K
+        rows = 2 * batch if sampling.guided else batch
+        if cond.rows != rows:
+            raise ParameterError(f"conditioning has {cond.rows} rows, expected {rows}")
+        pattern, start, max_length = self._pattern(batch, new_frames, prompt)
+        seq = pattern.clone()
+        prefix_len = 0 if cond.prefix is None else int(cond.prefix.shape[1])
+        keys, values = self._caches(rows, prefix_len + max_length, self.positions.weights)
+        cross_kv = self._cross_kv(cond.encoder_states) if self.cross and cond.encoder_states is not None else None
+        warpers = sampling.warpers()
+        bk = batch * K
+
+        def embed(cols: torch.Tensor) -> torch.Tensor:  # (batch*K, n) -> (rows, n, hidden)
+            e = self._embed(cols.reshape(batch, K, -1))
+            return e.repeat(2, 1, 1) if sampling.guided else e
+
+        def sample(logits: torch.Tensor) -> torch.Tensor:
+            scores = logits[:, -1].to(copy=True, dtype=torch.float32)
+            if sampling.guided:
+                c, u = scores.split(bk, dim=0)
+                scores = u + (c - u) * sampling.guidance_scale
+            for w in warpers:
+                scores = w(None, scores)
+            probs = F.softmax(scores, dim=-1)
+            return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+
+        logits = self._prompt_pass(cond, seq[:, :start], batch, sampling.guided, keys, values, cross_kv)
+        total = max_length - start
+        for step, t in enumerate(range(start, max_length)):
+            tok = sample(logits)
+            col = pattern[:, t]
+            seq[:, t] = torch.where(col == -1, tok, col)
+            if progress is not None:
+                progress(step + 1, total)
+            if t + 1 == max_length:
+                break
+            x = embed(seq[:, t:t + 1]) + self.positions.weights[prefix_len + t:prefix_len + t + 1]
+            logits = self._forward(x, prefix_len + t, keys, values, cross_kv, cond.encoder_mask)
+        # undo the delay pattern as generate() does: drop the start/pad tokens
+        return seq[seq != self._start_id()].reshape(batch, K, -1)
+
+    @torch.inference_mode()
+    def first_logits(self, cond: Conditioning, *, batch: int, guided: bool,
+                     prompt: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of the first sampled position, before guidance: (rows, K, vocab) float32.
+
+        With guidance the conditional rows come first.  For tests and
+        diagnostics: it shows what the conditioning does to the model.
+        """
+        rows = 2 * batch if guided else batch
+        pattern, start, max_length = self._pattern(batch, self.K, prompt)
+        prefix_len = 0 if cond.prefix is None else int(cond.prefix.shape[1])
+        keys, values = self._caches(rows, prefix_len + max_length, self.positions.weights)
+        cross_kv = self._cross_kv(cond.encoder_states) if self.cross and cond.encoder_states is not None else None
+        logits = self._prompt_pass(cond, pattern[:, :start], batch, guided, keys, values, cross_kv)
+        return logits[:, -1].float().reshape(rows, self.K, -1)
+
+    # -- pieces of generate() ---------------------------------------------------------------
+
+    def _start_id(self) -> int:
+        gc = self.lm.generation_config
+        return int(gc.decoder_start_token_id if gc.decoder_start_token_id is not None else self.lm.config.bos_token_id)
+
+    def _pattern(self, batch: int, new_frames: int, prompt: torch.Tensor | None):
+        """The delay pattern of a window: ``(pattern, first open position, length)``."""
+        K = self.K
+        device = self.positions.weights.device
+        start_id = self._start_id()
+        t_prompt = 0 if prompt is None else int(prompt.shape[-1])
+        first = torch.full((batch * K, 1), start_id, dtype=torch.long, device=device)
+        ids = first if prompt is None else torch.cat([first, prompt.reshape(batch * K, t_prompt).to(device)], dim=-1)
+        max_length = t_prompt + new_frames + K
+        _, pattern = self.lm.build_delay_pattern_mask(ids, pad_token_id=start_id, max_length=max_length)
+        open_ = (pattern[0] == -1).nonzero()
+        start = int(open_[0, 0]) if len(open_) else max_length
+        return pattern, start, max_length
+
+    def _prompt_pass(self, cond, cols, batch, guided, keys, values, cross_kv):
+        """Prefix (melody), start token and prompt codes through the model at once."""
+        x = self._embed(cols.reshape(batch, self.K, -1))
+        if guided:
+            x = x.repeat(2, 1, 1)
+        if cond.prefix is not None:
+            x = torch.cat([cond.prefix.to(x.dtype), x], dim=1)
+        n = x.shape[1]
+        x = x + self.positions.weights[:n]
+        return self._forward(x, 0, keys, values, cross_kv, cond.encoder_mask)

@@ -1,0 +1,425 @@
+"""The ``musicgen`` engine on tiny random-weight models (nothing is ever downloaded).
+
+A session fixture builds a tiny MusicGen and a tiny MusicGen-Melody with the
+real layout (32 kHz EnCodec, 4 codebooks, T5 text encoder, a tokenizer trained
+offline) and saves them like hub checkpoints; the CLI tests then run the real
+loading and generation path in subprocesses with ``HF_HUB_OFFLINE=1``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("transformers")
+pytest.importorskip("torch")
+
+from conftest import make_sketch  # noqa: E402
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # in-process tests too: no hub, ever
+
+FPS = 50  # frames per second of the 32 kHz models
+SR = 32000
+HOP = 640
+
+
+@pytest.fixture(scope="session")
+def hub_cache(tmp_path_factory) -> Path:
+    """An empty Hugging Face cache, so that no real cache is ever consulted."""
+    return tmp_path_factory.mktemp("hf-home")
+
+
+@pytest.fixture(scope="session")
+def env(hub_cache) -> dict:
+    # one thread: tiny models are fastest on one, and tests share the machine
+    return {"HF_HUB_OFFLINE": "1", "HF_HOME": str(hub_cache), "HF_HUB_CACHE": str(hub_cache / "hub"),
+            "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory) -> dict:
+    from musegen.engines.musicgen.testing import make_model_dir
+
+    root = tmp_path_factory.mktemp("musicgen-models")
+    return {"text": make_model_dir(root / "tiny-musicgen", "tiny"),
+            "melody": make_model_dir(root / "tiny-musicgen-melody", "tiny", melody=True)}
+
+
+@pytest.fixture(scope="session")
+def loaded(models):
+    """In-process models (one thread) for token-level tests."""
+    import torch
+
+    from musegen.engines.musicgen.model import MusicGenModel
+    from musegen.engines.musicgen.resolve import resolve_model
+
+    torch.set_num_threads(1)
+    return {k: MusicGenModel.load(resolve_model(p)) for k, p in models.items()}
+
+
+def run(env, *args, timeout=240):
+    return subprocess.run([sys.executable, "-m", "musegen", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=timeout)
+
+
+def generate(env, model, out, *args):
+    proc = run(env, "generate", "--engine", "musicgen", "--model", model, "-o", out, "--json", *args)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)["results"]
+
+
+def read_wav(path):
+    import soundfile as sf
+
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    return y.T, sr
+
+
+def sidecar(result) -> dict:
+    return json.loads(Path(result["json"]).read_text())
+
+
+# -- the CLI, end to end ---------------------------------------------------------------------
+
+BASE = ["--preset", "lofi-chill", "--seconds", "3", "--seed", "7", "--no-post", "--variations", "3",
+        "--option", "batch_size=2"]
+
+
+@pytest.fixture(scope="module")
+def base_run(models, env, tmp_path_factory):
+    """Three variations in two batches, generated once for several tests."""
+    return generate(env, models["text"], tmp_path_factory.mktemp("base"), *BASE)
+
+
+def wav_digests(results) -> list[str]:
+    return [hashlib.sha256(Path(r["wav"]).read_bytes()).hexdigest() for r in results]
+
+
+def test_generate_writes_results_of_the_right_length(base_run):
+    assert len(base_run) == 3
+    doc = sidecar(base_run[0])
+    music_s = doc["analysis"]["music_s"]  # --seconds rounds up to whole bars
+    assert music_s >= 3.0
+    for r in base_run:
+        y, sr = read_wav(r["wav"])
+        assert sr == 44100 and y.shape[0] == 2
+        assert abs(y.shape[1] / sr - music_s) < 1e-3
+        assert r["mid"] is None  # no seed, no transcription: no MIDI
+    info = doc["engine"]["info"]
+    assert info["model_kind"] == "text" and info["decoder"] == "fast"
+    assert info["frames"] == math.ceil(music_s * FPS - 1e-9)
+    assert doc["parameters"]["prompt"].startswith("A mellow lo-fi")  # the preset's description
+    assert len(set(wav_digests(base_run))) == 3  # variations differ
+
+
+def test_same_seed_same_audio_and_stock_decoder_agrees(base_run, models, env, tmp_path):
+    again = generate(env, models["text"], tmp_path / "again", *BASE)
+    assert wav_digests(again) == wav_digests(base_run)
+    stock = generate(env, models["text"], tmp_path / "stock", *BASE, "--option", "decoder=stock")
+    for f, s in zip(base_run, stock):  # transformers' generate() samples the same tokens
+        np.testing.assert_array_equal(read_wav(f["wav"])[0], read_wav(s["wav"])[0])
+
+
+def test_post_chain_runs_on_musicgen_audio(models, env, tmp_path):
+    (r,) = generate(env, models["text"], tmp_path, "--preset", "lofi-chill", "--seconds", "4", "--seed", "1")
+    doc = sidecar(r)
+    assert [s["op"] for s in doc["parameters"]["post"]] == ["trim", "lowpass", "reverb", "loudness"]
+    assert doc["analysis"]["peak_dbfs"] <= -0.9  # the loudness step's peak ceiling
+
+
+def test_long_form_windows_and_length(models, env, tmp_path):
+    (r,) = generate(env, models["text"], tmp_path, "--preset", "techno", "--seconds", "9", "--seed", "2",
+                    "--no-post", "--tempo", "120", "--option", "window=4", "--option", "extend_stride=2.5",
+                    "--option", "decode_chunk=3")
+    doc = sidecar(r)
+    info = doc["engine"]["info"]
+    total = info["frames"]
+    windows = info["windows"]
+    assert len(windows) > 2
+    have = 0
+    for start, prompt, new in windows:
+        assert start + prompt == have and prompt + new <= 200  # consecutive, each within the window
+        assert prompt == (0 if have == 0 else min(have, 200 - 125))
+        have += new
+    assert have == total == 10 * FPS  # 5 bars of 4/4 at 120 BPM
+    y, sr = read_wav(r["wav"])
+    assert abs(y.shape[1] / sr - 10.0) < 1e-3
+
+
+def test_melody_model_follows_a_midi_seed(models, env, tmp_path):
+    sketch = make_sketch(tmp_path / "sketch.mid", tempo=120, bars=2)
+    (r,) = generate(env, models["melody"], tmp_path / "out", "--midi", sketch, "--seconds", "2", "--seed", "5",
+                    "--no-post", "--preset", "pop-ballad")
+    doc = sidecar(r)
+    info = doc["engine"]["info"]
+    assert info["model_kind"] == "melody" and info["midi_mode"] == "melody"
+    assert info["chroma"]["frames"] == 1 + (4 * SR) // 4096  # the 4 s seed in the extractor's layout
+    assert info["chroma"]["tracks"] == [0]  # the bass line is left out, as MusicGen-Melody's stems were
+    y, sr = read_wav(r["wav"])
+    assert abs(y.shape[1] / sr - doc["analysis"]["music_s"]) < 1e-3
+    assert abs(doc["analysis"]["music_s"] - 6.0) < 1e-6  # the seed's 2 bars (4 s), then 1 new bar
+    from symusic import Score
+
+    out, seed = Score(r["mid"]), Score(str(sketch))
+    assert [len(t.notes) for t in out.tracks] == [len(t.notes) for t in seed.tracks]
+
+
+def test_audio_prompt_is_continued(models, env, tmp_path):
+    import soundfile as sf
+
+    t = np.arange(int(1.5 * 44100)) / 44100
+    clip = tmp_path / "clip.wav"
+    sf.write(str(clip), (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 44100)
+    (r,) = generate(env, models["text"], tmp_path / "out", "--audio-prompt", clip, "--seconds", "2", "--seed", "1",
+                    "--no-post", "--preset", "techno", "--tempo", "120")
+    info = sidecar(r)["engine"]["info"]
+    assert info["audio_prompt_s"] == 1.5
+    prompt_frames = math.ceil(1.5 * FPS)
+    assert info["windows"][0][:2] == [0, prompt_frames]
+    y, sr = read_wav(r["wav"])
+    assert abs(y.shape[1] / sr - (prompt_frames * HOP / SR + 2.0)) < 1e-3
+
+
+def test_text_model_continues_a_rendered_midi_seed(models, env, tmp_path):
+    sketch = make_sketch(tmp_path / "sketch.mid", tempo=120, bars=1)
+    (r,) = generate(env, models["text"], tmp_path / "out", "--midi", sketch, "--seconds", "2", "--seed", "1",
+                    "--no-post")
+    info = sidecar(r)["engine"]["info"]
+    assert info["midi_mode"] == "prompt" and info["seed_prompt_s"] == 2.0
+    assert info["windows"][0][:2] == [0, 2 * FPS]
+    assert r["mid"] is not None
+
+
+def test_missing_model_is_one_clear_error(env, tmp_path):
+    t0 = time.perf_counter()
+    proc = run(env, "generate", "--engine", "musicgen", "--model", "facebook/musicgen-small", "--seconds", "2",
+               "-o", tmp_path)
+    assert time.perf_counter() - t0 < 60  # fails at once: no network wait
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    assert "facebook/musicgen-small" in lines[0] and "hf download facebook/musicgen-small" in lines[0]
+    assert "Traceback" not in proc.stderr
+    proc = run(env, "generate", "--engine", "musicgen", "--model", tmp_path / "nope", "--seconds", "2",
+               "-o", tmp_path)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "not found" in proc.stderr
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_bad_options_are_named(models, env, tmp_path):
+    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "--seconds", "2", "-o", tmp_path,
+               "--option", "guidence=3")
+    assert proc.returncode == 2 and "guidence" in proc.stderr and "Traceback" not in proc.stderr
+    sketch = make_sketch(tmp_path / "s.mid")
+    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "--seconds", "2", "-o", tmp_path,
+               "--midi", sketch, "--option", "midi_mode=melody")
+    assert proc.returncode == 2 and "MusicGen-Melody" in proc.stderr
+
+
+def test_transcription_without_basic_pitch_says_how_to_install(models, env, tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("basic_pitch") is not None:
+        pytest.skip("basic-pitch is installed here")
+    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "--seconds", "2", "-o", tmp_path,
+               "--option", "transcribe=true")
+    assert proc.returncode == 1 and "pip install --no-deps basic-pitch" in proc.stderr
+    assert proc.stderr.count("\n") == 1 and not list(tmp_path.iterdir())
+
+
+def test_listing_engines_imports_no_torch():
+    code = ("import sys; from musegen.engines.registry import available_engines; "
+            "assert 'musicgen' in available_engines(); "
+            "assert not {'torch', 'transformers'} & set(sys.modules), sorted(sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+# -- tokens and logits, in process ------------------------------------------------------------------
+
+@pytest.mark.parametrize("kind", ["text", "melody"])
+@pytest.mark.parametrize("guidance,batch,prompt", [(3.0, 1, 0), (3.0, 2, 12), (1.0, 2, 0)])
+def test_fast_decoder_samples_the_stock_tokens(loaded, kind, guidance, batch, prompt):
+    import torch
+
+    from musegen.engines.musicgen.fast import Sampling
+    from musegen.engines.musicgen.model import Plan
+
+    mg = loaded[kind]
+    texts = ["dusty lofi beat", "epic brass and strings"][:batch]
+    codes = torch.randint(0, 64, (1, 4, prompt), generator=torch.Generator().manual_seed(0)) if prompt else None
+    chroma = np.eye(12, dtype=np.float32)[np.arange(30) % 12] if kind == "melody" else None
+    plan = Plan(texts=texts, total_frames=prompt + 40, prompt=codes, chroma=chroma)
+    s = Sampling(guidance_scale=guidance, top_k=20, temperature=1.2)
+    fast = mg.generate(plan, sampling=s, generator=torch.Generator().manual_seed(11))
+    with torch.random.fork_rng():
+        torch.manual_seed(11)
+        stock = mg.generate(plan, sampling=s, decoder="stock")
+    assert fast.shape == (batch, 4, prompt + 40)
+    assert torch.equal(fast, stock)
+    if prompt:
+        assert torch.equal(fast[:, :, :prompt], codes.expand(batch, -1, -1))
+
+
+def test_the_seed_changes_the_tokens(loaded):
+    import torch
+
+    from musegen.engines.musicgen.fast import Sampling
+    from musegen.engines.musicgen.model import Plan
+
+    mg = loaded["text"]
+    plan = Plan(texts=["calm"], total_frames=30)
+    a, b = (mg.generate(plan, sampling=Sampling(), generator=torch.Generator().manual_seed(s)) for s in (1, 2))
+    assert not torch.equal(a, b)
+
+
+def test_conditioning_shows_in_the_logits(loaded):
+    mg = loaded["text"]
+    a = mg.fast.first_logits(mg.conditioning(["calm ambient pads"], guided=True), batch=1, guided=True)
+    b = mg.fast.first_logits(mg.conditioning(["fast techno drums"], guided=True), batch=1, guided=True)
+    assert (a[0] - b[0]).abs().max() > 1e-5  # the text moves the conditional logits
+    assert (a[1] - b[1]).abs().max() == 0  # the unconditional half ignores it
+
+    mel = loaded["melody"]
+    c_major = np.eye(12, dtype=np.float32)[[0, 4, 7] * 10]
+    f_sharp = np.eye(12, dtype=np.float32)[[6, 10, 1] * 10]
+    x = mel.fast.first_logits(mel.conditioning(["piano"], guided=True, chroma=c_major), batch=1, guided=True)
+    y = mel.fast.first_logits(mel.conditioning(["piano"], guided=True, chroma=f_sharp), batch=1, guided=True)
+    assert (x[0] - y[0]).abs().max() > 1e-5  # the melody moves them
+    assert (x[1] - y[1]).abs().max() == 0
+
+
+def test_chunked_decoding_has_no_clicks(loaded):
+    import torch
+
+    mg = loaded["text"]
+    codes = torch.randint(0, 64, (1, 4, 400), generator=torch.Generator().manual_seed(3))
+    whole = mg.decode(codes)[0, 0]
+    chunked = mg.decode_long(codes, chunk_s=2.0, overlap_s=0.4)[0, 0]
+    assert chunked.shape == whole.shape == (400 * HOP,)
+    # pieces decoded with context agree with the whole, so the crossfades join equal audio
+    assert np.corrcoef(whole, chunked)[0, 1] > 0.99
+    step = np.abs(np.diff(whole)).max()
+    for seam in range(80, 400, 80):  # every chunk boundary region
+        region = chunked[(seam - 20) * HOP:(seam + 20) * HOP]
+        assert np.abs(np.diff(region)).max() <= 1.2 * step
+
+
+# -- pure pieces --------------------------------------------------------------------------
+
+def test_window_plan_mirrors_the_extend_stride():
+    from musegen.engines.musicgen.longform import plan_windows
+
+    w = plan_windows(4000, window=1500, stride=900)
+    # AudioCraft's windows for 80 s at 30 s / 18 s: starts 0, 18, 36, 54 s; the last one 26 s long
+    assert [(x.start, x.prompt, x.new) for x in w] == [(0, 0, 1500), (900, 600, 900), (1800, 600, 900),
+                                                        (2700, 600, 700)]
+    w = plan_windows(800, window=1500, stride=900, prompt=300)
+    assert [(x.start, x.prompt, x.new) for x in w] == [(0, 300, 500)]
+    assert plan_windows(300, window=1500, stride=900, prompt=300) == []
+
+
+def test_crossfade_keeps_a_constant_constant():
+    from musegen.engines.musicgen.longform import crossfade_join, fade_curves
+
+    out_w, in_w = fade_curves(97)
+    np.testing.assert_allclose(out_w + in_w, 1.0, atol=1e-6)
+    y = crossfade_join(np.full((2, 500), 0.5, np.float32), np.full((2, 400), 0.5, np.float32), overlap=100)
+    assert y.shape == (2, 800)
+    np.testing.assert_allclose(y, 0.5, atol=1e-6)
+
+
+def test_chroma_from_midi_has_the_model_layout_and_pitch_classes(tmp_path):
+    from symusic import Note, Score, Tempo, Track
+
+    from musegen.engines.musicgen.chroma import ChromaLayout, chroma_from_score, select_tracks
+    from musegen.midi.analysis import analyze_score
+
+    layout = ChromaLayout()
+    s = Score(480)
+    s.tempos.append(Tempo(0, 120.0))
+    mel = Track(name="melody", program=0)
+    pitches = [60, 62, 64, 65, 67, 69, 71, 72]  # one second each at 120 BPM
+    for i, p in enumerate(pitches):
+        mel.notes.append(Note(i * 960, 960, p, 100))
+    bass = Track(name="bass", program=33)
+    for i in range(8):
+        bass.notes.append(Note(i * 960, 960, 31, 127))  # a loud low G under everything
+    s.tracks.extend([mel, bass])
+    a = analyze_score(s)
+    tracks = select_tracks(s, parts="melodic", roles=[t.role for t in a.tracks])
+    assert tracks == [0]
+    chroma = chroma_from_score(s, duration_s=8.0, layout=layout, tracks=tracks)
+    assert chroma.shape == (1 + 8 * SR // 4096, 12) and chroma.dtype == np.float32
+    assert np.all(chroma.sum(axis=1) == 1)  # one-hot frames, like the feature extractor's
+    times = layout.frame_times(len(chroma))
+    for j, t in enumerate(times):
+        if t % 1.0 < 0.3 or t % 1.0 > 0.7 or t >= 8:  # frames whose window straddles two notes
+            continue
+        assert chroma[j].argmax() == pitches[int(t)] % 12, (j, t)
+    assert select_tracks(s, parts="all", roles=[t.role for t in a.tracks]) == [0, 1]
+    # the filter bank's octave weighting keeps a loud low bass from swamping the melody
+    everything = chroma_from_score(s, duration_s=8.0, layout=layout, tracks=[0, 1])
+    assert (everything.argmax(axis=1) == chroma.argmax(axis=1)).mean() > 0.9
+
+
+def test_chroma_from_audio_agrees_with_chroma_from_notes():
+    from symusic import Note, Score, Tempo, Track
+
+    from musegen.engines.musicgen.chroma import ChromaLayout, chroma_from_audio, chroma_from_score
+    from musegen.render.synth import render_score
+
+    layout = ChromaLayout()
+    s = Score(480)
+    s.tempos.append(Tempo(0, 120.0))
+    t = Track(name="lead", program=73)  # flute: few strong harmonics
+    pitches = [72, 76, 79, 77, 74, 71, 72, 67]
+    for i, p in enumerate(pitches):
+        t.notes.append(Note(i * 960, 900, p, 100))
+    s.tracks.append(t)
+    notes = chroma_from_score(s, duration_s=8.0, layout=layout)
+    y = render_score(s, sample_rate=SR)[:, :8 * SR]
+    audio = chroma_from_audio(y, sr=SR, layout=layout)
+    assert audio.shape == notes.shape
+    agree = (audio.argmax(axis=1) == notes.argmax(axis=1)).mean()
+    assert agree > 0.8, agree
+
+
+def test_resolve_explains_what_is_wrong(tmp_path, hub_cache, monkeypatch):
+    from huggingface_hub import constants
+
+    from musegen.engines.musicgen.resolve import resolve_model
+    from musegen.errors import InputError
+
+    (tmp_path / "ac").mkdir()
+    (tmp_path / "ac" / "state_dict.bin").write_bytes(b"x")
+    with pytest.raises(InputError, match="AudioCraft checkpoint.*convert_musicgen_transformers"):
+        resolve_model(tmp_path / "ac")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(InputError, match="not a MusicGen model"):
+        resolve_model(tmp_path / "other")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub_cache / "hub"))
+    with pytest.raises(InputError, match="musicgen-melody.*hf download facebook/musicgen-melody"):
+        resolve_model("musicgen-melody")
+
+
+def test_pipeline_api_with_melody_from_rendered_audio(models, tmp_path, loaded):
+    from musegen.pipeline import generate as run_pipeline
+
+    sketch = make_sketch(tmp_path / "sketch.mid", tempo=120, bars=1)
+    (r,) = run_pipeline("pop-ballad", midi=sketch, seconds=2, seed=1, engine="musicgen", out_dir=tmp_path / "out",
+                        post=[], engine_options={"model": str(models["melody"]), "chroma_source": "audio",
+                                                 "threads": 1})
+    info = r.sidecar["engine"]["info"]
+    assert info["chroma"]["source"] == "audio" and info["chroma"]["frames"] == 1 + (2 * SR) // 4096
+    assert r.mid is not None and r.wav.exists()

@@ -1,0 +1,141 @@
+"""The batch report page: static HTML checked as text and loaded in headless Chromium."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from conftest import make_sketch, run_cli
+from musegen.batch.report import render_report
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)),
+                None)
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+
+PLAN = """
+title = "report check"
+[defaults]
+engine = "procedural"
+bars = 2
+[[sweep]]
+label = "seeds"
+preset = "synthwave"
+grid.seed = [1, 2]
+[[job]]
+command = "render"
+midi = "sketch.mid"
+lufs = -16
+[[job]]
+command = "extend"
+midi = "missing.mid"
+"""
+
+
+@pytest.fixture(scope="module")
+def run_folder(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("report")
+    make_sketch(base / "sketch.mid")
+    (base / "plan.toml").write_text(PLAN, encoding="utf-8")
+    out = base / "run"
+    r = run_cli("batch", base / "plan.toml", "-o", out, "--workers", "2")
+    assert r.returncode == 1, r.stderr  # the missing sketch fails; the others succeed
+    return out
+
+
+def chromium(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    with tempfile.TemporaryDirectory() as profile:
+        return subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run", "--mute-audio",
+             f"--user-data-dir={profile}", *args],
+            capture_output=True, text=True, timeout=timeout,
+        )
+
+
+def test_report_is_static_and_offline(run_folder):
+    html = (run_folder / "report.html").read_text(encoding="utf-8")
+    assert html.startswith("<!DOCTYPE html>")
+    links = re.findall(r'(?:src|href)="([^"]+)"', html)
+    assert links and not [u for u in links if re.match(r"[a-z]+:", u) or u.startswith("/")], \
+        "only relative links: the folder works offline, anywhere"
+    for url in links:
+        assert (run_folder / url.rstrip("/")).exists(), url
+    assert html.count("<audio ") == 3 and html.count("<img ") == 6
+    assert "missing.mid" in html and 'class="badge failed"' in html
+
+
+def test_report_escapes_what_it_shows():
+    rows = [{"id": "x-0123456789", "index": 0, "status": "failed", "command": "generate",
+             "label": "<script>alert(1)</script>", "params": {"prompt": '"><img src=x onerror=alert(1)>'},
+             "error": "<b>boom</b>"}]
+    html = render_report(rows, title="<i>t</i>")
+    assert "<script>alert(1)" not in html and "<img src=x" not in html and "<b>boom" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;i&gt;t&lt;/i&gt;" in html
+
+
+# Appended to a copy of the page: waits until every picture and player has
+# loaded (or failed) and writes what it found into the DOM for --dump-dom.
+_PROBE = """
+<script>
+document.querySelectorAll('img').forEach(function (i) { i.loading = 'eager'; });
+document.querySelectorAll('audio').forEach(function (a) { a.preload = 'metadata'; a.load(); });
+(function poll() {
+  var imgs = Array.prototype.slice.call(document.images);
+  var auds = Array.prototype.slice.call(document.querySelectorAll('audio'));
+  var settled = imgs.every(function (i) { return i.complete; }) &&
+                auds.every(function (a) { return a.readyState >= 1 || a.error; });
+  if (!settled) { setTimeout(poll, 50); return; }
+  var probe = document.createElement('pre');
+  probe.id = 'probe';
+  probe.textContent = JSON.stringify({
+    images: imgs.length, images_ok: imgs.filter(function (i) { return i.naturalWidth > 100; }).length,
+    audio: auds.length, audio_ok: auds.filter(function (a) { return a.duration > 1; }).length,
+    shown: document.getElementById('shown').textContent});
+  document.body.appendChild(probe);
+})();
+</script>
+"""
+
+
+@needs_chromium
+def test_report_in_headless_chromium(run_folder):
+    import json
+
+    page = run_folder / "_probe.html"
+    page.write_text((run_folder / "report.html").read_text(encoding="utf-8").replace("</body>", _PROBE + "</body>"),
+                    encoding="utf-8")
+    try:
+        r = chromium("--virtual-time-budget=20000", "--dump-dom", page.as_uri())
+    finally:
+        page.unlink()
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout)
+    assert m, "the page's script did not run: " + r.stdout[-2000:]
+    probe = json.loads(m.group(1).replace("&quot;", '"'))
+    assert probe == {"images": 6, "images_ok": 6, "audio": 3, "audio_ok": 3, "shown": "4 of 4 shown"}
+
+    # filters and sorting come from the address: only the failed job is left
+    r = chromium("--dump-dom", (run_folder / "report.html").as_uri() + "#status=failed&sort=f-lufs&dir=desc")
+    assert 'id="shown">1 of 4 shown<' in r.stdout
+    visible = re.findall(r'<article class="job (\w+)"(?![^>]*\bhidden\b)[^>]*>', r.stdout)
+    assert visible == ["failed"]
+
+
+@needs_chromium
+def test_report_screenshot(run_folder, tmp_path):
+    shot = tmp_path / "report.png"
+    r = chromium("--hide-scrollbars", "--window-size=1400,1800", f"--screenshot={shot}",
+                 (run_folder / "report.html").as_uri())
+    assert r.returncode == 0 and shot.is_file(), r.stderr[-2000:]
+    import numpy as np
+    from matplotlib.image import imread
+
+    img = imread(shot)
+    assert img.shape[:2] == (1800, 1400)
+    assert float(np.std(img[:, :, :3])) > 0.05, "the page is not blank"
