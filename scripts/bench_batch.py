@@ -16,12 +16,16 @@ runs ``musegen batch plan.toml -o <fresh folder> --workers N`` and reports:
    so start-up overhead and per-job overhead show apart.
 
 Run it on an otherwise idle machine; runs are sequential, never overlapping.
+Each line also says how many cores other processes kept busy meanwhile
+(Linux), so a run disturbed by something else shows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -48,14 +52,33 @@ def write_plan(folder: Path, *, jobs: int, seconds: float, engine: str) -> Path:
     return path
 
 
+def busy_cpu_s() -> float | None:
+    """CPU seconds the whole machine has been busy (Linux), to spot other loads during a run."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
 def run(plan: Path, out: Path, *, workers: int, executor: str, images: bool, limit: int) -> dict:
     cmd = [sys.executable, "-m", "musegen", "batch", str(plan), "-o", str(out), "--workers", str(workers),
            "--executor", executor, "--json"]
     if not images:
         cmd.append("--no-images")
+    busy0, ours0 = busy_cpu_s(), children_cpu_s()
     t = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.perf_counter() - t
+    busy1, ours1 = busy_cpu_s(), children_cpu_s()
+    # CPU time of the machine minus that of our (reaped) process tree: other programs' load.
+    others = None if busy0 is None else max(0.0, (busy1 - busy0) - (ours1 - ours0)) / wall
     if proc.returncode != 0:
         sys.exit(f"{executor} x{workers} failed ({proc.returncode}): {proc.stderr[-2000:]}")
     rows = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines() if line.strip()]
@@ -67,14 +90,23 @@ def run(plan: Path, out: Path, *, workers: int, executor: str, images: bool, lim
     return {"executor": executor, "workers": workers, "wall_s": wall, "jobs": len(rows),
             "job_mean_s": statistics.mean(job_s), "engine_mean_s": statistics.mean(engine_s),
             "images_mean_s": statistics.mean(images_s), "audio_s": music,
-            "workers_seen": len({r["worker"] for r in rows})}
+            "workers_seen": len({r["worker"] for r in rows}), "other_cores": others}
 
 
 def show(r: dict) -> None:
     print(f"{r['executor']:5s} x{r['workers']}: {r['wall_s']:7.1f} s wall for {r['jobs']} jobs "
           f"({r['jobs'] / r['wall_s'] * 60:.0f} jobs/min, {r['audio_s'] / r['wall_s']:.0f}x real time); "
           f"per job {r['job_mean_s']:.2f} s (engine {r['engine_mean_s']:.2f}, pictures {r['images_mean_s']:.2f}); "
-          f"{r['workers_seen']} worker processes", flush=True)
+          f"{r['workers_seen']} worker processes"
+          + _other_load(r), flush=True)
+
+
+def _other_load(r: dict) -> str:
+    if r["other_cores"] is None:
+        return ""
+    if r["executor"] == "ray":  # Ray's actors are not our children: their CPU time shows here too
+        return f"; CPU outside our process tree {r['other_cores']:.2f} cores (Ray's own actors included)"
+    return f"; other load {r['other_cores']:.2f} cores"
 
 
 def main() -> None:
