@@ -44,6 +44,7 @@ class Options:
     window: float = 30.0
     extend_stride: float = 18.0
     decoder: str = "fast"
+    kernels: str = "exact"
     batch_size: int = 4
     prompts: tuple[str, ...] = ()
     decode_chunk: float = 40.0
@@ -91,6 +92,8 @@ class Options:
                                  f"got {self.extend_stride!r}")
         if self.decoder not in ("fast", "stock"):
             raise ParameterError(f"decoder must be fast or stock, got {self.decoder!r}")
+        if self.kernels not in ("exact", "onednn"):
+            raise ParameterError(f"kernels must be exact or onednn, got {self.kernels!r}")
         if not 1 <= self.batch_size <= 64:
             raise ParameterError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
         if not 0 <= self.threads <= 1024:
@@ -134,7 +137,8 @@ class MusicGenEngine:
     ``top_p`` (0 = off), ``audio_prompt`` (a clip to continue),
     ``midi_mode`` (melody/prompt/none), ``chroma_source`` (midi/audio),
     ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
-    ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``batch_size`` (4),
+    ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``kernels``
+    (exact/onednn: CPU matrix products, see :mod:`.fast`), ``batch_size`` (4),
     ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
     ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
     ``threads`` (torch CPU threads; 0 = torch's default).
@@ -192,7 +196,8 @@ class MusicGenEngine:
         sr, fps = mg.sample_rate, mg.frame_rate
         info: dict[str, Any] = {
             "model": mg.name, "model_kind": mg.kind, "device": mg.device,
-            "dtype": str(mg.dtype).replace("torch.", ""), "decoder": opts.decoder, "sample_rate": sr,
+            "dtype": str(mg.dtype).replace("torch.", ""), "decoder": opts.decoder, "kernels": opts.kernels,
+            "sample_rate": sr,
             "guidance_scale": sampling.guidance_scale, "top_k": sampling.top_k, "top_p": sampling.top_p,
             "temperature": sampling.temperature, "window_s": window / fps, "extend_stride_s": stride / fps,
         }
@@ -224,6 +229,7 @@ class MusicGenEngine:
         with contextlib.ExitStack() as stack:
             if opts.threads:
                 stack.enter_context(_torch_threads(opts.threads))
+            mg.fast.kernels = opts.kernels
             generator = None
             if opts.decoder == "fast":
                 try:
