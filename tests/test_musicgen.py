@@ -270,6 +270,21 @@ def test_fast_decoder_samples_the_stock_tokens(loaded, kind, guidance, batch, pr
         assert torch.equal(fast[:, :, :prompt], codes.expand(batch, -1, -1))
 
 
+def test_onednn_kernels_agree_with_the_exact_ones(loaded):
+    import torch
+
+    from musegen.engines.musicgen.fast import FastDecoder
+
+    mg = loaded["text"]
+    cond = mg.conditioning(["warm jazz", "dark techno"], guided=True)  # 4 rows: the oneDNN path
+    exact = FastDecoder(mg.lm).first_logits(cond, batch=2, guided=True)
+    onednn = FastDecoder(mg.lm, kernels="onednn").first_logits(cond, batch=2, guided=True)
+    assert exact.shape == onednn.shape == (4, 4, 64)
+    torch.testing.assert_close(onednn, exact, rtol=1e-4, atol=1e-5)
+    with pytest.raises(Exception, match="kernels must be one of"):
+        FastDecoder(mg.lm, kernels="fastest")
+
+
 def test_the_seed_changes_the_tokens(loaded):
     import torch
 

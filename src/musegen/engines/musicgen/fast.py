@@ -163,8 +163,9 @@ class FastDecoder:
     def kernels(self, value: str) -> None:
         if value not in KERNELS:
             raise ParameterError(f"kernels must be one of {', '.join(KERNELS)}, got {value!r}")
-        self._kernels = value
-        self._packed.clear()
+        if value != getattr(self, "_kernels", None):
+            self._kernels = value
+            self._packed.clear()
 
     # -- cache ------------------------------------------------------------------------
 
