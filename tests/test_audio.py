@@ -366,7 +366,8 @@ def test_failed_write_leaves_no_partial_file(tmp_path, notes, monkeypatch):
     before = path.read_bytes()
 
     def disk_full(file, *args, **kwargs):
-        file.write(b"RIFF....WAVEfmt half a header")
+        with open(file, "wb") as fh:  # write_audio hands libsndfile a path
+            fh.write(b"RIFF....WAVEfmt half a header")
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(sf, "write", disk_full)

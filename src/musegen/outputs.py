@@ -11,10 +11,10 @@ import json
 import os
 import re
 import string
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from musegen.atomic import atomic_write_text
 from musegen.errors import OutputError, ParameterError
 
 DEFAULT_TEMPLATE = "{preset}-s{seed}"
@@ -55,29 +55,9 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     return out
 
 
-def temp_path_for(final: Path) -> Path:
-    """A fresh hidden temporary name beside ``final`` (same filesystem)."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".part", dir=final.parent)
-    os.close(fd)
-    return Path(tmp)
-
-
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Write JSON atomically (temp file, fsync, rename)."""
-    tmp = temp_path_for(path)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2, sort_keys=False, default=_jsonable)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _unlink(tmp)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    except BaseException:
-        _unlink(tmp)
-        raise
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False, default=_jsonable) + "\n")
 
 
 def _jsonable(obj: Any) -> Any:

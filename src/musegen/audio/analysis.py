@@ -233,7 +233,7 @@ def plot_audio(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    from musegen.audio._atomic import atomic_output
+    from musegen.atomic import atomic_output
 
     y = as_audio(y)
     sr = check_sr(sr)

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from musegen.audio._atomic import atomic_output
+from musegen.atomic import atomic_path
 from musegen.audio._checks import MAX_CHANNELS, MAX_SR, MIN_SR, as_audio, check_sr
-from musegen.errors import AudioError, ParameterError
+from musegen.errors import AudioError, OutputError, ParameterError
 
 __all__ = ["read_audio", "resample", "write_audio"]
 
@@ -163,8 +163,26 @@ def write_audio(
         if subtype not in ("FLOAT", "DOUBLE"):
             y = np.clip(y, -1.0, 1.0)
         frames = np.ascontiguousarray(y.T)
-    with atomic_output(path) as handle:
-        sf.write(handle, frames, sr, format=fmt, subtype=subtype)
+    try:
+        with atomic_path(path) as tmp:
+            # by name, not through a file object: on a full disk libsndfile then fails
+            # cleanly instead of printing "Exception ignored" tracebacks from its callbacks
+            sf.write(str(tmp), frames, sr, format=fmt, subtype=subtype)
+    except OutputError:
+        free = _free_bytes(Path(path).parent)
+        if free is not None and free < frames.nbytes:  # libsndfile only says "System error."
+            raise OutputError(f"cannot write {str(path)!r}: not enough disk space "
+                              f"(needs about {frames.nbytes / 2**20:.1f} MB, {free / 2**20:.1f} MB free)") from None
+        raise
+
+
+def _free_bytes(folder: Path) -> int | None:
+    import shutil
+
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def resample(y: np.ndarray, *, sr: int, target_sr: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from musegen.errors import OutputError
-from musegen.outputs import temp_path_for
+from musegen.atomic import atomic_write_text
 
 MANIFEST = "manifest.jsonl"
 MANIFEST_CSV = "manifest.csv"
@@ -31,25 +31,6 @@ STATUSES = ("ok", "failed", "interrupted", "pending")
 
 def _dumps(row: dict[str, Any]) -> str:
     return json.dumps(row, ensure_ascii=False, sort_keys=False, default=str)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write text through a temporary file and a rename (fsync'ed)."""
-    tmp = temp_path_for(path)
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    finally:
-        if tmp.exists():
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
 
 
 class Manifest:

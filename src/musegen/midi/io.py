@@ -8,7 +8,6 @@ half-written file never replaces a good one.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import struct
@@ -17,13 +16,13 @@ from pathlib import Path
 import numpy as np
 from symusic import Score, TimeUnit
 
+from musegen.atomic import atomic_write_bytes
 from musegen.errors import MidiError, OutputError, ParameterError
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_NOTES",
     "DEFAULT_MAX_TRACKS",
-    "atomic_write_bytes",
     "load_midi",
     "load_midi_bytes",
     "save_midi",
@@ -229,53 +228,6 @@ def _parser_message(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     text = text.removeprefix("MiniMidi:").strip()
     return text.removesuffix(": iostream error").strip()
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file, then rename.
-
-    The temporary file is ``.<name>.part`` in the same folder; it is removed
-    on any failure, so ``path`` is either the old file or the complete new one.
-    Missing parent folders are created.
-
-    Parameters
-    ----------
-    path : str or os.PathLike
-        Destination file.
-    data : bytes
-        Content to write.
-
-    Returns
-    -------
-    pathlib.Path
-        ``path``.
-
-    Raises
-    ------
-    OutputError
-        If the folder cannot be created or the file cannot be written.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as exc:
-        _remove_quietly(tmp)
-        raise OutputError(f"{path}: cannot write file: {exc.strerror or exc}") from exc
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    return path
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        path.unlink(missing_ok=True)
 
 
 def save_midi(score: Score, path: str | os.PathLike[str]) -> Path:

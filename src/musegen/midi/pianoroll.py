@@ -15,7 +15,7 @@ import numpy as np
 from symusic import Score, TimeUnit
 
 from musegen.errors import ParameterError
-from musegen.midi.io import atomic_write_bytes
+from musegen.atomic import atomic_write_bytes
 
 __all__ = ["GM_DRUM_NAMES", "plot_pianoroll", "plot_pianorolls"]
 
