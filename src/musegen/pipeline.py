@@ -22,7 +22,7 @@ from musegen import __version__
 from musegen.engines.base import Request, continuation_start
 from musegen.errors import EngineError, ParameterError
 from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
-from musegen.presets import DEFAULT_PRESET, NOTE_NAMES, Preset, load_preset, parse_key
+from musegen.presets import DEFAULT_PRESET, MINOR_MODES, NOTE_NAMES, Preset, load_preset, parse_key
 
 Progress = Callable[[float, float, str], None]
 
@@ -163,8 +163,7 @@ def plan_request(
 
 
 def _same_quality(mode_a: str, mode_b: str) -> bool:
-    minorish = {"minor", "harmonic-minor", "dorian", "phrygian", "locrian"}
-    return (mode_a in minorish) == (mode_b in minorish)
+    return (mode_a in MINOR_MODES) == (mode_b in MINOR_MODES)
 
 
 def _versions() -> dict[str, str]:
@@ -235,7 +234,7 @@ def generate(
     -------
     list of Result
     """
-    from musegen.audio.chain import apply_chain, validate_chain
+    from musegen.audio.chain import validate_chain
     from musegen.engines.registry import get_engine
 
     t0 = time.perf_counter()
@@ -289,7 +288,7 @@ def generate(
         )
         results.append(
             _finish_item(
-                item, request, p, stem, out, sr, sf_path, steps, apply_chain, command,
+                item, request, p, stem, out, sr, sf_path, steps, command,
                 engine_name, i, midi, seed_sha, report, 1 + 3 * i, n_steps, t_eng / variations,
             )
         )
@@ -297,9 +296,10 @@ def generate(
     return results
 
 
-def _finish_item(item, request, p, stem, out, sr, sf_path, steps, apply_chain, command,
+def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
                  engine_name, index, midi, seed_sha, report, step0, n_steps, t_engine):
     from musegen.audio.analysis import loudness_lufs, peak_dbfs
+    from musegen.audio.chain import apply_chain
     from musegen.audio.io import resample, write_audio
     from musegen.midi.io import save_midi
     from musegen.render.synth import render_score
@@ -394,5 +394,4 @@ def extend(midi: str | os.PathLike[str], *, add_parts: bool = False, **kwargs: A
 
     ``add_parts=True`` also adds the preset's roles the sketch lacks.
     """
-    kwargs.setdefault("name", None)
     return generate(midi=midi, continue_only=not add_parts, command="extend", **kwargs)

@@ -46,6 +46,8 @@ MODES = (
     "major", "minor", "harmonic-minor", "dorian", "phrygian", "lydian",
     "mixolydian", "locrian",
 )
+#: modes with a minor third above the tonic
+MINOR_MODES = ("minor", "harmonic-minor", "dorian", "phrygian", "locrian")
 SCALES = MODES + ("pentatonic-major", "pentatonic-minor", "blues", "chromatic")
 STYLES = (
     "pop", "chorale", "folk", "polyphony", "classical", "jazz", "latin",

@@ -6,6 +6,7 @@ import numpy as np
 from symusic import Score, TimeUnit
 
 from musegen.errors import ParameterError
+from musegen.presets import NOTE_NAMES
 
 __all__ = [
     "KEY_NAMES",
@@ -21,7 +22,7 @@ __all__ = [
 
 #: Pitch-class names, index = pitch class (0 = C). Flats except F#, as in
 #: common key signatures.
-KEY_NAMES: tuple[str, ...] = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
+KEY_NAMES: tuple[str, ...] = NOTE_NAMES
 
 _LETTERS = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
@@ -38,6 +39,7 @@ SCALES: dict[str, tuple[int, ...]] = {
     "pentatonic-major": (0, 2, 4, 7, 9),
     "pentatonic-minor": (0, 3, 5, 7, 10),
     "blues": (0, 3, 5, 6, 7, 10),
+    "chromatic": tuple(range(12)),
 }
 _SCALE_ALIASES = {
     "ionian": "major",

@@ -119,9 +119,7 @@ def _render_symusic(score, sf: Path, sample_rate: int) -> np.ndarray:
     synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
-    layers = _velocity_layers(score)
-    if not layers:
-        raise RenderError("nothing to render: the MIDI holds no notes")
+    layers = _velocity_layers(score)  # render_score has checked there are notes
 
     def one(layer):
         gain, sub = layer

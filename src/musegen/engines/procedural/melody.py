@@ -295,7 +295,7 @@ class _Melody:
         return roles
 
     def phrase(self, ph: Phrase) -> None:
-        g, spec = self.grid, self.spec
+        spec = self.spec
         span = spec.hi - spec.lo
         peak = self.center + min(9.0, span * 0.45) + (2.0 if ph.label != "A" else 0.0)
         end = self.center - min(3.0, span * 0.15)

@@ -8,23 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from musegen.errors import ParameterError
+from musegen.midi.keys import SCALES
 from musegen.presets import NOTE_NAMES, ROMAN_RE
 
-SCALE_STEPS: dict[str, tuple[int, ...]] = {
-    "major": (0, 2, 4, 5, 7, 9, 11),
-    "minor": (0, 2, 3, 5, 7, 8, 10),
-    "harmonic-minor": (0, 2, 3, 5, 7, 8, 11),
-    "dorian": (0, 2, 3, 5, 7, 9, 10),
-    "phrygian": (0, 1, 3, 5, 7, 8, 10),
-    "lydian": (0, 2, 4, 6, 7, 9, 11),
-    "mixolydian": (0, 2, 4, 5, 7, 9, 10),
-    "locrian": (0, 1, 3, 5, 6, 8, 10),
-    "pentatonic-major": (0, 2, 4, 7, 9),
-    "pentatonic-minor": (0, 3, 5, 7, 10),
-    "blues": (0, 3, 5, 6, 7, 10),
-    "chromatic": tuple(range(12)),
-}
-MINOR_MODES = ("minor", "harmonic-minor", "dorian", "phrygian", "locrian")
+SCALE_STEPS = SCALES  # one table for the whole package (musegen.midi.keys)
 _MAJOR = SCALE_STEPS["major"]
 # semitones from a mode's tonic up to its relative major's tonic
 _RELATIVE_MAJOR = {"major": 0, "minor": 3, "harmonic-minor": 3, "dorian": 10, "phrygian": 8,

@@ -13,6 +13,7 @@ import random
 from symusic import Note, Track
 
 from musegen.engines.symbolic.tokens import BASS_PROGRAM, MELODY_PROGRAM
+from musegen.presets import MINOR_MODES
 
 _QUALITY_INTERVALS = {
     "maj": (0, 4, 7), "min": (0, 3, 7), "dim": (0, 3, 6), "aug": (0, 4, 8), "sus4": (0, 5, 7),
@@ -28,7 +29,7 @@ def _spans(score, start: int, bars: int, bar_ticks: int, tonic: int, mode: str):
 
     windows = [(start + i * bar_ticks, start + (i + 1) * bar_ticks) for i in range(bars)]
     found = estimate_chords(score, windows)
-    minor = mode in ("minor", "harmonic-minor", "dorian", "phrygian", "locrian")
+    minor = mode in MINOR_MODES
     spans = []
     for (a, b), ch in zip(windows, found):
         _, _, root, quality = ch

@@ -16,7 +16,6 @@ from musegen.engines.base import EngineOutput, Request, continuation_start
 from musegen.engines.symbolic.tokens import (
     BASS_PROGRAM,
     MELODY_PROGRAM,
-    PartMap,
     canonical_program,
     canonicalize,
     condition_tokens,
@@ -77,8 +76,7 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
             "use --engine procedural"
         ) from None
     cond = condition_tokens(tokenizer, request.preset.style, request.tonic, request.mode)
-    key_pcs = frozenset(scale_pitch_classes(request.tonic, request.mode if request.mode in (
-        "major", "minor", "harmonic-minor", "dorian", "phrygian", "lydian", "mixolydian", "locrian") else "major"))
+    key_pcs = frozenset(scale_pitch_classes(request.tonic, request.mode))
     preset_parts = _preset_parts(request)
     if request.seed is None:
         programs = tuple(sorted(preset_parts)) or (0,)

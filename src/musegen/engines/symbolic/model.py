@@ -203,8 +203,3 @@ class KVCache:
             for buf in self.k + self.v:
                 buf[:, :, :keep] = buf[:, :, drop:self.length].clone()
             self.length = keep
-
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep batch rows ``index`` (for beam-like pruning)."""
-        self.k = [b.index_select(0, index) for b in self.k]
-        self.v = [b.index_select(0, index) for b in self.v]

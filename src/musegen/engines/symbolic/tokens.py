@@ -12,7 +12,6 @@ real tracks, so a continuation lands in the sketch's own tracks.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,8 +69,6 @@ class PartMap:
 
     tracks: dict[int, int]  # canonical program (-1 = drums) -> original track index
 
-    def to_json(self) -> str:
-        return json.dumps(self.tracks)
 
 
 def canonical_program(program: int, is_drum: bool, role: str) -> int:
@@ -124,7 +121,9 @@ def condition_tokens(tokenizer, style: str, tonic: int, mode: str) -> list[int]:
     s = STYLE_TO_MODEL.get(style, style)
     if s not in MODEL_STYLES:
         s = "pop"
-    quality = "min" if mode in ("minor", "harmonic-minor", "dorian", "phrygian", "locrian") else "maj"
+    from musegen.presets import MINOR_MODES
+
+    quality = "min" if mode in MINOR_MODES else "maj"
     v = tokenizer.vocab
     return [v["BOS_None"], v[f"STYLE_{s}"], v[f"KEY_{tonic % 12}{quality}"]]
 
