@@ -156,9 +156,7 @@ def repeated_bar_rate(notes, bar_ticks: int, lo_bar: int, hi_bar: int) -> float:
 
 def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None = None,
                       temperature: float = 1.0) -> dict:
-    import tempfile
 
-    from symusic import Score
 
     from musegen.engines.base import Request
     from musegen.engines.symbolic.engine import SymbolicEngine

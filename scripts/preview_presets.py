@@ -192,12 +192,10 @@ def main(argv: list[str] | None = None) -> int:
             s = Score(str(pop))
             plot_roll(s, out / "ref-pop909-001.png", "POP909 001 (first 16 bars)", bars=16 + 1)
         try:
-            import music21  # noqa: F401
+            import music21
         except ImportError:
             log("music21 not installed: no Bach reference")
         else:
-            import music21
-
             midi = out / "ref-bwv66.6.mid"
             music21.corpus.parse("bach/bwv66.6").write("midi", fp=str(midi))
             plot_roll(Score(str(midi)), out / "ref-bwv66.6.png", "Bach BWV 66.6")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import json
 import subprocess
 import sys
@@ -360,20 +359,30 @@ def test_write_into_missing_folder_fails_cleanly(tmp_path, notes):
     assert not path.parent.exists()
 
 
-def test_failed_write_leaves_no_partial_file(tmp_path, notes, monkeypatch):
+_FULL_DISK = """
+import resource, signal, sys
+import numpy as np
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit then fails with EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+from musegen.audio.io import write_audio
+from musegen.errors import OutputError
+try:
+    write_audio(sys.argv[1], np.full((2, 441000), 0.25, dtype=np.float32), sr=44100)
+except OutputError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs RLIMIT_FSIZE")
+def test_failed_write_leaves_no_partial_file(tmp_path, notes):
+    """A real write failure (a 100 kB file-size limit, as a full disk would) keeps the old file."""
     path = tmp_path / "song.wav"
     write_audio(path, notes[:, :100], sr=SR)
     before = path.read_bytes()
-
-    def disk_full(file, *args, **kwargs):
-        with open(file, "wb") as fh:  # write_audio hands libsndfile a path
-            fh.write(b"RIFF....WAVEfmt half a header")
-        raise OSError(errno.ENOSPC, "No space left on device")
-
-    monkeypatch.setattr(sf, "write", disk_full)
-    with pytest.raises(OutputError) as info:
-        write_audio(path, notes, sr=SR)
-    assert "song.wav" in str(info.value) and "No space left on device" in str(info.value)
+    proc = subprocess.run([sys.executable, "-c", _FULL_DISK, str(path)], capture_output=True, text=True)
+    assert proc.returncode == 3, proc.stderr
+    assert "song.wav" in proc.stdout and "file-size limit" in proc.stdout
     assert [p.name for p in tmp_path.iterdir()] == ["song.wav"]  # no .part left behind
     assert path.read_bytes() == before  # the old file is intact
 

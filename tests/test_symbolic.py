@@ -10,7 +10,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from symusic import Note, Score, Tempo, TimeSignature, Track  # noqa: E402
+from symusic import Score  # noqa: E402
 
 from conftest import SAMPLES, make_sketch  # noqa: E402
 from musegen.engines.symbolic.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint  # noqa: E402

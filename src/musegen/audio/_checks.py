@@ -52,15 +52,18 @@ def check_sr(value: Any, name: str = "sr") -> int:
     return value
 
 
-def as_audio(y: Any, name: str = "y") -> np.ndarray:
-    """Return ``y`` as a finite, C-ordered float32 array shaped ``(channels, samples)``.
+def as_audio(y: Any, name: str = "y", *, contiguous: bool = True) -> np.ndarray:
+    """Return ``y`` as a finite float32 array shaped ``(channels, samples)``.
 
-    No copy is made when ``y`` already is one; callers must not write into it.
-    (C order matters: reductions across channels of a Fortran-ordered array,
-    as some synthesizers return, run ~50x slower.)
+    The result is C-ordered unless ``contiguous`` is false (for readers that
+    walk the samples in blocks, where reordering a long signal would cost more
+    than the work).  No copy is made when ``y`` already is one; callers must
+    not write into it.  (C order matters to effects: reductions across
+    channels of a Fortran-ordered array, as some synthesizers return, run
+    ~50x slower.)
     """
     try:
-        arr = np.ascontiguousarray(y, dtype=np.float32)
+        arr = np.ascontiguousarray(y, dtype=np.float32) if contiguous else np.asarray(y, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise ParameterError(f"{name} must be a numeric array, got {type(y).__name__}") from exc
     if arr.ndim != 2:

@@ -62,8 +62,8 @@ def peak_dbfs(y: np.ndarray) -> float:
     float
         ``-inf`` for digital silence.
     """
-    y = as_audio(y)
-    peak = float(np.max(np.abs(y)))
+    y = as_audio(y, contiguous=False)
+    peak = max(float(y.max()), -float(y.min()))
     return 20.0 * math.log10(peak) if peak > 0 else float("-inf")
 
 

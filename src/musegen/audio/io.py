@@ -137,7 +137,7 @@ def write_audio(
         The file could not be written (missing folder, permissions, disk
         full ...); the message names the path and the reason.
     """
-    y = as_audio(y)
+    y = as_audio(y, contiguous=False)
     sr = check_sr(sr)
     fmt = FORMATS.get(Path(path).suffix.lower())
     if fmt is None:
@@ -153,27 +153,63 @@ def write_audio(
             f"subtype {subtype!r} cannot be written to a {fmt} file "
             f"(choose from {', '.join(sf.available_subtypes(fmt))})"
         )
-    if subtype == "PCM_16":
-        # convert to int16 here in one pass: libsndfile's float path is 2-3x slower
-        frames = y.T * np.float32(32767.0)
-        np.clip(frames, -32768.0, 32767.0, out=frames)
-        np.rint(frames, out=frames)
-        frames = frames.astype(np.int16)
-    else:
-        if subtype not in ("FLOAT", "DOUBLE"):
-            y = np.clip(y, -1.0, 1.0)
-        frames = np.ascontiguousarray(y.T)
+    nbytes = y.shape[1] * y.shape[0] * (2 if subtype == "PCM_16" else 4)
     try:
         with atomic_path(path) as tmp:
             # by name, not through a file object: on a full disk libsndfile then fails
             # cleanly instead of printing "Exception ignored" tracebacks from its callbacks
-            sf.write(str(tmp), frames, sr, format=fmt, subtype=subtype)
+            with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=y.shape[0], format=fmt,
+                              subtype=subtype) as out:
+                for frames in _frames(y, subtype):
+                    out.write(frames)
     except OutputError:
+        # libsndfile only says "System error.": name the likely cause
         free = _free_bytes(Path(path).parent)
-        if free is not None and free < frames.nbytes:  # libsndfile only says "System error."
+        if free is not None and free < nbytes:
             raise OutputError(f"cannot write {str(path)!r}: not enough disk space "
-                              f"(needs about {frames.nbytes / 2**20:.1f} MB, {free / 2**20:.1f} MB free)") from None
+                              f"(needs about {nbytes / 2**20:.1f} MB, {free / 2**20:.1f} MB free)") from None
+        limit = _file_size_limit()
+        if limit is not None and limit < nbytes:
+            raise OutputError(f"cannot write {str(path)!r}: it would pass the file-size limit "
+                              f"(ulimit -f) of {limit / 2**20:.1f} MB (needs about {nbytes / 2**20:.1f} MB)") from None
         raise
+
+
+#: frames converted per block: small enough to stay in cache, so a long signal is never
+#: copied whole (a fresh full-length array costs more in page faults than the conversion)
+_BLOCK = 1 << 15
+
+
+def _frames(y: np.ndarray, subtype: str):
+    """``(frames, channels)`` C-ordered blocks of ``y`` ready for libsndfile."""
+    channels, n = y.shape
+    work = np.empty((min(_BLOCK, n), channels), dtype=np.float32)
+    pcm16 = np.empty(work.shape, dtype=np.int16) if subtype == "PCM_16" else None
+    for start in range(0, n, _BLOCK):
+        stop = min(start + _BLOCK, n)
+        block = work[: stop - start]
+        if subtype == "PCM_16":
+            # convert to int16 here: libsndfile's float path is 2-3x slower
+            np.multiply(y[:, start:stop].T, np.float32(32767.0), out=block)
+            np.clip(block, -32768.0, 32767.0, out=block)
+            np.rint(block, out=block)
+            out = pcm16[: stop - start]
+            out[...] = block
+            yield out
+        else:
+            block[...] = y[:, start:stop].T
+            if subtype not in ("FLOAT", "DOUBLE"):
+                np.clip(block, -1.0, 1.0, out=block)
+            yield block
+
+
+def _file_size_limit() -> int | None:
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return None
+    soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 def _free_bytes(folder: Path) -> int | None:

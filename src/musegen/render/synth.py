@@ -115,36 +115,34 @@ def _velocity_layers(score) -> list[tuple[float, object]]:
     return layers
 
 
-def _render_symusic(score, sf: Path, sample_rate: int) -> np.ndarray:
+def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarray:
+    """Mix of the velocity layers, scaled by ``gain``, as a ``(2, n)`` view.
+
+    The layers render one after another: symusic holds the GIL while it
+    synthesizes, so threads only add overhead.  Each layer is scaled and added
+    in place into the longest one's buffer, because allocating a fresh
+    full-length array costs more than the arithmetic on it.
+    """
     synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
     layers = _velocity_layers(score)  # render_score has checked there are notes
-
-    def one(layer):
-        gain, sub = layer
-        # symusic returns (channels, n) in Fortran order: its transpose is C-contiguous
-        part = np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T
-        part *= np.float32(gain)
-        return part
-
     try:
-        if len(layers) > 1 and (os.cpu_count() or 1) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(max_workers=min(2, os.cpu_count() or 1)) as pool:
-                parts = list(pool.map(one, layers))
-        else:
-            parts = [one(layer) for layer in layers]
+        # symusic returns (channels, n) in Fortran order: its transpose is a C-ordered (n, 2)
+        parts = [(g, np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T) for g, sub in layers]
     except RenderError:
         raise
     except Exception as exc:
         raise RenderError(f"synthesis failed: {exc}") from None
-    n = max(p.shape[0] for p in parts)
-    mix = np.zeros((n, parts[0].shape[1]), dtype=np.float32)
-    for p in parts:
-        mix[: p.shape[0]] += p
-    return np.ascontiguousarray(mix.T)
+    parts.sort(key=lambda gp: -gp[1].shape[0])
+    g0, mix = parts[0]
+    if not mix.flags.writeable:
+        mix = mix.copy()
+    mix *= np.float32(g0 * gain)
+    for g, part in parts[1:]:
+        part *= np.float32(g * gain)
+        mix[: part.shape[0]] += part
+    return mix.T
 
 
 def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:
@@ -198,7 +196,8 @@ def render_score(
     Returns
     -------
     np.ndarray, shape (2, n), float32
-        Peaks are kept below 0 dBFS by a fixed headroom gain, and by peak
+        Possibly a Fortran-ordered view (no copy is made to reorder it:
+        :func:`musegen.audio.as_audio` does where an effect needs it).  Peaks are kept below 0 dBFS by a fixed headroom gain, and by peak
         normalisation to -1 dBFS if a dense score still exceeds it.
     """
     if backend not in BACKENDS:
@@ -208,18 +207,20 @@ def render_score(
     sf = resolve_soundfont(soundfont)
     if sum(len(t.notes) for t in score.tracks) == 0:
         raise RenderError("nothing to render: the MIDI holds no notes")
+    gain = 10.0 ** (gain_db / 20.0)
     if backend == "symusic":
-        audio = _render_symusic(score, sf, sample_rate) * HEADROOM_GAIN
+        audio = _render_symusic(score, sf, sample_rate, HEADROOM_GAIN * gain)
     else:
         audio = _render_fluidsynth(score, sf, sample_rate)
+        audio *= np.float32(gain)
     if audio.ndim != 2 or audio.shape[1] == 0:
         raise RenderError("synthesis produced no audio")
     if audio.shape[0] == 1:
         audio = np.repeat(audio, 2, axis=0)
-    if not np.isfinite(audio).all():
+    # a sum is finite only when every sample is, and needs no boolean temporary
+    if not np.isfinite(audio.sum(dtype=np.float64)):
         raise RenderError("synthesis produced non-finite samples (a broken SoundFont?)")
-    audio *= np.float32(10.0 ** (gain_db / 20.0))
-    peak = float(np.max(np.abs(audio)))
+    peak = max(float(audio.max()), -float(audio.min()))
     ceiling = 10.0 ** (-1.0 / 20.0)
     if peak > ceiling:
         audio *= np.float32(ceiling / peak)
