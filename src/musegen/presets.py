@@ -5,7 +5,9 @@ instruments by role, groove, harmony, melody, engine defaults, render settings
 and the post-processing chain.  Built-in presets ship as package data
 (``musegen/presets/*.toml``); users add their own by path, or in directories
 listed in ``MUSEGEN_PRESET_PATH`` (``os.pathsep``-separated), which take
-precedence over the built-ins of the same name.
+precedence over the built-ins of the same name.  Styles learned with
+``musegen style learn`` (see :mod:`musegen.style`) are found after the user's
+folders and before the built-ins.
 
 Every table is checked: unknown keys are named in the error, values are
 range-checked, and ``extends = "other-preset"`` deep-merges another preset
@@ -488,6 +490,11 @@ def find_preset(ref: str) -> tuple[Path, str]:
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", ref):
         raise PresetError(f"unknown preset {ref!r}")
     for d, origin in search_dirs():
+        if origin == "built-in":
+            # learned styles come after the user's folders and before the built-ins
+            style = _style_preset(ref)
+            if style is not None:
+                return style, "style"
         path = d / f"{ref}.toml"
         if path.is_file():
             return path, origin
@@ -500,6 +507,12 @@ def load_preset(ref: str | os.PathLike[str], *, _seen: tuple[str, ...] = ()) -> 
     ref = os.fspath(ref)
     path, origin = find_preset(ref)
     data = _load_merged(path, _seen)
+    model = path.parent / "model"
+    if origin == "style" and model.is_dir():
+        # a style's preset plays its own fine-tuned model, wherever the styles folder is
+        engine = data.setdefault("engine", {})
+        if isinstance(engine, dict) and isinstance(engine.setdefault("options", {}), dict):
+            engine["options"].setdefault("model", str(model))
     return preset_from_dict(data, where=str(path) if origin != "built-in" else repr(ref), source=origin)
 
 
@@ -516,12 +529,28 @@ def _load_merged(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
     return _merge(_load_merged(base_path, seen + (parent,)), data)
 
 
-def list_names() -> list[str]:
-    names: set[str] = set()
-    for d, _ in search_dirs():
+def _style_preset(name: str) -> Path | None:
+    from musegen.style.store import PRESET_FILE, find_style
+
+    folder = find_style(name)
+    return None if folder is None else folder / PRESET_FILE
+
+
+def _sources() -> list[tuple[list[tuple[str, Path]], str]]:
+    """``([(name, file)], origin)`` per place presets come from, in lookup order."""
+    from musegen.style.store import PRESET_FILE, list_styles, style_root
+
+    out = []
+    for d, origin in search_dirs():
+        if origin == "built-in":
+            out.append(([(n, style_root() / n / PRESET_FILE) for n in list_styles()], "style"))
         if d.is_dir():
-            names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names)
+            out.append(([(p.stem, p) for p in sorted(d.glob("*.toml"))], origin))
+    return out
+
+
+def list_names() -> list[str]:
+    return sorted({name for files, _ in _sources() for name, _ in files})
 
 
 def list_presets() -> list[tuple[Preset | None, str, str]]:

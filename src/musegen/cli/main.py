@@ -97,7 +97,7 @@ def presets_list(as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 def presets_show(name: str, as_json: bool) -> None:
     """Print the resolved preset NAME (a name or a .toml path)."""
-    from musegen.cli.tomlout import dumps
+    from musegen.tomlout import dumps
     from musegen.presets import load_preset
 
     p = load_preset(name)
@@ -361,6 +361,7 @@ def analyze(path, plot, as_json) -> None:
 
 
 from musegen.cli.batch_cmd import batch as _batch; cli.add_command(_batch)  # noqa: E402,E702
+from musegen.cli.style_cmd import style as _style; cli.add_command(_style)  # noqa: E402,E702
 
 
 # -- entry point --------------------------------------------------------------------

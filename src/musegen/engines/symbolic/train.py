@@ -77,10 +77,13 @@ def train(
     init: MusicTransformer | None = None,
     meta: dict | None = None,
     log: Callable[[dict], None] | None = None,
+    export: Callable[[MusicTransformer], MusicTransformer] | None = None,
 ) -> dict:
     """Train (or fine-tune ``init``) and save the best checkpoint by validation loss.
 
-    Returns a summary dict (steps, best validation loss, tokens/s, elapsed).
+    ``export`` turns the model being trained into the one saved (adapters
+    merge into their base weights there).  Returns a summary dict (steps,
+    best validation loss, tokens/s, elapsed).
     """
     from musegen.engines.symbolic.checkpoint import save_checkpoint
 
@@ -94,8 +97,9 @@ def train(
     tr = WindowSampler(tokenizer, train_corpus, cfg.context, seed=tc.seed)
     va = WindowSampler(tokenizer, valid_corpus, cfg.context, seed=tc.seed + 1, transpose=False) \
         if valid_corpus is not None and len(valid_corpus) else None
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    decay = [p for n, p in trainable if p.dim() >= 2]
+    no_decay = [p for n, p in trainable if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr, betas=(0.9, 0.98))
     out = Path(out_dir)
@@ -137,7 +141,7 @@ def train(
                 emit({"step": step, "valid_loss": round(vl, 4), "elapsed_s": round(time.time() - t0, 1)})
                 if vl < best - 1e-4:
                     best, bad_evals = vl, 0
-                    save_checkpoint(model, tokenizer, out, {
+                    save_checkpoint(export(model) if export else model, tokenizer, out, {
                         **(meta or {}), "train": asdict(tc), "step": step, "valid_loss": vl,
                         "train_tokens": tokens})
                 else:

@@ -1,0 +1,88 @@
+"""Where learned styles live: one folder per style in the user's data folder.
+
+``$MUSEGEN_STYLE_DIR`` (default ``$XDG_DATA_HOME/musegen/styles``, that is
+``~/.local/share/musegen/styles``) holds ``<name>/preset.toml`` (the derived
+preset), ``<name>/model/`` (the fine-tuned checkpoint: safetensors, config,
+tokenizer) and ``<name>/style.json`` (the statistics, the files learned from
+and the training summary).  The preset loader finds styles here like any
+preset, with origin ``style``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import ParameterError, PresetError
+
+STYLE_DIR_ENV = "MUSEGEN_STYLE_DIR"
+PRESET_FILE = "preset.toml"
+INFO_FILE = "style.json"
+MODEL_DIR = "model"
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def style_root() -> Path:
+    """The styles folder (not created here)."""
+    env = os.environ.get(STYLE_DIR_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME", "").strip() or str(Path.home() / ".local" / "share")
+    return Path(data_home).expanduser() / "musegen" / "styles"
+
+
+def check_name(name: str) -> str:
+    """A style name is a preset name: 1-64 lowercase letters, digits, ``-``, ``_``, ``.``."""
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or name in (".", ".."):
+        raise ParameterError(f"style name {name!r} must be 1-64 lowercase letters, digits, '-', '_' or '.' "
+                             "(starting with a letter or digit)")
+    return name
+
+
+def style_dir(name: str) -> Path:
+    return style_root() / check_name(name)
+
+
+def find_style(name: str) -> Path | None:
+    """The folder of style ``name`` when it exists and is complete."""
+    try:
+        folder = style_dir(name)
+    except ParameterError:
+        return None
+    return folder if (folder / PRESET_FILE).is_file() else None
+
+
+def list_styles() -> list[str]:
+    root = style_root()
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir()
+                  if p.is_dir() and NAME_RE.fullmatch(p.name) and (p / PRESET_FILE).is_file())
+
+
+def style_info(name: str) -> dict[str, Any]:
+    """``style.json`` of a style, with its folder."""
+    folder = find_style(name)
+    if folder is None:
+        raise PresetError(f"no learned style named {name!r} in {str(style_root())!r} "
+                          f"(styles: {', '.join(list_styles()) or 'none'})")
+    try:
+        info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise PresetError(f"style {name!r} has no readable {INFO_FILE}: {exc}") from None
+    info["folder"] = str(folder)
+    return info
+
+
+def remove_style(name: str) -> Path:
+    """Delete a style's folder; returns the folder removed."""
+    folder = style_dir(name)
+    if not folder.is_dir() or folder.is_symlink():
+        raise PresetError(f"no learned style named {name!r} in {str(style_root())!r} "
+                          f"(styles: {', '.join(list_styles()) or 'none'})")
+    shutil.rmtree(folder)
+    return folder
