@@ -2,6 +2,11 @@
 
 
 def main() -> None:
-    from musegen.cli.main import run
+    try:
+        from musegen.cli.main import run
+    except KeyboardInterrupt:  # Ctrl-C while the CLI is still loading: no traceback
+        import sys
 
+        sys.stderr.write("Error: interrupted\n")
+        raise SystemExit(130) from None
     run()

@@ -43,7 +43,19 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-@click.group(context_settings=CONTEXT)
+class _Interrupted(Exception):
+    """Ctrl-C inside a command, carried past click (which would print a blank line and "Aborted.")."""
+
+
+class _Group(click.Group):
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            raise _Interrupted() from None
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
 @click.version_option(__version__, "-V", "--version", prog_name="musegen")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def cli(debug: bool) -> None:
@@ -373,13 +385,17 @@ def run(argv: list[str] | None = None) -> None:
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
     try:
         rv = cli.main(args=args, prog_name="musegen", standalone_mode=False)
-    except click.exceptions.Abort:
-        _say("Aborted.")
+    except click.exceptions.Abort as exc:
+        _say("Error: interrupted" if isinstance(exc.__cause__, KeyboardInterrupt) else "Aborted.")
         sys.exit(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, _Interrupted):
+        # One line, 130 = 128 + SIGINT.  (CPython may still end the process by SIGINT
+        # when the Ctrl-C landed inside a library's exec() of a string: same code to a shell.)
+        if sys.stderr.isatty():
+            sys.stderr.write("\n")  # past the ^C the terminal echoed
         _say("Error: interrupted")
         sys.exit(130)
     except MusegenError as exc:
