@@ -32,16 +32,24 @@ def safe_stem(text: str, *, max_len: int = 120) -> str:
 def format_stem(template: str, **fields: Any) -> str:
     """Fill a name template such as ``"{preset}-s{seed}-v{variation}"``."""
     try:
-        names = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        parsed = [(f, spec) for _, f, spec, _ in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise ParameterError(f"name template {template!r} is malformed: {exc}") from None
-    bad = [n for n in names if n not in TEMPLATE_FIELDS]
+    bad = [n for n, _ in parsed if n not in TEMPLATE_FIELDS]
     if bad:
         raise ParameterError(
             f"name template {template!r} uses unknown field {{{bad[0]}}} (fields: {', '.join(TEMPLATE_FIELDS)})"
         )
+    # values are text: a spec may pad or cut ({seed:>4}), but never build a huge string
+    if any(int(n) > 1000 for _, spec in parsed for n in re.findall(r"\d+", spec or "")):
+        raise ParameterError(f"name template {template!r} asks for a field wider than 1000 characters")
     values = {k: safe_stem(str(v)) for k, v in fields.items()}
-    return safe_stem(template.format(**{k: values.get(k, "") for k in TEMPLATE_FIELDS}))
+    try:
+        text = template.format(**{k: values.get(k, "") for k in TEMPLATE_FIELDS})
+    except (ValueError, TypeError, IndexError, KeyError) as exc:
+        raise ParameterError(f"name template {template!r} cannot be filled: {exc} "
+                             f"(fields are text: use {{seed}} or {{seed:>4}}, not {{seed:04d}})") from None
+    return safe_stem(text)
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
