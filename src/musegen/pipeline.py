@@ -18,17 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from musegen import __version__
+from musegen import __version__, limits
 from musegen.engines.base import Request, continuation_start
-from musegen.errors import EngineError, ParameterError
+from musegen.errors import EngineError, MidiError, ParameterError
 from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
 from musegen.presets import DEFAULT_PRESET, MINOR_MODES, NOTE_NAMES, Preset, load_preset, parse_key
 
 Progress = Callable[[float, float, str], None]
 
-MAX_BARS = 1000
-MAX_SECONDS = 3600.0
-MAX_VARIATIONS = 64
+#: Defaults of the ``bars``, ``seconds`` and ``variations`` limits (see :mod:`musegen.limits`;
+#: ``MUSEGEN_MAX_BARS`` ... override them).
+MAX_BARS = limits.LIMITS["bars"].default
+MAX_SECONDS = limits.LIMITS["seconds"].default
+MAX_VARIATIONS = limits.LIMITS["variations"].default
+#: A sketch with fewer ticks per quarter is resampled: engines lay a sixteenth-note grid over it.
+MIN_SEED_TPQ = 96
 TAIL_SECONDS = 1.0
 
 
@@ -77,7 +81,13 @@ def load_seed(path: str | os.PathLike[str]):
 
     score = load_midi(path)
     digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return score, analyze_score(score), digest
+    if score.ticks_per_quarter < MIN_SEED_TPQ:
+        # a coarse file (1 tick per quarter is legal) would give engines a zero-length grid step
+        score = score.resample(480, min_dur=1)
+    analysis = analyze_score(score)
+    limits.check("audio_seconds", analysis.duration_s, what=f"sketch {str(path)!r} lasts {analysis.duration_s:.0f} s",
+                 error=MidiError)
+    return score, analysis, digest
 
 
 def bar_seconds(tempo_bpm: float, meter: tuple[int, int]) -> float:
@@ -106,7 +116,8 @@ def plan_request(
     """
     if bars is not None and seconds is not None:
         raise ParameterError("give either bars or seconds, not both")
-    check_range("variations", variations, 1, MAX_VARIATIONS, integer=True)
+    check_range("variations", variations, 1, math.inf, integer=True)
+    limits.check("variations", variations, what=f"variations {variations}")
     check_range("seed", random_seed, 0, 2**63 - 1, integer=True)
     if temperature is not None:
         check_range("temperature", temperature, 0.01, 5.0)
@@ -134,15 +145,21 @@ def plan_request(
 
     if bars is None and seconds is None:
         bars = 8 if seed_analysis is not None else 16
+    if seed_analysis is not None and not (10 <= bpm <= 1000):
+        raise MidiError(f"the sketch's tempo of {bpm:g} BPM is outside 10-1000 BPM (a corrupt tempo event?); "
+                        "pass a tempo to override it")
     if seconds is not None:
-        check_range("seconds", seconds, 0.5, MAX_SECONDS)
+        check_range("seconds", seconds, 0.5, math.inf)
+        limits.check("seconds", seconds, what=f"seconds {seconds:g}")
         bars = max(1, math.ceil(seconds / bar_seconds(bpm, meter) - 1e-9))
-    check_range("bars", bars, 1, MAX_BARS, integer=True)
+    check_range("bars", bars, 1, math.inf, integer=True)
+    limits.check("bars", bars, what=f"bars {bars}")
     total = bars * bar_seconds(bpm, meter)
-    if total > MAX_SECONDS:
-        raise ParameterError(
-            f"bars {bars} at {bpm:g} BPM is {total:.0f} s, over the {MAX_SECONDS:.0f} s limit"
-        )
+    limits.check("seconds", total, what=f"bars {bars} at {bpm:g} BPM is {total:.0f} s")
+    if seed_analysis is not None:
+        limits.check("audio_seconds", total + seed_analysis.duration_s,
+                     what=f"the sketch ({seed_analysis.duration_s:.0f} s) and {total:.0f} s of new music "
+                          f"make {total + seed_analysis.duration_s:.0f} s")
     desc = preset.description + (f" {prompt.strip()}" if prompt and prompt.strip() else "")
     return Request(
         preset=preset,

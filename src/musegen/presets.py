@@ -26,6 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from musegen import limits
 from musegen.errors import PresetError
 
 if sys.version_info >= (3, 11):
@@ -35,7 +36,8 @@ else:  # pragma: no cover - exercised on 3.10 only
 
 DEFAULT_PRESET = "pop-ballad"
 PRESET_PATH_ENV = "MUSEGEN_PRESET_PATH"
-MAX_PRESET_BYTES = 256 * 1024
+#: Default of the ``preset_bytes`` limit (see :mod:`musegen.limits`; ``MUSEGEN_MAX_PRESET_BYTES``).
+MAX_PRESET_BYTES = limits.LIMITS["preset_bytes"].default
 
 ROLES = ("lead", "harmony", "bass", "pad", "drums")
 NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -436,10 +438,13 @@ def _read_toml(path: Path) -> dict[str, Any]:
         size = path.stat().st_size
     except OSError as exc:
         raise PresetError(f"cannot read preset {path}: {exc.strerror or exc}") from None
-    if size > MAX_PRESET_BYTES:
-        raise PresetError(f"preset {path} is {size} bytes; the limit is {MAX_PRESET_BYTES}")
+    limits.check("preset_bytes", size, what=f"preset {path} is {size} bytes", error=PresetError)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:  # never more than the limit, even if the file grew
+            raw = handle.read(limits.get("preset_bytes") + 1)
+        limits.check("preset_bytes", len(raw), what=f"preset {path} is over {len(raw) - 1} bytes",
+                     error=PresetError)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PresetError(f"preset {path} is not UTF-8 text") from None
     except OSError as exc:
@@ -448,6 +453,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise PresetError(f"preset {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [[[...]]] or {a = {...}}
+        raise PresetError(f"preset {path} nests arrays or tables too deeply") from None
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:

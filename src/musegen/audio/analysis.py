@@ -140,16 +140,19 @@ def analyze_audio(y: np.ndarray, *, sr: int) -> dict[str, Any]:
     else:
         rate = sr
     mono = mono[0]
+    # judged before the padding below: a short clip padded to n_fft is still too short for beats
+    long_enough = mono.size >= 2 * rate
     n_fft, hop = 4096, 1024
     if mono.size < n_fft:
         mono = np.pad(mono, (0, n_fft - mono.size))
     silent = not np.any(mono)
 
     tempo = None
-    if not silent and mono.size >= 2 * rate:
+    if not silent and long_enough:
         onsets = librosa.onset.onset_strength(y=mono, sr=rate)
         if np.any(onsets > 0):
-            bpm, _ = librosa.beat.beat_track(onset_envelope=onsets, sr=rate)
+            with np.errstate(divide="ignore", invalid="ignore"):  # few frames at low rates
+                bpm, _ = librosa.beat.beat_track(onset_envelope=onsets, sr=rate)
             bpm = float(np.atleast_1d(bpm)[0])
             tempo = round(bpm, 2) if bpm > 0 else None
     result["tempo_bpm"] = tempo

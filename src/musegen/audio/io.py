@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from musegen import limits
 from musegen.atomic import atomic_path
 from musegen.audio._checks import MAX_CHANNELS, MAX_SR, MIN_SR, as_audio, check_sr
 from musegen.errors import AudioError, OutputError, ParameterError
@@ -28,6 +29,9 @@ FORMATS = {
     ".mp3": "MP3",
 }
 _LOSSY = {"OGG", "MP3"}
+#: Largest sample magnitude read (+60 dBFS): a float file may exceed full scale, but
+#: values near float32's range overflow every sum and square taken on them.
+MAX_SAMPLE = 1000.0
 
 
 def read_audio(
@@ -84,14 +88,25 @@ def read_audio(
         raise AudioError(
             f"audio file {name!r} has {info.channels} channels (at most {MAX_CHANNELS} are supported)"
         )
+    # before decoding: the header's frame count says how much memory the samples take
+    limits.check("audio_seconds", info.frames / info.samplerate,
+                 what=f"audio file {name!r} lasts {info.frames / info.samplerate:.0f} s", error=AudioError)
     try:
         data, file_sr = sf.read(name, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"cannot decode audio file {name!r}: {_short(exc)}") from exc
+    except MemoryError:
+        raise AudioError(f"audio file {name!r} does not fit in memory") from None
     if data.shape[0] == 0:
         raise AudioError(f"audio file {name!r} holds no samples")
-    if not np.isfinite(data.sum(dtype=np.float64)):
+    with np.errstate(over="ignore", invalid="ignore"):  # huge values: reported just below
+        finite = np.isfinite(data.sum(dtype=np.float64))
+    if not finite:
         raise AudioError(f"audio file {name!r} contains NaN or infinite samples")
+    peak = max(float(data.max()), -float(data.min()))
+    if peak > MAX_SAMPLE:
+        raise AudioError(f"audio file {name!r} has samples of magnitude {peak:.3g}, far outside -1..1 "
+                         f"(the most accepted is {MAX_SAMPLE:g}, +60 dBFS)")
     y = np.ascontiguousarray(data.T)
     if mono and y.shape[0] > 1:
         y = y.mean(axis=0, keepdims=True)

@@ -105,6 +105,14 @@ def _steps(name: str, value: Any) -> list[dict[str, Any]]:
     return validate_chain(value, name=name)
 
 
+def _limited(limit: str, value: Any, name: str) -> Any:
+    """``value`` if within the limit ``limit`` (read when the plan is checked, see :mod:`musegen.limits`)."""
+    from musegen import limits
+
+    limits.check(limit, value, what=f"{name} {value:g}")
+    return value
+
+
 def _prompt(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ParameterError(f"{name} must be a string, got {value!r}")
@@ -119,8 +127,8 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "engine": _engine,
     "model": _text,
     "options": _table,
-    "bars": lambda n, v: _integer(n, v, 1, 1000),
-    "seconds": lambda n, v: _number(n, v, 0.5, 3600.0),
+    "bars": lambda n, v: _limited("bars", _integer(n, v, 1, math.inf), n),
+    "seconds": lambda n, v: _limited("seconds", _number(n, v, 0.5, math.inf), n),
     "seed": lambda n, v: _integer(n, v, 0, 2**63 - 1),
     "tempo": lambda n, v: _number(n, v, 20, 400),
     "key": _key,

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from musegen import limits
 from musegen.batch.params import ALL_PARAMS, ALLOWED, GLOB_PARAMS, build_chain, check_params
 from musegen.errors import MusegenError, PlanError
 
@@ -46,8 +47,10 @@ else:  # pragma: no cover - exercised on 3.10 only
     import tomli as tomllib
 
 PLAN_KEYS = ("title", "description", "defaults", "job", "sweep")
-MAX_JOBS = 100_000
-MAX_PLAN_BYTES = 1 << 20
+#: Defaults of the ``batch_jobs`` and ``plan_bytes`` limits (see :mod:`musegen.limits`;
+#: ``MUSEGEN_MAX_BATCH_JOBS``, ``MUSEGEN_MAX_PLAN_BYTES``).
+MAX_JOBS = limits.LIMITS["batch_jobs"].default
+MAX_PLAN_BYTES = limits.LIMITS["plan_bytes"].default
 _GLOB_CHARS = set("*?[")
 
 
@@ -142,10 +145,13 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
         raise PlanError(f"cannot read plan {str(path)!r}: {exc.strerror or exc}") from None
     if not path.is_file():
         raise PlanError(f"plan {str(path)!r} is not a file")
-    if size > MAX_PLAN_BYTES:
-        raise PlanError(f"plan {path} is {size} bytes; the limit is {MAX_PLAN_BYTES}")
+    max_bytes = limits.get("plan_bytes")
+    limits.check("plan_bytes", size, what=f"plan {path} is {size} bytes", error=PlanError)
     try:
-        text = path.read_bytes().decode("utf-8")
+        with open(path, "rb") as handle:  # never more than the limit, even if the file grew
+            raw = handle.read(max_bytes + 1)
+        limits.check("plan_bytes", len(raw), what=f"plan {path} is over {len(raw) - 1} bytes", error=PlanError)
+        text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError:
         raise PlanError(f"plan {path} is not UTF-8 text") from None
@@ -153,6 +159,8 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
         raise PlanError(f"cannot read plan {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise PlanError(f"plan {path} is not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per level of [[[...]]] or {a = {...}}
+        raise PlanError(f"plan {path} nests arrays or tables too deeply") from None
     plan = parse_plan(data, where=str(path), base=path.resolve().parent)
     plan.path, plan.text = path, text
     return plan
@@ -218,19 +226,21 @@ class _Expander:
         jobs: dict[str, Job] = {}
         duplicates = 0
         count = 0
+        max_jobs = limits.get("batch_jobs")
         for where, label, fixed, grid in entries:
             axes = list(grid.items())
             size = math.prod(len(v) for _, v in axes)
-            if count + size > MAX_JOBS:
-                raise self.fail(f"{where} expands past {MAX_JOBS} jobs")
+            if count + size > max_jobs:
+                raise self.fail(limits.message("batch_jobs", f"{where} expands to {count + size} jobs", max_jobs))
             for combo in itertools.product(*(v for _, v in axes)):
                 explicit = {**fixed, **{k: v for (k, _), v in zip(axes, combo, strict=True)}}
                 command, merged = self.merge(explicit, defaults, where)
                 for params in self.globbed(merged, where):
                     job = self.job(command, params, where, label, len(jobs))
                     count += 1
-                    if count > MAX_JOBS:
-                        raise self.fail(f"the plan expands past {MAX_JOBS} jobs")
+                    if count > max_jobs:
+                        raise self.fail(limits.message("batch_jobs", f"the plan expands past {max_jobs} jobs",
+                                                       max_jobs))
                     if job.id in jobs:
                         duplicates += 1
                     else:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from symusic import Score, TimeUnit
 
+from musegen import limits
 from musegen.atomic import atomic_write_bytes
 from musegen.errors import MidiError, OutputError, ParameterError
 
@@ -29,9 +30,10 @@ __all__ = [
     "score_digest",
 ]
 
-DEFAULT_MAX_BYTES = 16 * 1024 * 1024
-DEFAULT_MAX_TRACKS = 256
-DEFAULT_MAX_NOTES = 1_000_000
+#: Defaults of the limits (see :mod:`musegen.limits`; ``MUSEGEN_MAX_MIDI_*`` override them).
+DEFAULT_MAX_BYTES = limits.LIMITS["midi_bytes"].default
+DEFAULT_MAX_TRACKS = limits.LIMITS["midi_tracks"].default
+DEFAULT_MAX_NOTES = limits.LIMITS["midi_notes"].default
 
 _HEADER = struct.Struct(">4sIHHH")  # 'MThd', length, format, ntrks, division
 _CHUNK = struct.Struct(">4sI")
@@ -40,9 +42,9 @@ _CHUNK = struct.Struct(">4sI")
 def load_midi(
     path: str | os.PathLike[str],
     *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_tracks: int = DEFAULT_MAX_TRACKS,
-    max_notes: int = DEFAULT_MAX_NOTES,
+    max_bytes: int | None = None,
+    max_tracks: int | None = None,
+    max_notes: int | None = None,
 ) -> Score:
     """Read a type-0 or type-1 Standard MIDI File.
 
@@ -50,13 +52,15 @@ def load_midi(
     ----------
     path : str or os.PathLike
         The ``.mid`` file.
-    max_bytes : int
-        Largest file accepted, in bytes (default 16 MiB).
-    max_tracks : int
+    max_bytes : int, optional
+        Largest file accepted, in bytes (default: the ``midi_bytes`` limit,
+        16 MiB unless ``MUSEGEN_MAX_MIDI_BYTES`` says otherwise). Checked
+        before the file is read.
+    max_tracks : int, optional
         Most tracks accepted, counted both in the header and after symusic has
-        split type-0 channels into tracks (default 256).
-    max_notes : int
-        Most notes accepted over all tracks (default 1,000,000).
+        split type-0 channels into tracks (default: the ``midi_tracks`` limit, 256).
+    max_notes : int, optional
+        Most notes accepted over all tracks (default: the ``midi_notes`` limit, 1,000,000).
 
     Returns
     -------
@@ -77,13 +81,13 @@ def load_midi(
         raise MidiError(f"{path}: no such MIDI file")
     if not path.is_file():
         raise MidiError(f"{path}: not a regular file")
+    size_bound = _limits(max_bytes, max_tracks, max_notes)[0]
     size = path.stat().st_size
-    if size > max_bytes:
-        raise MidiError(
-            f"{path}: file is {size} bytes, over the limit of {max_bytes} bytes (max_bytes)"
-        )
+    if size > size_bound.value:
+        raise size_bound.error(path, f"file is {size} bytes")
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as handle:  # never more than the limit, even if the file grew
+            data = handle.read(size_bound.value + 1)
     except OSError as exc:
         raise MidiError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
     return load_midi_bytes(
@@ -95,9 +99,9 @@ def load_midi_bytes(
     data: bytes,
     *,
     name: str = "<midi bytes>",
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    max_tracks: int = DEFAULT_MAX_TRACKS,
-    max_notes: int = DEFAULT_MAX_NOTES,
+    max_bytes: int | None = None,
+    max_tracks: int | None = None,
+    max_notes: int | None = None,
 ) -> Score:
     """Parse the bytes of a Standard MIDI File; see :func:`load_midi`.
 
@@ -107,7 +111,7 @@ def load_midi_bytes(
         The file's content. A RIFF ``RMID`` wrapper is unwrapped.
     name : str
         What error messages call the data (a path or a URL).
-    max_bytes, max_tracks, max_notes : int
+    max_bytes, max_tracks, max_notes : int, optional
         Limits, as in :func:`load_midi`.
 
     Returns
@@ -120,18 +124,10 @@ def load_midi_bytes(
     MidiError
         If the data is unusable; the message starts with ``name``.
     """
-    for label, value in (
-        ("max_bytes", max_bytes),
-        ("max_tracks", max_tracks),
-        ("max_notes", max_notes),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ParameterError(f"{label} must be a positive integer, got {value!r}")
+    max_bytes, max_tracks, max_notes = _limits(max_bytes, max_tracks, max_notes)
     data = bytes(data)
-    if len(data) > max_bytes:
-        raise MidiError(
-            f"{name}: data is {len(data)} bytes, over the limit of {max_bytes} bytes (max_bytes)"
-        )
+    if len(data) > max_bytes.value:
+        raise max_bytes.error(name, f"data is {len(data)} bytes")
     data = _unwrap_rmid(data)
     data = _check_header(data, name, max_tracks)
     try:
@@ -139,17 +135,63 @@ def load_midi_bytes(
     except Exception as exc:  # noqa: BLE001 - pybind maps any C++ error; all mean "corrupt"
         raise MidiError(f"{name}: corrupt or truncated MIDI data ({_parser_message(exc)})") from exc
 
-    if len(score.tracks) > max_tracks:
-        raise MidiError(
-            f"{name}: {len(score.tracks)} tracks after splitting channels, "
-            f"over the limit of {max_tracks} (max_tracks)"
-        )
+    if len(score.tracks) > max_tracks.value:
+        raise max_tracks.error(name, f"{len(score.tracks)} tracks after splitting channels")
     n_notes = score.note_num()
     if len(score.tracks) == 0 or n_notes == 0:
         raise MidiError(f"{name}: holds no notes")
-    if n_notes > max_notes:
-        raise MidiError(f"{name}: {n_notes} notes, over the limit of {max_notes} (max_notes)")
+    if n_notes > max_notes.value:
+        raise max_notes.error(name, f"{n_notes} notes")
+    _check_events(score, name)
     return score
+
+
+def _check_events(score: Score, name: str) -> None:
+    """Refuse notes symusic parsed from bad data bytes; drop meta events no player can honour.
+
+    A data byte over 127 in a note event (a status byte where data belongs)
+    reaches symusic's int8 fields as a negative pitch or velocity, which would
+    index past every 128-entry table downstream.  A tempo of 0 microseconds
+    per quarter (an infinite tempo) and time signatures with a zero numerator
+    or a denominator that is not a power of two up to 64 are corrupt too, but
+    MIDI says what holds without them (the previous or the default tempo and
+    meter), so they are dropped rather than failing the file.
+    """
+    for index, track in enumerate(score.tracks, 1):
+        notes = track.notes.numpy()
+        for field in ("pitch", "velocity"):
+            values = notes[field]
+            if values.size and (int(values.min()) < 0 or int(values.max()) > 127):
+                raise MidiError(
+                    f"{name}: corrupt MIDI data: track {index} has a note {field} outside 0-127 "
+                    "(a data byte over 127)"
+                )
+    score.tempos.filter(lambda t: t.mspq > 0, inplace=True)
+    score.time_signatures.filter(
+        lambda t: t.numerator >= 1 and t.denominator in (1, 2, 4, 8, 16, 32, 64), inplace=True
+    )
+
+
+class _Bound:
+    """A limit in force for one load: the caller's ``max_*`` argument or the configured limit."""
+
+    def __init__(self, param: str, limit_name: str, value: int | None):
+        self.param, self.limit_name, self.explicit = param, limit_name, value is not None
+        if value is None:
+            value = limits.get(limit_name)
+        elif isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ParameterError(f"{param} must be a positive integer, got {value!r}")
+        self.value = value
+
+    def error(self, name: object, what: str) -> MidiError:
+        if self.explicit:  # the caller chose it: name the argument, not the environment
+            return MidiError(f"{name}: {what}, over the limit of {self.value} ({self.param})")
+        return MidiError(f"{name}: {limits.message(self.limit_name, what, self.value)}")
+
+
+def _limits(max_bytes, max_tracks, max_notes) -> tuple[_Bound, _Bound, _Bound]:
+    return (_Bound("max_bytes", "midi_bytes", max_bytes), _Bound("max_tracks", "midi_tracks", max_tracks),
+            _Bound("max_notes", "midi_notes", max_notes))
 
 
 def _unwrap_rmid(data: bytes) -> bytes:
@@ -166,7 +208,7 @@ def _unwrap_rmid(data: bytes) -> bytes:
     return data
 
 
-def _check_header(data: bytes, name: str, max_tracks: int) -> bytes:
+def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
     """Validate the header and chunk layout; return bytes symusic can parse.
 
     symusic accepts some broken files silently (division 0, type 2, fewer
@@ -195,11 +237,8 @@ def _check_header(data: bytes, name: str, max_tracks: int) -> bytes:
         raise MidiError(f"{name}: corrupt MIDI header (0 ticks per quarter note)")
     if n_tracks == 0:
         raise MidiError(f"{name}: holds no tracks")
-    if n_tracks > max_tracks:
-        raise MidiError(
-            f"{name}: header announces {n_tracks} tracks, "
-            f"over the limit of {max_tracks} (max_tracks)"
-        )
+    if n_tracks > max_tracks.value:
+        raise max_tracks.error(name, f"header announces {n_tracks} tracks")
 
     pos = 8 + header_len
     found = 0

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from musegen import limits
 from musegen.errors import ParameterError, RenderError, SoundFontError
 
 BACKENDS = ("symusic", "fluidsynth")
@@ -26,7 +27,8 @@ DEFAULT_SOUNDFONT = "TimGM6mb.sf2"
 #: here and let the post chain set the final loudness.
 HEADROOM_GAIN = 0.35
 MIN_SR, MAX_SR = 8000, 192000
-MAX_SOUNDFONT_BYTES = 1 << 30
+#: Default of the ``soundfont_bytes`` limit (see :mod:`musegen.limits`; ``MUSEGEN_MAX_SOUNDFONT_BYTES``).
+MAX_SOUNDFONT_BYTES = limits.LIMITS["soundfont_bytes"].default
 
 
 def default_soundfont() -> Path:
@@ -53,10 +55,12 @@ def resolve_soundfont(ref: str | os.PathLike[str] | None) -> Path:
             head = fh.read(12)
     except OSError as exc:
         raise SoundFontError(f"cannot read soundfont {str(ref)!r}: {exc.strerror or exc}") from None
-    if size > MAX_SOUNDFONT_BYTES:
-        raise SoundFontError(f"soundfont {str(ref)!r} is larger than {MAX_SOUNDFONT_BYTES >> 20} MB")
+    limits.check("soundfont_bytes", size, what=f"soundfont {str(ref)!r} is {size} bytes", error=SoundFontError)
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"sfbk":
         raise SoundFontError(f"soundfont {str(ref)!r} is not an SF2/SF3 file (no RIFF sfbk header)")
+    from musegen.render.sf2check import check_soundfont
+
+    check_soundfont(path, name=str(ref))
     return path
 
 
@@ -168,6 +172,18 @@ def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:
     return np.ascontiguousarray(data.T)
 
 
+def score_seconds(score) -> float:
+    """Length of a score in seconds, up to its last note's end (any time unit)."""
+    from musegen.midi.timing import tempo_map, ticks_to_seconds
+
+    unit = str(score.ttype).lower()
+    if "second" in unit:
+        return float(score.end())
+    if "quarter" in unit:
+        score = score.to("tick")
+    return float(ticks_to_seconds(score.end(), tempo_map(score), score.ticks_per_quarter))
+
+
 def render_score(
     score,
     *,
@@ -207,6 +223,9 @@ def render_score(
     sf = resolve_soundfont(soundfont)
     if sum(len(t.notes) for t in score.tracks) == 0:
         raise RenderError("nothing to render: the MIDI holds no notes")
+    # before synthesis: every second costs 8 bytes a frame per velocity layer held
+    seconds = score_seconds(score) + max(0.0, float(tail_seconds))
+    limits.check("audio_seconds", seconds, what=f"the score lasts {seconds:.0f} s")
     gain = 10.0 ** (gain_db / 20.0)
     if backend == "symusic":
         audio = _render_symusic(score, sf, sample_rate, HEADROOM_GAIN * gain)
