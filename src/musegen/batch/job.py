@@ -191,7 +191,7 @@ def _pictures(wav: Path, score_path: str | os.PathLike[str] | None, stage: Path,
 def _commit(stage: Path, final: Path) -> None:
     """Move a finished job folder into place, replacing an older copy."""
     old = None
-    if final.exists():
+    if os.path.lexists(final):  # a link there is moved aside, never followed
         # left by a run that died between committing and recording the job
         old = stage.parent / f"{final.name}.old.{secrets.token_hex(4)}"
         os.replace(final, old)

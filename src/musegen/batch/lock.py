@@ -32,7 +32,12 @@ class RunLock:
         self._fd: int | None = None
 
     def __enter__(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            # O_NOFOLLOW: a link planted at .lock must not get some other file truncated
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        except OSError as exc:
+            reason = "it is a symbolic link" if os.path.islink(self.path) else (exc.strerror or str(exc))
+            raise MusegenError(f"cannot lock {self.path}: {reason}") from None
         try:
             _lock(fd)
         except OSError:

@@ -246,4 +246,7 @@ def run_batch(
 
 def _clean_staging(out: Path) -> None:
     """Remove what unfinished jobs left (only this run holds the folder's lock)."""
-    shutil.rmtree(out / STAGING, ignore_errors=True)
+    staging = out / STAGING
+    if staging.is_symlink():  # never clean, or write into, a folder elsewhere
+        staging.unlink()
+    shutil.rmtree(staging, ignore_errors=True)
