@@ -161,7 +161,8 @@ class MusicGenModel:
             else MusicgenForConditionalGeneration
         try:
             with quiet_transformers():
-                model = cls_.from_pretrained(str(resolved.path), local_files_only=True, dtype=torch.float32)
+                model = cls_.from_pretrained(str(resolved.path), local_files_only=True, dtype=torch.float32,
+                                             use_safetensors=True)  # never a pickle
                 tokenizer = AutoTokenizer.from_pretrained(str(resolved.path), local_files_only=True)
         except (OSError, ValueError, RuntimeError, KeyError) as exc:
             raise EngineError(f"cannot load MusicGen model {resolved.name!r}: {_first_line(exc)}") from exc

@@ -21,6 +21,8 @@ MODEL_TYPES = {"musicgen": "text", "musicgen_melody": "melody"}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 # files of AudioCraft's own checkpoint format (not loadable by transformers)
 _AUDIOCRAFT_FILES = ("state_dict.bin", "compression_state_dict.bin")
+# weights saved with torch.save: a pickle, which can run code when loaded
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,14 @@ def _check_folder(name: str, path: Path, *, repo_id: str | None = None) -> Resol
     if model_type not in MODEL_TYPES:
         raise InputError(f"{name!r} is not a MusicGen model (model_type {model_type!r}; expected one of "
                          f"{', '.join(sorted(MODEL_TYPES))})")
-    weights = list(path.glob("*.safetensors")) + list(path.glob("pytorch_model*.bin"))
+    weights = list(path.glob("*.safetensors"))
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix in _PICKLE_SUFFIXES)
+    if not weights and pickles:
+        raise InputError(
+            f"MusicGen model {name!r} has only pickle weights ({pickles[0]}); musegen loads safetensors only, "
+            f"since loading a pickle can run code: convert them once with "
+            f"model.save_pretrained(DIR, safe_serialization=True) where you trust the file"
+        )
     if not weights:
         raise InputError(f"MusicGen model {name!r} has no weights in {str(path)!r}"
                          + (f"; {fetch_hint(repo_id)}" if repo_id else ""))
