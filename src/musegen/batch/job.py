@@ -14,6 +14,7 @@ import os
 import secrets
 import shutil
 import socket
+import sys
 import time
 import traceback
 from datetime import datetime, timezone
@@ -46,6 +47,29 @@ def failed_row(job: dict[str, Any], error: str, **extra: Any) -> dict[str, Any]:
     return {**base_row(job), "status": "failed", "error": error, "finished_at": now_iso(), **extra}
 
 
+def worker_memory() -> dict[str, float]:
+    """This process's resident memory now and at its peak, in MiB (fields left out where unknown).
+
+    Recorded in every job row (``worker_rss_mb``, ``worker_maxrss_mb``), so a
+    long run shows whether its workers grow.
+    """
+    mem: dict[str, float] = {}
+    try:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+        mem["worker_maxrss_mb"] = round(peak / (2**20 if sys.platform == "darwin" else 1024), 1)
+    except (ImportError, OSError):  # pragma: no cover - Windows
+        pass
+    try:
+        with open("/proc/self/statm", "rb") as fh:
+            resident = int(fh.read().split()[1])
+        mem["worker_rss_mb"] = round(resident * os.sysconf("SC_PAGE_SIZE") / 2**20, 1)
+    except (OSError, ValueError, IndexError):  # not Linux
+        pass
+    return mem
+
+
 def run_job(job: dict[str, Any], out_dir: str, *, images: bool = True) -> dict[str, Any]:
     """Run one job (a :meth:`Job.to_dict` plus ``base``, the plan's folder).
 
@@ -71,11 +95,11 @@ def run_job(job: dict[str, Any], out_dir: str, *, images: bool = True) -> dict[s
         _commit(stage, out / job["id"])
     except MusegenError as exc:
         return failed_row(job, str(exc), error_type=type(exc).__name__, **where,
-                          wall_s=round(time.perf_counter() - t0, 3))
+                          wall_s=round(time.perf_counter() - t0, 3), **worker_memory())
     except Exception as exc:  # a bug or an unexpected library failure: keep the traceback
         return failed_row(job, f"internal error: {type(exc).__name__}: {exc}", error_type=type(exc).__name__,
                           traceback=traceback.format_exc(limit=20), **where,
-                          wall_s=round(time.perf_counter() - t0, 3))
+                          wall_s=round(time.perf_counter() - t0, 3), **worker_memory())
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     wall = round(time.perf_counter() - t0, 3)
@@ -84,7 +108,7 @@ def run_job(job: dict[str, Any], out_dir: str, *, images: bool = True) -> dict[s
         **base_row(job), "status": "ok", **where, "finished_at": now_iso(), "wall_s": wall,
         "outputs": {k: f"{job['id']}/{name}" for k, name in files.items()},
         "analysis": {k: analysis[k] for k in FIGURES if analysis.get(k) is not None},
-        "timings": timings,
+        "timings": timings, **worker_memory(),
     }
 
 

@@ -9,7 +9,8 @@ Row fields: ``id``, ``index``, ``label``, ``command``, ``engine``,
 ``params``, ``status`` (``ok``, ``failed``, ``interrupted`` or ``pending``),
 ``error``, ``worker``, ``started_at``, ``finished_at``, ``wall_s``,
 ``outputs`` (paths relative to the run folder), ``analysis`` (figures) and
-``timings`` (seconds).
+``timings`` (seconds), ``worker_rss_mb`` and ``worker_maxrss_mb`` (the worker's
+resident memory after the job and at its peak so far, MiB).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ class Manifest:
 
 
 _FIRST = ("id", "label", "status", "command", "engine")
-_LAST = ("error", "worker", "started_at", "finished_at", "wall_s")
+_LAST = ("error", "worker", "started_at", "finished_at", "wall_s", "worker_rss_mb", "worker_maxrss_mb")
 
 
 def to_csv(rows: list[dict[str, Any]]) -> str:
