@@ -97,8 +97,9 @@ def nll(model_dir, files: list[Path], model_style: str) -> float:
     return total / max(1, count)
 
 
-def continuations(model_dir, preset, files: list[Path], args) -> tuple[dict, dict, list[float]]:
-    """Pooled histograms of generated and true continuations, and density errors per sample."""
+def continuations(model_dir, preset, files: list[Path], args) -> tuple[dict, dict, list[float], list]:
+    """Pooled histograms of generated and true continuations, density errors per sample, and
+    ``(truth, generated)`` scores of the first sample of each piece (for pictures)."""
     from musegen.engines.base import Request
     from musegen.engines.symbolic.engine import SymbolicEngine
     from musegen.midi.analysis import analyze_score
@@ -107,7 +108,7 @@ def continuations(model_dir, preset, files: list[Path], args) -> tuple[dict, dic
     engine = SymbolicEngine(model=model_dir)
     gen_h: dict[str, np.ndarray] = {}
     true_h: dict[str, np.ndarray] = {}
-    density_err = []
+    density_err, examples = [], []
     for i, f in enumerate(files):
         score = load_midi(f)
         a = analyze_score(score)
@@ -126,10 +127,12 @@ def continuations(model_dir, preset, files: list[Path], args) -> tuple[dict, dic
                           continue_only=True, options={"accompany": False}, temperature=1.0)
             (out,) = engine.generate(req)
             gen = notes_in(out.score, lo, hi)
+            if s == 0:
+                examples.append((score.clip(0, hi, clip_end=True), out.score))
             for k, v in histograms(gen, a.key_tonic, beat, bt).items():
                 gen_h[k] = gen_h.get(k, 0) + v
             density_err.append(abs(len(gen) / len(truth) - 1.0))
-    return gen_h, true_h, density_err
+    return gen_h, true_h, density_err, examples
 
 
 def main() -> None:
@@ -145,6 +148,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--learn-files", type=int, default=0, help="learn from only the first N files (0 = all)")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--plot", type=Path, help="folder for piano rolls: truth, base and style per held-out piece")
     args = ap.parse_args()
 
     import torch
@@ -181,9 +185,11 @@ def main() -> None:
     model_style = first["model_style"]
     runs = {"base": None, **{f"style ({m})": Path(info["folder"]) / MODEL_DIR for m, info in styles.items()}}
     truth = None
+    pictures: dict[str, list] = {}
     for label, model_dir in runs.items():
         t = time.time()
-        gen, true_h, dens = continuations(model_dir, preset, held, args)
+        gen, true_h, dens, examples = continuations(model_dir, preset, held, args)
+        pictures[label] = examples
         truth = true_h
         row = {k: tv(gen[k], true_h[k]) for k in true_h}
         row["density_error"] = float(np.mean(dens))
@@ -205,6 +211,14 @@ def main() -> None:
             lines.append(f"\n{label} closer than base on every measure: {'yes' if closer else 'NO'}")
             report.setdefault("closer_on_every_measure", {})[label] = closer
     print("\n".join(lines))
+    if args.plot:
+        from musegen.midi.pianoroll import plot_pianorolls
+
+        for j in range(len(pictures["base"])):
+            items = [(f"held-out piece: bars 1-{args.prompt_bars} seed, then the true continuation",
+                      pictures["base"][j][0])]
+            items += [(f"{label}: generated from bar {args.prompt_bars + 1}", ex[j][1]) for label, ex in pictures.items()]
+            plot_pianorolls(items, args.plot / f"style-eval-{j}.png")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float))
 
