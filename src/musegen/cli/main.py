@@ -144,7 +144,7 @@ def _generation_options(f):
         click.option("--variations", type=int, default=1, show_default=True, help="How many results."),
         click.option("--engine", help="Engine name (default: the preset's); see `musegen engines list`."),
         click.option("--model", "model_dir", type=click.Path(file_okay=False),
-                     help="Model folder for the engine (from `musegen train`)."),
+                     help="Model folder for the engine: symbolic (from `musegen train` or a learned style) or a local MusicGen checkpoint (config.json + safetensors)."),
         click.option("--tempo", type=float, help="Tempo in BPM (overrides preset and sketch)."),
         click.option("--key", help="Key, e.g. 'F#m', 'Bb major', 'D dorian'."),
         click.option("--temperature", type=float, help="Sampling temperature (default: the preset's)."),
