@@ -1,0 +1,256 @@
+"""Write the corpus of broken (and a few odd but valid) input files.
+
+    python tests/corpus/make_corpus.py            # rewrites tests/corpus/{midi,preset,plan,audio,soundfont}/
+
+Every file is small and deterministic (no randomness without a fixed seed),
+so the committed outputs match what this script writes.  ``EXPECTED`` says
+what each file must give: ``("ok", None)`` for a correct result, or
+``(exit_code, needle)`` for a clean error whose message contains ``needle``.
+Files too large to commit (a huge preset, a truncated or patched copy of the
+bundled SoundFont) are made by the tests themselves, in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+# -- MIDI ------------------------------------------------------------------------
+
+def mtrk(body: bytes) -> bytes:
+    return b"MTrk" + struct.pack(">I", len(body)) + body
+
+
+def smf(fmt: int, n_tracks: int, division: int, *tracks: bytes) -> bytes:
+    return b"MThd" + struct.pack(">IHHH", 6, fmt, n_tracks, division) + b"".join(tracks)
+
+
+END = b"\x00\xff\x2f\x00"
+TEMPO_120 = b"\x00\xff\x51\x03\x07\xa1\x20"
+
+
+def notes(n: int, *, step: bytes = b"\x60", pitch0: int = 60) -> bytes:
+    """``n`` quarter notes (at 96 ticks per quarter) climbing a C major scale."""
+    scale = (0, 2, 4, 5, 7, 9, 11, 12)
+    out = b""
+    for i in range(n):
+        p = pitch0 + scale[i % len(scale)]
+        out += b"\x00\x90" + bytes([p]) + b"\x50" + step + b"\x80" + bytes([p]) + b"\x00"
+    return out
+
+
+def midi_files() -> dict[str, bytes]:
+    good = smf(0, 1, 96, mtrk(TEMPO_120 + notes(16) + END))
+    rng = np.random.default_rng(7)
+    long_track = b"".join(b"\x00\x90\x3c\x50\x83\x60\x80\x3c\x00" for _ in range(4000))  # 480 ticks each
+    return {
+        "truncated.mid": good[: len(good) // 2],
+        "chunk-length-too-long.mid": good[:18] + struct.pack(">I", 0xFFFFFF00) + good[22:],
+        "chunk-length-too-short.mid": good[:18] + struct.pack(">I", 5) + good[22:],
+        "running-status-without-status.mid": smf(0, 1, 96, mtrk(b"\x00\x3c\x50\x60\x3c\x00" + END)),
+        "data-byte-over-127.mid": smf(0, 1, 96, mtrk(b"\x00\x90\xbc\xd0\x60\x80\xbc\x00" + END)),
+        "giant-meta-length.mid": smf(0, 1, 96, mtrk(notes(2) + b"\x00\xff\x01\x8f\xff\xff\x7fabc" + END)),
+        "giant-sysex-length.mid": smf(0, 1, 96, mtrk(notes(2) + b"\x00\xf0\xff\xff\xff\x7f" + END)),
+        "division-zero.mid": smf(0, 1, 0, mtrk(notes(4) + END)),
+        "smpte-division.mid": smf(0, 1, 0xE728, mtrk(notes(4) + END)),
+        "type-2.mid": smf(2, 1, 96, mtrk(notes(4) + END)),
+        "thousands-of-tracks.mid": smf(1, 3000, 96, *[mtrk(notes(1) + END)] * 3000),
+        "hours-of-notes.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x51\x03\x0f\x42\x40" + long_track + END)),
+        "notes-never-released.mid": smf(0, 1, 96, mtrk(b"\x00\x90\x3c\x50\x00\x90\x40\x50\x00\x90\x43\x50")),
+        "random-bytes.mid": rng.integers(0, 256, 2000, dtype=np.uint8).tobytes(),
+        "mthd-only.mid": b"MThd" + struct.pack(">IHHH", 6, 1, 1, 96),
+        "empty.mid": b"",
+        "note-a-day-later.mid": smf(0, 1, 96, mtrk(notes(2) + b"\xff\xff\xff\x7f\x90\x3c\x50\x60\x80\x3c\x00" + END)),
+        # odd but usable: each gives a correct result
+        "tempo-zero.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x51\x03\x00\x00\x00" + notes(16) + END)),
+        "one-tick-per-quarter.mid": smf(0, 1, 1, mtrk(notes(16, step=b"\x01") + END)),
+        "bad-time-signature.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x58\x04\x04\x7f\x18\x08" + notes(16) + END)),
+        "no-end-of-track.mid": smf(0, 1, 96, mtrk(TEMPO_120 + notes(8))),
+    }
+
+
+#: what ``musegen analyze`` (and ``render``) make of each MIDI file: "ok" or (exit code, needle)
+MIDI_EXPECTED: dict[str, tuple] = {
+    "truncated.mid": (2, "truncated"),
+    "chunk-length-too-long.mid": (2, "truncated MIDI file"),
+    "chunk-length-too-short.mid": (2, "corrupt or truncated"),
+    "running-status-without-status.mid": (2, "corrupt or truncated"),
+    "data-byte-over-127.mid": (2, "data byte over 127"),
+    "giant-meta-length.mid": (2, "corrupt or truncated"),
+    "giant-sysex-length.mid": (2, "corrupt or truncated"),
+    "division-zero.mid": (2, "0 ticks per quarter"),
+    "smpte-division.mid": (2, "SMPTE"),
+    "type-2.mid": (2, "type-2"),
+    "thousands-of-tracks.mid": (2, "midi_tracks"),
+    "hours-of-notes.mid": ("ok", None),  # analysis is cheap; render is refused (audio_seconds)
+    "notes-never-released.mid": (2, "holds no notes"),
+    "random-bytes.mid": (2, "not a MIDI file"),
+    "mthd-only.mid": (2, "truncated MIDI file"),
+    "empty.mid": (2, "empty file"),
+    "note-a-day-later.mid": (2, "max_bars"),
+    "tempo-zero.mid": ("ok", None),
+    "one-tick-per-quarter.mid": ("ok", None),
+    "bad-time-signature.mid": ("ok", None),
+    "no-end-of-track.mid": ("ok", None),
+}
+
+
+# -- presets and plans -------------------------------------------------------------
+
+PRESET_HEAD = 'name = "fuzz"\ndescription = "a test preset"\n[instruments]\nlead = 0\n'
+
+PRESETS = {
+    "bad-toml.toml": ('name = "x\ndescription = = 3\n', "not valid TOML"),
+    "wrong-type.toml": (PRESET_HEAD.replace("lead = 0", 'lead = "piano"'), "instruments.lead must be an integer"),
+    "out-of-range.toml": ('tempo = 9000\n' + PRESET_HEAD, "tempo must be between 20 and 400"),
+    "nan-tempo.toml": ('tempo = nan\n' + PRESET_HEAD, "tempo must be between"),
+    "unknown-key.toml": ('tempi = 100\n' + PRESET_HEAD, "unknown key 'tempi'"),
+    "unknown-table-key.toml": (PRESET_HEAD + "[groove]\nswung = 0.2\n", "unknown key 'swung' in [groove]"),
+    "binary-junk.toml": (bytes(range(256)) * 4, "not UTF-8"),
+    "nul-byte.toml": ('name = "a\x00"\n', "not valid TOML"),
+    "deep-nesting.toml": ("x = " + "[" * 3000 + "]" * 3000 + "\n" + PRESET_HEAD, "too deeply"),
+    "table-not-table.toml": ('groove = 5\n' + PRESET_HEAD, "[groove] must be a table"),
+    "bad-post-step.toml": (PRESET_HEAD.replace("[instruments]", 'post = [{op = "explode"}]\n[instruments]'), "explode"),
+}
+
+PLANS = {
+    "bad-toml.toml": ("[[job]\nseed = 1\n", "not valid TOML"),
+    "wrong-type.toml": ('[[job]]\npreset = "lofi-chill"\nbars = "eight"\n', "bars must be an integer"),
+    "out-of-range.toml": ('[[job]]\npreset = "lofi-chill"\ntempo = 9000\n', "tempo must be between 20 and 400"),
+    "over-bars-limit.toml": ('[[job]]\npreset = "lofi-chill"\nbars = 5000\n', "MUSEGEN_MAX_BARS"),
+    "unknown-key.toml": ('[[job]]\npreset = "lofi-chill"\nbpm = 90\n', "unknown key 'bpm'"),
+    "unknown-top-key.toml": ('jobs = 3\n[[job]]\npreset = "lofi-chill"\n', "unknown key 'jobs'"),
+    "binary-junk.toml": (bytes(range(256)) * 4, "not UTF-8"),
+    "deep-nesting.toml": ('[[job]]\noptions = {a = ' + "{b = " * 2000 + "1" + "}" * 2000 + "}\n", "too deeply"),
+    "too-many-jobs.toml": ('[[sweep]]\npreset = "lofi-chill"\ngrid.seed = [' + ", ".join(map(str, range(500)))
+                           + "]\ngrid.bars = [" + ", ".join(map(str, range(1, 401))) + "]\n", "MUSEGEN_MAX_BATCH_JOBS"),
+    "no-jobs.toml": ('title = "nothing"\n', "no jobs"),
+    "job-not-table.toml": ("job = [1, 2]\n", "[[job]] tables"),
+}
+
+
+# -- audio -------------------------------------------------------------------------------
+
+def wav_header(sr: int, channels: int, bits: int, n_frames: int, fmt: int = 1) -> bytes:
+    block = channels * bits // 8
+    data_len = n_frames * block
+    return (b"RIFF" + struct.pack("<I", 36 + data_len) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, fmt, channels, sr, sr * block, block, bits)
+            + b"data" + struct.pack("<I", data_len))
+
+
+def tone(sr: int, seconds: float, channels: int) -> np.ndarray:
+    t = np.arange(int(sr * seconds)) / sr
+    return np.stack([0.3 * np.sin(2 * np.pi * (220 * (c + 1)) * t) for c in range(channels)], axis=1)
+
+
+def float_wav(y: np.ndarray, sr: int) -> bytes:
+    """A 32-bit float WAV (format 3) of ``y`` (frames, channels), written by hand."""
+    data = np.asarray(y, dtype="<f4").tobytes()
+    channels = y.shape[1]
+    return (b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE"
+            + b"fmt " + struct.pack("<IHHIIHH", 16, 3, channels, sr, sr * 4 * channels, 4 * channels, 32)
+            + b"data" + struct.pack("<I", len(data)) + data)
+
+
+def pcm16(y: np.ndarray) -> bytes:
+    return np.round(np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
+
+
+def audio_files() -> dict[str, bytes]:
+    rng = np.random.default_rng(11)
+    nan = tone(8000, 0.5, 2)
+    nan[100, 1] = np.nan
+    inf = tone(8000, 0.5, 2)
+    inf[200, 0] = np.inf
+    return {
+        "not-audio.wav": b"this is a text file, not a WAV\n" * 20,
+        "zero-length.wav": b"",
+        "header-only.wav": wav_header(44100, 2, 16, 0),
+        "truncated-header.wav": wav_header(44100, 2, 16, 100)[:30],
+        "riff-junk.wav": b"RIFF\x00\x10\x00\x00WAVE" + rng.integers(0, 256, 400, dtype=np.uint8).tobytes(),
+        "nan-samples.wav": float_wav(nan, 8000),
+        "inf-samples.wav": float_wav(inf, 8000),
+        "huge-float-samples.wav": float_wav(tone(8000, 0.5, 1) * 1e38, 8000),
+        "rate-1hz.wav": wav_header(1, 1, 16, 10) + b"\0" * 20,
+        "rate-1mhz.wav": wav_header(1_000_000, 1, 16, 1000) + pcm16(tone(1_000_000, 0.001, 1)),
+        "channels-0.wav": wav_header(44100, 0, 16, 10) + b"\0" * 40,
+        "channels-9.wav": wav_header(8000, 9, 16, 800) + pcm16(tone(8000, 0.1, 9)),
+        # odd but usable
+        "channels-8.wav": wav_header(8000, 8, 16, 2000) + pcm16(tone(8000, 0.25, 8)),
+        "float-loud.wav": float_wav(tone(8000, 0.5, 2) * 3.0, 8000),
+        "rate-1000hz.wav": wav_header(1000, 1, 16, 1000) + pcm16(tone(1000, 1.0, 1)),
+        "data-length-lies.wav": wav_header(8000, 1, 16, 100_000_000 // 2)[:44] + pcm16(tone(8000, 0.25, 1)),
+    }
+
+
+AUDIO_EXPECTED: dict[str, tuple] = {
+    "not-audio.wav": (2, "not a readable audio file"),
+    "zero-length.wav": (2, "empty"),
+    "header-only.wav": (2, "holds no samples"),
+    "truncated-header.wav": (2, "not a readable audio file"),
+    "riff-junk.wav": (2, "not a readable audio file"),
+    "nan-samples.wav": (2, "NaN or infinite"),
+    "inf-samples.wav": (2, "NaN or infinite"),
+    "huge-float-samples.wav": (2, "far outside -1..1"),
+    "rate-1hz.wav": (2, "sample rate of 1 Hz"),
+    "rate-1mhz.wav": (2, "sample rate of 1000000 Hz"),
+    "channels-0.wav": (2, "not a readable audio file"),
+    "channels-9.wav": (2, "9 channels"),
+    "channels-8.wav": ("ok", None),
+    "float-loud.wav": ("ok", None),
+    "rate-1000hz.wav": ("ok", None),
+    "data-length-lies.wav": ("ok", None),
+}
+
+
+# -- SoundFonts (small ones only; see the module docs) -------------------------------
+
+def soundfont_files() -> dict[str, bytes]:
+    rng = np.random.default_rng(5)
+    return {
+        "junk.sf2": rng.integers(0, 256, 1000, dtype=np.uint8).tobytes(),
+        "riff-junk.sf2": b"RIFF" + struct.pack("<I", 1004) + b"sfbk" + rng.integers(0, 256, 1000, dtype=np.uint8).tobytes(),
+        "riff-header-only.sf2": b"RIFF" + struct.pack("<I", 4) + b"sfbk",
+        "list-claims-4gb.sf2": b"RIFF" + struct.pack("<I", 16) + b"sfbkLIST" + struct.pack("<I", 0xFFFFFFF0) + b"INFO",
+        "empty.sf2": b"",
+    }
+
+
+SOUNDFONT_EXPECTED: dict[str, tuple] = {
+    "junk.sf2": (2, "no RIFF sfbk header"),
+    "riff-junk.sf2": (2, "corrupt"),
+    "riff-header-only.sf2": (2, "corrupt"),
+    "list-claims-4gb.sf2": (2, "corrupt"),
+    "empty.sf2": (2, "no RIFF sfbk header"),
+}
+
+
+def write_all(root: Path = HERE) -> list[Path]:
+    written = []
+    groups = {
+        "midi": midi_files(),
+        "preset": {k: v for k, (v, _) in PRESETS.items()},
+        "plan": {k: v for k, (v, _) in PLANS.items()},
+        "audio": audio_files(),
+        "soundfont": soundfont_files(),
+    }
+    for folder, files in groups.items():
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for name, data in files.items():
+            path = root / folder / name
+            path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+            written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    paths = write_all(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
+    total = sum(p.stat().st_size for p in paths)
+    print(f"{len(paths)} files, {total / 1024:.0f} KiB", file=sys.stderr)

@@ -1,0 +1,322 @@
+"""Every limit refuses an input just over it, naming the limit and its variable; the variable raises it."""
+
+from __future__ import annotations
+
+import struct
+import wave
+
+import numpy as np
+import pytest
+from symusic import Note, Score, Tempo, Track
+
+from conftest import ROOT, SAMPLES, run_cli
+from musegen import limits
+from musegen.errors import AudioError, MidiError, ParameterError, PlanError, PresetError, SoundFontError
+
+
+def _refused(excinfo, name: str) -> None:
+    text = str(excinfo.value)
+    assert f"{name} limit" in text and limits.LIMITS[name].env in text, text
+
+
+def test_every_limit_is_in_the_table_with_its_variable_and_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    for lim in limits.LIMITS.values():
+        assert lim.env == "MUSEGEN_MAX_" + lim.name.upper()
+        assert limits.get(lim.name) == lim.default
+        assert f"`{lim.env}`" in readme, f"README lacks {lim.env}"
+    assert [row["name"] for row in limits.table()] == list(limits.LIMITS)
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "0", "1.5", "nan", "inf", "1e999", "12 MB", "1__0", "_1"])
+def test_a_bad_override_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_NOTES", value)
+    with pytest.raises(ParameterError, match=f"MUSEGEN_MAX_MIDI_NOTES must be a positive whole number.*{value!r}"):
+        limits.get("midi_notes")
+
+
+def test_good_overrides_parse(monkeypatch):
+    for text, expected in (("2000", 2000), ("1_000_000", 1_000_000), (" 64 ", 64), ("1e6", 1_000_000)):
+        monkeypatch.setenv("MUSEGEN_MAX_MIDI_NOTES", text)
+        assert limits.get("midi_notes") == expected
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "90.5")
+    assert limits.get("audio_seconds") == 90.5
+    with pytest.raises(ParameterError, match="unknown limit"):
+        limits.get("nope")
+
+
+def test_bad_override_at_the_cli_is_one_error_line():
+    r = run_cli("analyze", SAMPLES / "melody.mid", env={"MUSEGEN_MAX_MIDI_BYTES": "lots"})
+    assert r.returncode == 2
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert lines == ["Error: environment variable MUSEGEN_MAX_MIDI_BYTES must be a positive whole number of "
+                     "bytes, got 'lots'"]
+
+
+# ---------------------------------------------------------------- MIDI
+
+
+def test_midi_bytes(monkeypatch, tmp_path):
+    from musegen.midi.io import load_midi
+
+    path = SAMPLES / "melody.mid"
+    size = path.stat().st_size
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_BYTES", str(size - 1))
+    with pytest.raises(MidiError) as info:
+        load_midi(path)
+    _refused(info, "midi_bytes")
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_BYTES", str(size))
+    assert load_midi(path).note_num() > 0
+    # the default, on a sparse file one byte over it: refused from its size, never read
+    monkeypatch.delenv("MUSEGEN_MAX_MIDI_BYTES")
+    big = tmp_path / "big.mid"
+    with open(big, "wb") as fh:
+        fh.write(path.read_bytes())
+        fh.truncate(limits.get("midi_bytes") + 1)
+    with pytest.raises(MidiError) as info:
+        load_midi(big)
+    _refused(info, "midi_bytes")
+
+
+def _tracks_file(n: int) -> bytes:
+    body = b"\x00\x90\x3c\x40\x60\x80\x3c\x00\x00\xff\x2f\x00"
+    track = b"MTrk" + struct.pack(">I", len(body)) + body
+    return b"MThd" + struct.pack(">IHHH", 6, 1, n, 96) + track * n
+
+
+def test_midi_tracks(monkeypatch):
+    from musegen.midi.io import load_midi_bytes
+
+    default = limits.get("midi_tracks")
+    with pytest.raises(MidiError) as info:
+        load_midi_bytes(_tracks_file(default + 1))
+    _refused(info, "midi_tracks")
+    assert len(load_midi_bytes(_tracks_file(default)).tracks) >= 1
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_TRACKS", str(default + 1))
+    assert load_midi_bytes(_tracks_file(default + 1)).note_num() == default + 1
+
+
+def test_midi_notes(monkeypatch):
+    from musegen.midi.io import load_midi
+
+    path = SAMPLES / "piano-piece.mid"
+    n = load_midi(path).note_num()
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_NOTES", str(n - 1))
+    with pytest.raises(MidiError) as info:
+        load_midi(path)
+    _refused(info, "midi_notes")
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_NOTES", str(n))
+    assert load_midi(path).note_num() == n
+
+
+def test_explicit_arguments_still_win_and_are_named():
+    from musegen.midi.io import load_midi
+
+    with pytest.raises(MidiError, match=r"over the limit of 10 \(max_notes\)"):
+        load_midi(SAMPLES / "piano-piece.mid", max_notes=10)
+
+
+# ---------------------------------------------------------------- generation
+
+
+def _request(**kwargs):
+    from musegen.pipeline import plan_request
+    from musegen.presets import load_preset
+
+    return plan_request(load_preset("pop-ballad"), **kwargs)
+
+
+def test_bars(monkeypatch):
+    default = limits.get("bars")
+    assert _request(bars=default).bars == default
+    with pytest.raises(ParameterError) as info:
+        _request(bars=default + 1)
+    _refused(info, "bars")
+    monkeypatch.setenv("MUSEGEN_MAX_BARS", str(default + 1))
+    monkeypatch.setenv("MUSEGEN_MAX_SECONDS", "1e9")
+    assert _request(bars=default + 1, tempo=200).bars == default + 1
+
+
+def test_seconds(monkeypatch):
+    default = limits.get("seconds")
+    with pytest.raises(ParameterError) as info:
+        _request(seconds=default + 1)
+    _refused(info, "seconds")
+    with pytest.raises(ParameterError) as info:  # bars at a slow tempo can pass the seconds limit too
+        _request(bars=1000, tempo=20)
+    _refused(info, "seconds")
+    monkeypatch.setenv("MUSEGEN_MAX_SECONDS", str(default * 2))
+    monkeypatch.setenv("MUSEGEN_MAX_BARS", "1e6")
+    assert _request(seconds=default + 1, tempo=400).bars > 0
+
+
+def test_variations(monkeypatch):
+    default = limits.get("variations")
+    with pytest.raises(ParameterError) as info:
+        _request(variations=default + 1)
+    _refused(info, "variations")
+    monkeypatch.setenv("MUSEGEN_MAX_VARIATIONS", str(default + 1))
+    assert _request(variations=default + 1).variations == default + 1
+
+
+def test_limits_are_checked_before_anything_is_generated(tmp_path):
+    r = run_cli("generate", "--preset", "lofi-chill", "--bars", "1001", "-o", tmp_path / "out")
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().startswith("Error: bars 1001, over the bars limit of 1,000 bars")
+    assert "MUSEGEN_MAX_BARS" in r.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+# ---------------------------------------------------------------- audio length
+
+
+def _sparse_wav(path, seconds: float, sr: int = 1000) -> None:
+    """A silent 16-bit mono WAV of ``seconds``; the samples are a hole in the file."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(sr)
+        w.writeframes(b"")
+    n = int(round(seconds * sr))
+    data = bytearray(path.read_bytes())
+    data[4:8] = struct.pack("<I", 36 + 2 * n)
+    data[40:44] = struct.pack("<I", 2 * n)
+    with open(path, "wb") as fh:
+        fh.write(bytes(data))
+        fh.truncate(44 + 2 * n)
+
+
+def test_audio_seconds_when_reading(monkeypatch, tmp_path):
+    from musegen.audio.io import read_audio
+
+    default = limits.get("audio_seconds")
+    path = tmp_path / "long.wav"
+    _sparse_wav(path, default + 1)
+    with pytest.raises(AudioError) as info:
+        read_audio(path)
+    _refused(info, "audio_seconds")
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", str(default + 2))
+    y, sr = read_audio(path)
+    assert y.shape == (1, (default + 1) * sr)
+
+
+def _score(seconds: int) -> Score:
+    s = Score(480)
+    s.tempos.append(Tempo(0, 120.0))
+    t = Track(program=0)
+    t.notes.append(Note(0, 480, 60, 90))
+    t.notes.append(Note(seconds * 2 * 480 - 480, 480, 64, 90))  # the last note ends at ``seconds``
+    s.tracks.append(t)
+    return s
+
+
+def test_audio_seconds_when_rendering(monkeypatch):
+    from musegen.render.synth import render_score
+
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "30")
+    with pytest.raises(ParameterError) as info:
+        render_score(_score(31), sample_rate=8000)
+    _refused(info, "audio_seconds")
+    y = render_score(_score(29), sample_rate=8000)
+    assert y.shape[1] >= 29 * 8000
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "40")
+    assert render_score(_score(31), sample_rate=8000).shape[1] >= 31 * 8000
+
+
+def test_audio_seconds_for_a_sketch(monkeypatch, tmp_path):
+    from musegen.pipeline import load_seed
+
+    path = tmp_path / "sketch.mid"
+    _score(100).dump_midi(str(path))
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "99")
+    with pytest.raises(MidiError) as info:
+        load_seed(path)
+    _refused(info, "audio_seconds")
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "100")
+    assert load_seed(path)[1].duration_s == pytest.approx(100, abs=0.01)
+
+
+# ---------------------------------------------------------------- files
+
+
+def test_soundfont_bytes(monkeypatch):
+    from musegen.render.synth import default_soundfont, resolve_soundfont
+
+    real = default_soundfont()
+    size = real.stat().st_size
+    assert resolve_soundfont(str(real)) == real
+    monkeypatch.setenv("MUSEGEN_MAX_SOUNDFONT_BYTES", str(size - 1))
+    with pytest.raises(SoundFontError) as info:
+        resolve_soundfont(str(real))
+    _refused(info, "soundfont_bytes")
+    monkeypatch.setenv("MUSEGEN_MAX_SOUNDFONT_BYTES", str(size))
+    assert resolve_soundfont(str(real)) == real
+
+
+def _padded(path, text: str, size: int) -> None:
+    """``text`` followed by a comment that brings the file to exactly ``size`` bytes."""
+    pad = size - len(text.encode()) - 3
+    path.write_text(text + "#" + "x" * pad + "\n\n")
+    assert path.stat().st_size == size
+
+
+def test_preset_bytes(monkeypatch, tmp_path):
+    from musegen.presets import load_preset
+
+    text = (ROOT / "src" / "musegen" / "presets" / "lofi-chill.toml").read_text()
+    default = limits.get("preset_bytes")
+    path = tmp_path / "big.toml"
+    _padded(path, text, default)
+    assert load_preset(path).name == "lofi-chill"
+    _padded(path, text, default + 1)
+    with pytest.raises(PresetError) as info:
+        load_preset(path)
+    _refused(info, "preset_bytes")
+    monkeypatch.setenv("MUSEGEN_MAX_PRESET_BYTES", str(default + 1))
+    assert load_preset(path).name == "lofi-chill"
+
+
+def test_plan_bytes(monkeypatch, tmp_path):
+    from musegen.batch.plan import load_plan
+
+    text = '[[job]]\npreset = "lofi-chill"\nseed = 1\n'
+    default = limits.get("plan_bytes")
+    path = tmp_path / "big.toml"
+    _padded(path, text, default)
+    assert len(load_plan(path).jobs) == 1
+    _padded(path, text, default + 1)
+    with pytest.raises(PlanError) as info:
+        load_plan(path)
+    _refused(info, "plan_bytes")
+    monkeypatch.setenv("MUSEGEN_MAX_PLAN_BYTES", str(default + 1))
+    assert len(load_plan(path).jobs) == 1
+
+
+def test_batch_jobs(monkeypatch):
+    from musegen.batch.plan import parse_plan
+
+    def plan(n_seeds: int, n_tempos: int = 1):
+        return {"defaults": {"engine": "procedural"},
+                "sweep": [{"preset": "lofi-chill", "grid": {"seed": list(range(n_seeds)),
+                                                            "tempo": list(range(60, 60 + n_tempos))}}]}
+
+    default = limits.get("batch_jobs")
+    with pytest.raises(PlanError) as info:  # refused from the grid's size, before expanding it
+        parse_plan(plan(default // 100 + 1, 100))
+    _refused(info, "batch_jobs")
+    monkeypatch.setenv("MUSEGEN_MAX_BATCH_JOBS", "10")
+    assert len(parse_plan(plan(10)).jobs) == 10
+    with pytest.raises(PlanError) as info:
+        parse_plan(plan(11))
+    _refused(info, "batch_jobs")
+    monkeypatch.setenv("MUSEGEN_MAX_BATCH_JOBS", "11")
+    assert len(parse_plan(plan(11)).jobs) == 11
+
+
+def test_limit_values_are_what_the_readme_says():
+    """The README's table is generated from LIMITS; a default changed in one place shows up here."""
+    readme = (ROOT / "README.md").read_text()
+    for lim in limits.LIMITS.values():
+        shown = f"{lim.default:,}" if isinstance(lim.default, int) else f"{lim.default:g}"
+        assert f"| `{lim.name}` | {shown} " in readme, lim.name
+    assert np.all([lim.default > 0 for lim in limits.LIMITS.values()])
