@@ -159,8 +159,8 @@ def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:
         mid = os.path.join(tmp, "in.mid")
         wav = os.path.join(tmp, "out.wav")
         score.dump_midi(mid)
-        # argv list, never a shell: paths are passed verbatim.
-        cmd = [exe, "-ni", "-q", "-g", "1.0", "-r", str(sample_rate), "-F", wav, str(sf), mid]
+        # argv list, never a shell; absolute paths, so a file named "-F..." is not read as an option
+        cmd = [exe, "-ni", "-q", "-g", "1.0", "-r", str(sample_rate), "-F", wav, os.path.abspath(sf), mid]
         try:
             proc = subprocess.run(cmd, capture_output=True, timeout=3600, check=False)
         except subprocess.TimeoutExpired:
