@@ -132,6 +132,9 @@ PLANS = {
                            + "]\ngrid.bars = [" + ", ".join(map(str, range(1, 401))) + "]\n", "MUSEGEN_MAX_BATCH_JOBS"),
     "no-jobs.toml": ('title = "nothing"\n', "no jobs"),
     "job-not-table.toml": ("job = [1, 2]\n", "[[job]] tables"),
+    # a list or a table where a name belongs used to escape as "TypeError: unhashable type"
+    "command-is-a-table.toml": ('[[job]]\ncommand = {}\npreset = "lofi-chill"\n', "command must be one of"),
+    "engine-is-a-list.toml": ('[[job]]\npreset = "lofi-chill"\nengine = ["procedural"]\n', "unknown engine"),
 }
 
 

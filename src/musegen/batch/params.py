@@ -80,7 +80,7 @@ def _engine(name: str, value: Any) -> str:
     from musegen.engines.registry import available_engines
 
     names = available_engines()
-    if value not in names:
+    if not isinstance(value, str) or value not in names:  # a list or table would not even hash
         raise ParameterError(f"unknown engine {value!r} (available: {', '.join(names)})")
     return value
 

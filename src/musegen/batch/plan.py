@@ -257,7 +257,7 @@ class _Expander:
     def merge(self, explicit: dict[str, Any], defaults: dict[str, Any], where: str):
         """The job's command and its parameters: defaults that apply to it, then its own."""
         command = explicit.get("command", defaults.get("command", "generate"))
-        if command not in ALLOWED:
+        if not isinstance(command, str) or command not in ALLOWED:  # a list or table would not even hash
             raise self.fail(f"{where}: command must be one of {', '.join(ALLOWED)}; got {command!r}")
         allowed = ALLOWED[command]
         for key in explicit:
