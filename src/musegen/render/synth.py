@@ -124,28 +124,33 @@ def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarra
 
     The layers render one after another: symusic holds the GIL while it
     synthesizes, so threads only add overhead.  Each layer is scaled and added
-    in place into the longest one's buffer, because allocating a fresh
-    full-length array costs more than the arithmetic on it.
+    in place into the longest buffer so far, because allocating a fresh
+    full-length array costs more than the arithmetic on it, and is dropped
+    before the next renders: at most two layers are held at once (four would
+    be about 5 GB for an hour of 44.1 kHz audio).
     """
     synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
     layers = _velocity_layers(score)  # render_score has checked there are notes
-    try:
-        # symusic returns (channels, n) in Fortran order: its transpose is a C-ordered (n, 2)
-        parts = [(g, np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T) for g, sub in layers]
-    except RenderError:
-        raise
-    except Exception as exc:
-        raise RenderError(f"synthesis failed: {exc}") from None
-    parts.sort(key=lambda gp: -gp[1].shape[0])
-    g0, mix = parts[0]
-    if not mix.flags.writeable:
-        mix = mix.copy()
-    mix *= np.float32(g0 * gain)
-    for g, part in parts[1:]:
+    mix = None
+    for g, sub in layers:
+        try:
+            # symusic returns (channels, n) in Fortran order: its transpose is a C-ordered (n, 2)
+            part = np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T
+        except Exception as exc:
+            raise RenderError(f"synthesis failed: {exc}") from None
+        if not part.flags.writeable:
+            part = part.copy()
         part *= np.float32(g * gain)
-        mix[: part.shape[0]] += part
+        if mix is None:
+            mix = part
+        elif part.shape[0] > mix.shape[0]:
+            part[: mix.shape[0]] += mix
+            mix = part
+        else:
+            mix[: part.shape[0]] += part
+        del part
     return mix.T
 
 
