@@ -627,3 +627,24 @@ def test_cli_gives_a_correct_result_for_an_odd_but_valid_sketch(tmp_path):
 
     (result,) = json.loads(proc.stdout)["results"]
     assert Path(result["wav"]).stat().st_size > 1000
+
+
+def test_fifos_and_devices_are_refused_without_waiting(tmp_path):
+    """A named pipe would block a reader until something writes to it; nothing may try to read one."""
+    from musegen.audio.io import read_audio
+    from musegen.batch.plan import load_plan
+    from musegen.midi.io import load_midi
+    from musegen.presets import load_preset
+    from musegen.render.synth import resolve_soundfont
+
+    cases = [(read_audio, "x.wav", AudioError, "not a regular file"),
+             (resolve_soundfont, "x.sf2", SoundFontError, "not a regular file"),
+             (load_midi, "x.mid", MidiError, "not a regular file"),
+             (load_plan, "x.toml", PlanError, "is not a file"),
+             (load_preset, "y.toml", PresetError, "y.toml")]
+    for fn, name, error, needle in cases:
+        os.mkfifo(tmp_path / name)
+        with pytest.raises(error, match=needle):
+            fn(tmp_path / name)
+    with pytest.raises(AudioError, match="not a regular file"):
+        read_audio("/dev/zero")

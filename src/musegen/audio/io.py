@@ -71,6 +71,8 @@ def read_audio(
         raise AudioError(f"audio file {name!r} not found")
     if p.is_dir():
         raise AudioError(f"audio file {name!r} is a directory")
+    if not p.is_file():  # a FIFO or a device: libsndfile could wait on it forever
+        raise AudioError(f"audio file {name!r} is not a regular file")
     try:
         if p.stat().st_size == 0:
             raise AudioError(f"audio file {name!r} is empty (0 bytes)")

@@ -47,8 +47,10 @@ def resolve_soundfont(ref: str | os.PathLike[str] | None) -> Path:
     if ref is None or str(ref) == "default":
         return default_soundfont()
     path = Path(ref).expanduser()
-    if not path.is_file():
+    if not path.exists():
         raise SoundFontError(f"soundfont {str(ref)!r} does not exist")
+    if not path.is_file():
+        raise SoundFontError(f"soundfont {str(ref)!r} is not a regular file")
     try:
         size = path.stat().st_size
         with open(path, "rb") as fh:
