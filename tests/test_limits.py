@@ -320,3 +320,58 @@ def test_limit_values_are_what_the_readme_says():
         shown = f"{lim.default:,}" if isinstance(lim.default, int) else f"{lim.default:g}"
         assert f"| `{lim.name}` | {shown} " in readme, lim.name
     assert np.all([lim.default > 0 for lim in limits.LIMITS.values()])
+
+
+def test_audio_samples_when_reading(monkeypatch, tmp_path):
+    from musegen.audio.io import read_audio
+
+    path = tmp_path / "short.wav"
+    _sparse_wav(path, 2.0)  # 2000 frames, mono
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SAMPLES", "1999")
+    with pytest.raises(AudioError) as info:
+        read_audio(path)
+    _refused(info, "audio_samples")
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SAMPLES", "2000")
+    assert read_audio(path)[0].shape == (1, 2000)
+    # the default: 400 s is well within audio_seconds, but not at 384 kHz x 8 channels (sparse, never read)
+    monkeypatch.delenv("MUSEGEN_MAX_AUDIO_SAMPLES")
+    wide = tmp_path / "wide.wav"
+    frames = 400 * 384_000
+    header = (b"RIFF" + struct.pack("<I", 36 + frames * 16) + b"WAVE" + b"fmt "
+              + struct.pack("<IHHIIHH", 16, 1, 8, 384_000, 384_000 * 16, 16, 16)
+              + b"data" + struct.pack("<I", frames * 16))
+    with open(wide, "wb") as fh:
+        fh.write(header)
+        fh.truncate(len(header) + frames * 16)
+    with pytest.raises(AudioError) as info:
+        read_audio(wide)
+    _refused(info, "audio_samples")
+
+
+def test_audio_samples_and_seconds_in_a_post_chain(monkeypatch):
+    from musegen.audio.chain import apply_chain
+
+    y = np.zeros((1, 1000), dtype=np.float32)
+    y[0, ::50] = 0.5
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SAMPLES", str(384_000 - 1))
+    with pytest.raises(ParameterError, match=r"post\[1\] \(resample\)") as info:
+        apply_chain(y, sr=1000, steps=[{"op": "gain", "db": -1}, {"op": "resample", "target_sr": 384_000}])
+    _refused(info, "audio_samples")
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SAMPLES", "384000")
+    out, sr = apply_chain(y, sr=1000, steps=[{"op": "resample", "target_sr": 384_000}])
+    assert sr == 384_000 and out.shape[1] == pytest.approx(384_000, abs=2)
+    monkeypatch.delenv("MUSEGEN_MAX_AUDIO_SAMPLES")
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "9")
+    with pytest.raises(ParameterError) as info:  # a stretch makes 1 s into 10 s
+        apply_chain(y, sr=1000, steps=[{"op": "stretch", "rate": 0.1}])
+    _refused(info, "audio_seconds")
+
+
+def test_audio_samples_when_rendering(monkeypatch):
+    from musegen.render.synth import render_score
+
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SAMPLES", str(2 * 8000 * 10))
+    with pytest.raises(ParameterError) as info:
+        render_score(_score(11), sample_rate=8000)
+    _refused(info, "audio_samples")
+    assert render_score(_score(9), sample_rate=8000).shape[0] == 2

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from musegen import limits
 from musegen.audio import effects, io
 from musegen.audio._checks import MAX_SR, MIN_SR, as_audio, check_sr
 from musegen.errors import ParameterError
@@ -190,6 +191,7 @@ def apply_chain(
     sr = check_sr(sr)
     if not checked:
         return y.copy(), sr
+    _check_growth(checked, y.shape, sr)
     for i, step in enumerate(checked):
         op_name = step["op"]
         params = {k: v for k, v in step.items() if k != "op"}
@@ -202,3 +204,26 @@ def apply_chain(
         if progress is not None:
             progress(i + 1, len(checked), op_name)
     return y, sr
+
+
+def _check_growth(steps: list[dict[str, Any]], shape: tuple[int, int], sr: int) -> None:
+    """Refuse a chain whose steps would make the audio longer than the limits, before any step runs.
+
+    Resampling 1 kHz to 384 kHz multiplies the samples by 384 and a stretch
+    by up to 10; the projection follows each step's length change.
+    """
+    channels, frames = shape
+    for i, step in enumerate(steps):
+        op_name = step["op"]
+        if op_name == "resample":
+            frames = frames * step["target_sr"] / sr
+            sr = step["target_sr"]
+        elif op_name == "stretch":
+            frames = frames / step["rate"]
+        elif op_name == "tempo":
+            frames = frames * step["tempo_from"] / step["tempo_to"]
+        else:
+            continue
+        what = f"post[{i}] ({op_name}) would make"
+        limits.check("audio_seconds", frames / sr, what=f"{what} {frames / sr:.0f} s of audio")
+        limits.check("audio_samples", frames * channels, what=f"{what} {int(frames * channels):,} samples")

@@ -93,6 +93,8 @@ def read_audio(
     # before decoding: the header's frame count says how much memory the samples take
     limits.check("audio_seconds", info.frames / info.samplerate,
                  what=f"audio file {name!r} lasts {info.frames / info.samplerate:.0f} s", error=AudioError)
+    limits.check("audio_samples", info.frames * info.channels,
+                 what=f"audio file {name!r} holds {info.frames * info.channels:,} samples", error=AudioError)
     try:
         data, file_sr = sf.read(name, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, TypeError, ValueError) as exc:

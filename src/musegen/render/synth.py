@@ -233,6 +233,8 @@ def render_score(
     # before synthesis: every second costs 8 bytes a frame per velocity layer held
     seconds = score_seconds(score) + max(0.0, float(tail_seconds))
     limits.check("audio_seconds", seconds, what=f"the score lasts {seconds:.0f} s")
+    samples = int(seconds * sample_rate) * 2
+    limits.check("audio_samples", samples, what=f"the score makes {samples:,} samples at {sample_rate} Hz")
     gain = 10.0 ** (gain_db / 20.0)
     if backend == "symusic":
         audio = _render_symusic(score, sf, sample_rate, HEADROOM_GAIN * gain)
