@@ -375,3 +375,16 @@ def test_audio_samples_when_rendering(monkeypatch):
         render_score(_score(11), sample_rate=8000)
     _refused(info, "audio_samples")
     assert render_score(_score(9), sample_rate=8000).shape[0] == 2
+
+
+def test_audio_samples_before_generation(monkeypatch, tmp_path):
+    """50 min at 192 kHz is within the seconds limit but not the samples one: refused before the engine runs."""
+    import time
+
+    import musegen.api as mg
+
+    t0 = time.perf_counter()
+    with pytest.raises(ParameterError) as info:
+        mg.generate("pop-ballad", seconds=3000, sample_rate=192_000, engine="procedural", seed=1, out_dir=tmp_path)
+    _refused(info, "audio_samples")
+    assert time.perf_counter() - t0 < 10 and not list(tmp_path.iterdir())

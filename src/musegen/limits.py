@@ -64,7 +64,7 @@ LIMITS: dict[str, Limit] = {
         Limit("audio_seconds", 3600.0, "seconds",
               "length of audio read (post, analyze) or synthesized (render, generate with a sketch), "
               "checked from the header or the score before decoding or synthesis"),
-        Limit("audio_samples", 2 * 48_000 * 3600, "samples",
+        Limit("audio_samples", 400_000_000, "samples",
               "samples (frames x channels) of audio held in memory, about 4 bytes each: "
               "read, synthesized or made by a post step (resample, stretch); checked before the step runs"),
         Limit("soundfont_bytes", 1 << 30, "bytes", "size of a SoundFont, checked before it is loaded"),

@@ -273,6 +273,10 @@ def generate(
     from musegen.render.synth import MAX_SR, MIN_SR, resolve_soundfont
 
     check_range("sample rate", sr, MIN_SR, MAX_SR, integer=True)
+    # the rendered result must fit the audio limits: refuse it now, not after the engine has run
+    music_s = request.seconds + (seed_analysis.duration_s if seed_analysis is not None else 0.0)
+    samples = int((music_s + TAIL_SECONDS) * sr) * 2
+    limits.check("audio_samples", samples, what=f"{music_s:.0f} s of stereo audio at {sr} Hz is {samples:,} samples")
     sf_ref = soundfont if soundfont is not None else p.render.soundfont
     sf_path = resolve_soundfont(sf_ref)
     out = ensure_dir(out_dir)

@@ -231,9 +231,9 @@ def render_score(
     if sum(len(t.notes) for t in score.tracks) == 0:
         raise RenderError("nothing to render: the MIDI holds no notes")
     # before synthesis: every second costs 8 bytes a frame per velocity layer held
-    seconds = score_seconds(score) + max(0.0, float(tail_seconds))
+    seconds = score_seconds(score)
     limits.check("audio_seconds", seconds, what=f"the score lasts {seconds:.0f} s")
-    samples = int(seconds * sample_rate) * 2
+    samples = int((seconds + max(0.0, float(tail_seconds))) * sample_rate) * 2
     limits.check("audio_samples", samples, what=f"the score makes {samples:,} samples at {sample_rate} Hz")
     gain = 10.0 ** (gain_db / 20.0)
     if backend == "symusic":
