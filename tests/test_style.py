@@ -145,6 +145,12 @@ def test_learn_show_generate_remove(songs, styles, tmp_path):
     assert sidecar["preset"]["engine"]["options"]["model"] == str(folder / "model")
     assert sidecar["analysis"]["duration_s"] > 1.0
 
+    ext = run_cli("extend", str(songs[0]), "--preset", "my-band", "--bars", "1", "--seed", "2", "-o", str(out),
+                  "--name", "ext", "--json", env={"MUSEGEN_STYLE_DIR": str(styles)})
+    assert ext.returncode == 0, ext.stderr
+    (result,) = json.loads(ext.stdout)["results"]
+    assert json.loads(Path(result["json"]).read_text())["preset"]["name"] == "my-band"
+
     gone = run_cli("style", "remove", "my-band", env={"MUSEGEN_STYLE_DIR": str(styles)})
     assert gone.returncode == 0 and not folder.exists()
     again = run_cli("style", "show", "my-band", env={"MUSEGEN_STYLE_DIR": str(styles)})
