@@ -43,8 +43,11 @@ from corpus.make_corpus import (
 from musegen.errors import AudioError, MidiError, MusegenError, PlanError, PresetError, SoundFontError
 
 MEMORY_LIMIT = 4 << 30  # address space for CLI subprocesses: a runaway allocation fails, not the machine
-FUZZ = settings(max_examples=60, deadline=None, derandomize=True,
-                suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+#: 80 fixed examples per property by default (seconds, the same each run); MUSEGEN_FUZZ_EXAMPLES=2000
+#: explores new random ones instead
+_EXAMPLES = os.environ.get("MUSEGEN_FUZZ_EXAMPLES")
+FUZZ = settings(max_examples=int(_EXAMPLES or 80), deadline=None, derandomize=_EXAMPLES is None,
+                database=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
 def _limit_memory() -> None:
@@ -111,7 +114,7 @@ def test_midi_corpus(name):
     score = load_midi(path)
     for track in score.tracks:
         cols = track.notes.numpy()
-        assert cols["pitch"].min() >= 0 and cols["velocity"].min() >= 0
+        assert cols["pitch"].size == 0 or (cols["pitch"].min() >= 0 and cols["velocity"].min() >= 0)
     if analysis.duration_s > 3600:  # hours of notes: refused before a byte is synthesized
         with pytest.raises(MusegenError, match="audio_seconds.*MUSEGEN_MAX_AUDIO_SECONDS"):
             render_score(score, sample_rate=8000)
@@ -222,7 +225,7 @@ def _midi_verdict(data: bytes) -> str:
     assert score.note_num() > 0
     for track in score.tracks:
         cols = track.notes.numpy()
-        assert 0 <= cols["pitch"].min() and cols["pitch"].max() <= 127
+        assert cols["pitch"].size == 0 or (0 <= cols["pitch"].min() and cols["pitch"].max() <= 127)
     try:
         analyze_score(score)
         render_score(score, sample_rate=8000)
