@@ -589,6 +589,9 @@ def test_cli_refuses_broken_midi_cleanly(tmp_path):
     assert_clean_error(proc, 2, "MUSEGEN_MAX_AUDIO_SECONDS", left_out=[out])
     proc = run_limited("analyze", CORPUS / "midi" / "thousands-of-tracks.mid")
     assert_clean_error(proc, 2, "MUSEGEN_MAX_MIDI_TRACKS")
+    # symusic's parser died with a segmentation fault on this one (exit -11, no message)
+    proc = run_limited("analyze", CORPUS / "midi" / "pitch-byte-crashed-the-parser.mid")
+    assert_clean_error(proc, 2, "data byte over 127")
 
 
 def test_cli_refuses_broken_presets_and_plans_cleanly(tmp_path):

@@ -66,6 +66,10 @@ def midi_files() -> dict[str, bytes]:
         "random-bytes.mid": rng.integers(0, 256, 2000, dtype=np.uint8).tobytes(),
         "mthd-only.mid": b"MThd" + struct.pack(">IHHH", 6, 1, 1, 96),
         "empty.mid": b"",
+        # found by fuzzing: a note-on whose pitch byte is 0x99 crashed symusic's parser (segfault)
+        "pitch-byte-crashed-the-parser.mid": bytes.fromhex(
+            "4d546864000000060001000101e04d54726b0000000900992468f80b9f992a"),
+        "system-message-in-track.mid": smf(0, 1, 96, mtrk(notes(2) + b"\x00\xf8" + notes(2) + END)),
         "note-a-day-later.mid": smf(0, 1, 96, mtrk(notes(2) + b"\xff\xff\xff\x7f\x90\x3c\x50\x60\x80\x3c\x00" + END)),
         # odd but usable: each gives a correct result
         "tempo-zero.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x51\x03\x00\x00\x00" + notes(16) + END)),
@@ -94,6 +98,8 @@ MIDI_EXPECTED: dict[str, tuple] = {
     "mthd-only.mid": (2, "truncated MIDI file"),
     "empty.mid": (2, "empty file"),
     "note-a-day-later.mid": (2, "max_bars"),
+    "pitch-byte-crashed-the-parser.mid": (2, "data byte over 127"),
+    "system-message-in-track.mid": (2, "system message (0xf8)"),
     "tempo-zero.mid": ("ok", None),
     "one-tick-per-quarter.mid": ("ok", None),
     "bad-time-signature.mid": ("ok", None),

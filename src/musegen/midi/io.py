@@ -255,11 +255,78 @@ def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
             )
         if chunk_id == b"MTrk":
             found += 1
+            problem = _event_problem(data, pos + _CHUNK.size, pos + _CHUNK.size + length)
+            if problem:
+                raise MidiError(f"{name}: corrupt or truncated MIDI data in track {found}: {problem}")
         pos += _CHUNK.size + length
 
     if header_len != 6:
         data = data[:4] + struct.pack(">I", 6) + data[8:14] + data[8 + header_len :]
     return data
+
+
+#: Data bytes after a channel status byte: two for 8x 9x Ax Bx Ex, one for Cx Dx.
+_DATA_BYTES = bytes([0] * 128 + [2] * 64 + [1] * 32 + [2] * 16 + [0] * 16)
+
+
+def _event_problem(data: bytes, pos: int, end: int) -> str | None:
+    """What is wrong with the events of the track in ``data[pos:end]``, or ``None``.
+
+    symusic trusts the data bytes of note events: a byte over 127 there (a
+    status byte where data belongs) becomes a negative pitch that indexes
+    past its per-pitch tables and crashes the process (a segmentation fault,
+    no exception), so the events are walked here first.  Running status is
+    kept across meta and sysex events, as lenient readers do; system common
+    and real-time messages (0xF1-0xFE), which no MIDI file may hold, are
+    refused because parsers disagree on their lengths.
+    """
+    status = 0
+    data_bytes = _DATA_BYTES
+    while pos < end:
+        byte = data[pos]
+        pos += 1
+        n = 1
+        while byte & 0x80:  # delta time: at most four bytes
+            if pos >= end or n == 4:
+                return "a delta time runs past the end of the track or over four bytes"
+            byte = data[pos]
+            pos += 1
+            n += 1
+        if pos >= end:
+            return "the track ends inside an event"
+        byte = data[pos]
+        if byte >= 0xF0:
+            if byte not in (0xFF, 0xF0, 0xF7):
+                return f"a system message ({byte:#04x}) that a MIDI file cannot hold"
+            pos += 2 if byte == 0xFF else 1  # meta: status and type; sysex: status
+            length = 0
+            for _ in range(4):
+                if pos >= end:
+                    return "the track ends inside an event"
+                byte = data[pos]
+                pos += 1
+                length = (length << 7) | (byte & 0x7F)
+                if not byte & 0x80:
+                    break
+            else:
+                return "an event length over four bytes"
+            pos += length
+            if pos > end:
+                return f"a meta or sysex event of {length} bytes runs past the end of the track"
+            continue
+        if byte & 0x80:
+            status = byte
+            pos += 1
+        elif not status:
+            return "running status without a status byte"
+        count = data_bytes[status]
+        if pos + count > end:
+            return "the track ends inside an event"
+        for i in range(pos, pos + count):
+            if data[i] & 0x80:
+                return f"a data byte over 127 ({data[i]:#04x}) at byte {i}"
+        pos += count
+    return None
 
 
 def _parser_message(exc: BaseException) -> str:
