@@ -514,6 +514,10 @@ class SoundFontKind(Kind):
         return ["render", str(self.mid), "-o", str(out / "x.wav"), "--soundfont", str(path), "--sample-rate", "8000"]
 
 
+CLASSES: dict[str, type[Kind]] = {"midi": MidiKind, "preset": PresetKind, "plan": PlanKind, "audio": AudioKind,
+                                   "soundfont": SoundFontKind}
+
+
 # ---------------------------------------------------------------- the CLI check
 
 
@@ -554,8 +558,11 @@ def cli_problem(args: list[str], output: Path, timeout: float = 120) -> str | No
 # ---------------------------------------------------------------- the campaign
 
 
-def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path) -> dict:
-    stats = {"tried": 0, "clean_errors": 0, "correct": 0, "failures": 0, "cli": 0}
+def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path, stats: dict | None = None,
+             state: Path | None = None) -> dict:
+    """Run cases of ``kind`` for ``seconds``; ``state`` gets the counts after every case."""
+    stats = stats or {"tried": 0, "clean_errors": 0, "correct": 0, "failures": 0, "cli": 0}
+    kind.count = stats["tried"]  # after a crash, carry on past the cases already run
     deadline = time.monotonic() + seconds
     case_dir = kind.work / "case"
     case_dir.mkdir(exist_ok=True)
@@ -566,6 +573,8 @@ def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path) -> dict:
             stats["tried"] += 1
             path = case_dir / f"case{kind.suffix}"
             path.write_bytes(data)
+            if state is not None:  # written first: if the case kills the process, the parent knows which
+                state.write_text(json.dumps({"stats": stats, "running": True}))
             problem = None
             verdict = None
             signal.alarm(CASE_TIMEOUT)
@@ -587,14 +596,56 @@ def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path) -> dict:
             if problem is None:
                 stats["correct" if verdict == "ok" else "clean_errors"] += 1
             else:
-                stats["failures"] += 1
-                keep.mkdir(parents=True, exist_ok=True)
-                saved = keep / f"{kind.name}-{stats['tried']:05d}{kind.suffix}"
-                shutil.copy(path, saved)
-                print(f"FAILURE {kind.name}: {problem}\n  reproduce with: {saved}", file=sys.stderr, flush=True)
+                record_failure(kind, stats, path, problem, keep)
+            if state is not None:
+                state.write_text(json.dumps({"stats": stats, "running": False}))
     finally:
         signal.signal(signal.SIGALRM, old)
     return stats
+
+
+def record_failure(kind: Kind, stats: dict, path: Path, problem: str, keep: Path) -> None:
+    stats["failures"] += 1
+    keep.mkdir(parents=True, exist_ok=True)
+    saved = keep / f"{kind.name}-{stats['tried']:05d}{kind.suffix}"
+    shutil.copy(path, saved)
+    print(f"FAILURE {kind.name}: {problem}\n  reproduce with: {saved}", file=sys.stderr, flush=True)
+
+
+def _child(name: str, seed: str, seconds: float, cli_every: int, keep: Path, work: Path, state: Path) -> None:
+    stats = json.loads(state.read_text())["stats"] if state.exists() else None
+    kind = CLASSES[name](random.Random(seed), work)
+    campaign(kind, seconds, cli_every, keep, stats, state)
+
+
+def isolated_campaign(name: str, seed: int, seconds: float, cli_every: int, keep: Path, work: Path) -> dict:
+    """Run a kind's campaign in a child process, so that an input that crashes the process
+    (a segmentation fault in a C++ parser) is recorded as a failure instead of ending the run."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    state = work / "state.json"
+    deadline = time.monotonic() + seconds
+    restarts = 0
+    while True:
+        left = max(0.0, deadline - time.monotonic())
+        proc = ctx.Process(target=_child, args=(name, f"{seed}-{name}-{restarts}", left, cli_every, keep, work, state))
+        proc.start()
+        proc.join(left + 10 * CASE_TIMEOUT)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+        doc = json.loads(state.read_text()) if state.exists() else {"stats": None, "running": False}
+        if proc.exitcode == 0 and not doc["running"]:
+            return doc["stats"]
+        stats = doc["stats"] or {"tried": 1, "clean_errors": 0, "correct": 0, "failures": 0, "cli": 0}
+        kind_stub = type("Stub", (), {"name": name, "suffix": CLASSES[name].suffix})()
+        case = work / "case" / f"case{CLASSES[name].suffix}"
+        record_failure(kind_stub, stats, case, f"the process died (exit code {proc.exitcode}) on this input", keep)
+        state.write_text(json.dumps({"stats": stats, "running": False}))
+        restarts += 1
+        if time.monotonic() >= deadline or restarts > 50:
+            return stats
 
 
 def fault_row(seconds: float, seed: int) -> dict | None:
@@ -636,13 +687,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown kinds: {', '.join(sorted(unknown))}")
 
     keep = args.keep or Path(tempfile.mkdtemp(prefix="musegen-robustness-failures-"))
-    classes = {"midi": MidiKind, "preset": PresetKind, "plan": PlanKind, "audio": AudioKind, "soundfont": SoundFontKind}
     share = args.seconds / len(wanted)
     rows: dict[str, dict] = {}
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="musegen-robustness-") as tmp:
         for i, name in enumerate(wanted):
-            rng = random.Random(f"{args.seed}-{name}")
             if name == "faults":
                 row = fault_row(share, args.seed)
                 if row is None:
@@ -652,8 +701,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             work = Path(tmp) / name
             work.mkdir()
-            kind = classes[name](rng, work)
-            rows[name] = campaign(kind, share, args.cli_every, keep)
+            rows[name] = isolated_campaign(name, args.seed, share, args.cli_every, keep, work)
             print(f"{name}: {rows[name]['tried']} cases in {time.monotonic() - t0:.0f} s", file=sys.stderr,
                   flush=True)
 
