@@ -54,7 +54,14 @@ def _die_with_parent() -> None:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    import multiprocessing
+
+    # The signal only covers a death from now on: a runner killed while this worker was
+    # starting would leave it waiting for jobs forever (its siblings hold the queue open).
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:
+        os._exit(1)
 
 
 @contextlib.contextmanager
