@@ -654,3 +654,25 @@ def test_fifos_and_devices_are_refused_without_waiting(tmp_path):
             fn(tmp_path / name)
     with pytest.raises(AudioError, match="not a regular file"):
         read_audio("/dev/zero")
+
+
+def test_damaged_mp3_does_not_spill_decoder_messages(tmp_path):
+    """libmpg123 prints '[src/libmpg123/layer3.c:...] error: ...' lines on fd 2; the CLI keeps stderr to its own line."""
+    import soundfile as sf
+
+    t = np.arange(16000) / 16000.0
+    good = tmp_path / "good.mp3"
+    sf.write(good, np.stack([0.3 * np.sin(2 * np.pi * 330 * t)] * 2, axis=1), 16000)
+    data = bytearray(good.read_bytes())
+    for i in range(600, len(data), 53):
+        data[i] ^= 0x5A
+    bad = tmp_path / "bad.mp3"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "out.wav"
+    proc = run_limited("post", bad, "-o", out, "--trim")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert "libmpg123" not in proc.stderr and len(lines) == 1, proc.stderr
+    if proc.returncode:
+        assert_clean_error(proc, proc.returncode, "", left_out=[out])
+    else:
+        assert out.exists() and lines[0].startswith(str(out))

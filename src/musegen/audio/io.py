@@ -6,7 +6,9 @@ file either appears complete or not at all.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +78,9 @@ def read_audio(
     try:
         if p.stat().st_size == 0:
             raise AudioError(f"audio file {name!r} is empty (0 bytes)")
-        info = sf.info(name)
+        quiet = _quiet_decoder(p)
+        with quiet():
+            info = sf.info(name)
     except AudioError:
         raise
     except (RuntimeError, OSError, TypeError, ValueError) as exc:
@@ -96,7 +100,8 @@ def read_audio(
     limits.check("audio_samples", info.frames * info.channels,
                  what=f"audio file {name!r} holds {info.frames * info.channels:,} samples", error=AudioError)
     try:
-        data, file_sr = sf.read(name, dtype="float32", always_2d=True)
+        with quiet():
+            data, file_sr = sf.read(name, dtype="float32", always_2d=True)
     except (RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"cannot decode audio file {name!r}: {_short(exc)}") from exc
     except MemoryError:
@@ -118,6 +123,41 @@ def read_audio(
         y = resample(y, sr=file_sr, target_sr=sr)
         file_sr = sr
     return y, int(file_sr)
+
+
+def _quiet_decoder(path: Path):
+    """A context that silences C-level stderr while an MP3 is decoded, else a no-op.
+
+    libmpg123 (libsndfile's MP3 decoder) writes its complaints about a
+    damaged frame (``[src/libmpg123/layer3.c:...] error: dequantization
+    failed!``) straight to file descriptor 2, around the one ``Error:`` line
+    or the result the CLI prints there.  Other formats stay untouched.
+    """
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4)
+    except OSError:
+        return contextlib.nullcontext
+    mpeg = head[:3] == b"ID3" or (len(head) >= 2 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+    return _silenced_fd2 if mpeg or path.suffix.lower() == ".mp3" else contextlib.nullcontext
+
+
+@contextlib.contextmanager
+def _silenced_fd2():
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no usable stderr: nothing to protect
+        yield
+        return
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _short(exc: BaseException) -> str:
