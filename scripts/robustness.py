@@ -435,6 +435,13 @@ class AudioKind(Kind):
             path = work / f"base-{channels}-{subtype}.wav"
             sf.write(path, np.stack([tone] * channels, axis=1), sr, subtype=subtype)
             self.bases.append(path.read_bytes())
+        for ext in ("flac", "ogg", "mp3"):  # compressed: their decoders see the damage too
+            path = work / f"base.{ext}"
+            try:
+                sf.write(path, np.stack([tone] * 2, axis=1), 16000)
+            except (RuntimeError, TypeError, ValueError):  # a libsndfile built without it
+                continue
+            self.bases.append(path.read_bytes())
         self.valid = 0
 
     def mutate(self) -> bytes:
