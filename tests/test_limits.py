@@ -388,3 +388,8 @@ def test_audio_samples_before_generation(monkeypatch, tmp_path):
         mg.generate("pop-ballad", seconds=3000, sample_rate=192_000, engine="procedural", seed=1, out_dir=tmp_path)
     _refused(info, "audio_samples")
     assert time.perf_counter() - t0 < 10 and not list(tmp_path.iterdir())
+
+
+def test_nan_is_over_every_limit():
+    with pytest.raises(ParameterError, match="seconds limit"):
+        limits.check("seconds", float("nan"), what="seconds nan")

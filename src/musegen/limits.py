@@ -145,7 +145,7 @@ def check(
         The :class:`~musegen.errors.MusegenError` subclass to raise.
     """
     limit = get(name)
-    if value > limit:
+    if not value <= limit:  # NaN is over every limit
         raise error(message(name, what, limit))
 
 

@@ -147,11 +147,12 @@ def load_midi_bytes(
 
 
 def _check_events(score: Score, name: str) -> None:
-    """Refuse notes symusic parsed from bad data bytes; drop meta events no player can honour.
+    """Refuse notes outside 0-127; drop meta events no player can honour.
 
-    A data byte over 127 in a note event (a status byte where data belongs)
-    reaches symusic's int8 fields as a negative pitch or velocity, which would
-    index past every 128-entry table downstream.  A tempo of 0 microseconds
+    :func:`_event_problem` already refuses data bytes over 127, which symusic
+    would store as negative pitches and velocities in its int8 fields; this
+    checks the parsed notes once more, so nothing downstream ever indexes a
+    128-entry table with one.  A tempo of 0 microseconds
     per quarter (an infinite tempo) and time signatures with a zero numerator
     or a denominator that is not a power of two up to 64 are corrupt too, but
     MIDI says what holds without them (the previous or the default tempo and
