@@ -12,6 +12,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from musegen.atomic import atomic_path, atomic_write_text
 from musegen.errors import EngineError, ParameterError
 
 WEIGHTS = "model.safetensors"
@@ -39,16 +40,13 @@ def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike[str], meta: dic
             continue
         v = v.detach().to("cpu").contiguous()
         state[k] = v.half() if half and v.is_floating_point() else v
-    tmp = out / f".{WEIGHTS}.part"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, out / WEIGHTS)
-    tmp_tok = out / f".{TOKENIZER}.part.json"
-    tokenizer.save(tmp_tok)
-    os.replace(tmp_tok, out / TOKENIZER)
+    # each file appears complete or not at all, under a temporary name no other writer shares
+    with atomic_path(out / WEIGHTS) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
+    with atomic_path(out / TOKENIZER) as tmp:
+        tokenizer.save(tmp)
     cfg = {"model": model.cfg.to_dict(), **meta}
-    tmp_cfg = out / f".{CONFIG}.part"
-    tmp_cfg.write_text(json.dumps(cfg, indent=2, default=str) + "\n")
-    os.replace(tmp_cfg, out / CONFIG)
+    atomic_write_text(out / CONFIG, json.dumps(cfg, indent=2, default=str) + "\n")
     del torch
     return out
 
