@@ -209,3 +209,20 @@ def test_corrupt_midi_is_a_clean_error(cli, tmp_path, content):
 def test_debug_shows_traceback(cli, tmp_path):
     r = cli("--debug", "generate", "--preset", "no-such", "-o", tmp_path)
     assert r.returncode != 0 and "Traceback" in r.stderr
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+def test_sigterm_ends_generate_with_one_line_and_no_files(tmp_path):
+    """`kill` (a job scheduler) unwinds like Ctrl-C: exit 143, one line, nothing half-written."""
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "musegen", "generate", "--preset", "pop-ballad", "--bars", "200",
+                             "--seed", "1", "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.5)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "Error: terminated" and "Traceback" not in err
+    assert not out.exists() or list(out.iterdir()) == []

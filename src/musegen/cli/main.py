@@ -378,13 +378,28 @@ from musegen.cli.style_cmd import style as _style; cli.add_command(_style)  # no
 
 # -- entry point --------------------------------------------------------------------
 
+class _Terminated(BaseException):
+    """SIGTERM (``kill``, a job scheduler): unwinds like Ctrl-C, so temporary files are removed."""
+
+
+def _terminate(signum, frame) -> None:
+    raise _Terminated()
+
+
 def run(argv: list[str] | None = None) -> None:
     """Run the CLI, mapping errors to one line and an exit code."""
+    import signal
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
+    if argv is None:  # the real command line, not a test calling run() in process
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         rv = cli.main(args=args, prog_name="musegen", standalone_mode=False)
+    except _Terminated:
+        _say("Error: terminated")
+        sys.exit(143)  # 128 + SIGTERM
     except click.exceptions.Abort as exc:
         _say("Error: interrupted" if isinstance(exc.__cause__, KeyboardInterrupt) else "Aborted.")
         sys.exit(130)
