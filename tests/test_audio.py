@@ -537,3 +537,42 @@ def test_plot_audio_writes_png_atomically(tmp_path, notes):
     assert [p.name for p in tmp_path.iterdir()] == ["wave.png"]
     with pytest.raises(ParameterError, match=r"\.png"):
         plot_audio(notes, sr=SR, path=tmp_path / "wave.jpg")
+
+
+def test_default_chain_numpy_dsp_matches_scipy():
+    """The numpy FFT convolution, K-weighting biquads and limiter windows equal scipy's."""
+    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+    from scipy.signal import oaconvolve, sosfilt
+
+    from musegen.audio import _dsp
+    from musegen.audio._loudness import _k_weighting_ir
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 120_000)).astype(np.float32)
+    h = (rng.standard_normal((2, 20_000)) * np.exp(-np.arange(20_000) / 3000)).astype(np.float32)
+    ref = oaconvolve(x[:1], h, axes=-1)
+    assert np.abs(_dsp.fft_convolve(x[:1], h) - ref).max() < 1e-4 * np.abs(ref).max()
+    for sr in (8000, 44100, 96000):
+        sos = _dsp.k_weighting_sos(sr)
+        kw = sosfilt(sos, x.astype(np.float64), axis=-1)
+        ours = _dsp.fft_convolve(x, _k_weighting_ir(sr))[:, : x.shape[1]]
+        assert np.abs(ours - kw).max() < 1e-5 * np.abs(kw).max(), sr
+    for hold, ahead in ((1, 1), (4, 2), (3, 7)):
+        r = rng.random(300)
+        width = hold + ahead
+        held = maximum_filter1d(r, width, mode="constant", cval=0.0, origin=hold - width // 2)
+        assert np.array_equal(_dsp.sliding_max(r, hold, ahead - 1), held)
+        smooth = uniform_filter1d(held, ahead, mode="nearest", origin=(ahead - 1) - ahead // 2)
+        assert np.allclose(_dsp.trailing_mean(held, ahead), smooth)
+
+
+def test_k_weighting_coefficients_are_pyloudnorms():
+    from pyloudnorm import IIRfilter
+
+    from musegen.audio._dsp import k_weighting_sos
+
+    for sr in (8000, 44100, 48000, 192000):
+        shelf = IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sr, "high_shelf")
+        hp = IIRfilter(0.0, 0.5, 38.0, sr, "high_pass")
+        ref = np.array([np.r_[shelf.b, shelf.a], np.r_[hp.b, hp.a]])
+        assert np.allclose(k_weighting_sos(sr), ref, rtol=0, atol=1e-12)

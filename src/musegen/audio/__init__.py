@@ -4,8 +4,9 @@ Audio is a float32 numpy array shaped ``(channels, samples)`` (mono is
 ``(1, n)``) with its sample rate ``sr`` in Hz passed alongside.  Effects are
 pure functions ``f(y, *, sr, ...) -> y``.
 
-Importing this package loads numpy and soundfile only; scipy, pyloudnorm,
-librosa and matplotlib load inside the functions that use them.
+Importing this package loads numpy and soundfile only; scipy (filters),
+librosa (stretch, pitch shift) and matplotlib (plots) load inside the
+functions that use them, so the default mastering chain imports none of them.
 """
 
 from musegen.audio.analysis import analyze_audio, loudness_lufs, peak_dbfs, plot_audio, rms_dbfs

@@ -98,7 +98,7 @@ def attenuation(over_db: np.ndarray, *, blocks_per_s: float) -> np.ndarray:
     np.ndarray, shape (blocks,), float64
         Attenuation in dB (>= 0) with ``result >= over_db`` everywhere.
     """
-    from scipy.ndimage import maximum_filter1d, uniform_filter1d
+    from musegen.audio._dsp import sliding_max, trailing_mean
 
     n = over_db.size
     hit = np.flatnonzero(over_db > 0)
@@ -114,9 +114,8 @@ def attenuation(over_db: np.ndarray, *, blocks_per_s: float) -> np.ndarray:
     hold = max(1, int(round(HOLD_S * blocks_per_s)))
     # m[i] = max(released[i - hold .. i + ahead - 1]), then s[i] = mean(m[i - ahead + 1 .. i]):
     # every window averaged for s[k] contains k, so s[k] >= released[k].
-    width = hold + ahead
-    held = maximum_filter1d(released, width, mode="constant", cval=0.0, origin=hold - width // 2)
-    return uniform_filter1d(held, ahead, mode="nearest", origin=(ahead - 1) - ahead // 2)
+    held = sliding_max(released, hold, ahead - 1)
+    return trailing_mean(held, ahead)
 
 
 def _edge_gains(att_db: np.ndarray) -> np.ndarray:

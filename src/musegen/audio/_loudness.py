@@ -1,7 +1,7 @@
 """ITU-R BS.1770-4 integrated loudness, vectorized.
 
 pyloudnorm is the reference implementation (its K-weighting filters are used
-here), but its gating loops over blocks in Python; the loudness normalizer
+here, applied by FFT convolution), but its gating loops over blocks in Python; the loudness normalizer
 needs to re-estimate loudness several times per call, so the gating here
 works on cumulative sums instead.  The tests check the two agree.
 """
@@ -22,12 +22,21 @@ CHANNEL_WEIGHTS = (1.0, 1.0, 1.0, 1.41, 1.41)
 
 @functools.lru_cache(maxsize=16)
 def _k_weighting_sos(sr: int) -> np.ndarray:
-    from pyloudnorm import IIRfilter
+    """The two K-weighting biquads (pyloudnorm's parameters; the tests compare)."""
+    from musegen.audio._dsp import k_weighting_sos
 
-    # The same two stages (and parameters) pyloudnorm's Meter uses.
-    shelf = IIRfilter(4.0, 1 / np.sqrt(2), 1500.0, sr, "high_shelf")
-    highpass = IIRfilter(0.0, 0.5, 38.0, sr, "high_pass")
-    return np.array([np.r_[shelf.b, shelf.a], np.r_[highpass.b, highpass.a]])
+    return k_weighting_sos(sr)
+
+
+@functools.lru_cache(maxsize=16)
+def _k_weighting_ir(sr: int) -> np.ndarray:
+    """K-weighting as an FIR: the biquads' impulse response over 0.25 s, where it has decayed
+    below 1e-15 of its peak at every supported rate; shape (1, taps), float32."""
+    from musegen.audio._dsp import biquad_impulse
+
+    ir = biquad_impulse(_k_weighting_sos(sr), max(256, int(0.25 * sr))).astype(np.float32)[None, :]
+    ir.flags.writeable = False
+    return ir
 
 
 def weighted_power(y: np.ndarray, *, sr: int) -> np.ndarray:
@@ -45,11 +54,11 @@ def weighted_power(y: np.ndarray, *, sr: int) -> np.ndarray:
         ``sum_c w_c * k(y_c)**2``; its block means are what BS.1770 gates.
         Accumulate it in float64.
     """
-    from scipy.signal import sosfilt
+    from musegen.audio._dsp import fft_convolve
 
-    # float32 filtering is ~3x faster than float64 and agrees with
-    # pyloudnorm's float64 result to well under 0.01 LU.
-    kw = sosfilt(_k_weighting_sos(sr).astype(np.float32), y, axis=-1)
+    # FFT convolution with the filters' impulse response: the same output as
+    # running the biquads (to ~1e-6), without importing scipy.signal (0.75 s)
+    kw = fft_convolve(y, _k_weighting_ir(sr))[:, : y.shape[1]]
     kw *= kw
     n_w = min(len(CHANNEL_WEIGHTS), y.shape[0])
     if any(w != 1.0 for w in CHANNEL_WEIGHTS[:n_w]):

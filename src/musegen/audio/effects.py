@@ -2,8 +2,9 @@
 
 Every function takes and returns float32 audio shaped ``(channels, samples)``
 and never writes into its input.  The common mastering steps (trim, fades,
-gain, loudness with a peak limiter, filters, reverb) use numpy and scipy
-only; librosa is imported by the functions that need it (time stretching and
+gain, loudness with a peak limiter, reverb) use numpy only (see
+``_dsp``: importing scipy.signal would cost more than the work); the filters
+import scipy, and librosa is imported by the functions that need it (time stretching and
 pitch shifting), because importing it costs about a second.
 """
 
@@ -507,7 +508,7 @@ def reverb(y: np.ndarray, *, sr: int, mix: float = 0.2, room: float = 0.5, tail:
     -------
     np.ndarray, shape (channels, samples [+ tail]), float32
     """
-    from scipy.signal import oaconvolve
+    from musegen.audio._dsp import fft_convolve
 
     y = as_audio(y)
     sr = check_sr(sr)
@@ -519,7 +520,7 @@ def reverb(y: np.ndarray, *, sr: int, mix: float = 0.2, room: float = 0.5, tail:
     # float32 convolution is 4-5x faster than float64 and far below 16-bit resolution in error
     ir = _reverb_impulse_cached(sr, room, channels)
     source = y.mean(axis=0, dtype=np.float32)
-    wet = oaconvolve(source[None, :], ir, axes=-1)
+    wet = fft_convolve(source[None, :], ir)
     length = wet.shape[1] if tail else n
     out = np.zeros((channels, length), dtype=np.float32)
     out[:, :n] = y * np.float32(1.0 - mix)
