@@ -508,6 +508,15 @@ def broken_soundfonts(folder: Path) -> dict[str, tuple[Path, str]]:
     data = bytearray(real)
     data[phdr + 24:phdr + 26] = struct.pack("<H", 0xFFFF)  # preset 0's first bag past the bag table
     write("bag-past-end.sf2", data, "phdr")
+    # sample 43's loop: one sample long (symusic rendered forever), or starting before the sample (segfault)
+    record = shdr + 43 * 46
+    start, _end, loop_start, _loop_end = struct.unpack_from("<4I", real, record + 20)
+    data = bytearray(real)
+    struct.pack_into("<II", data, record + 28, loop_start, loop_start + 1)
+    write("loop-of-one-sample.sf2", data, "loops over 1 samples")
+    data = bytearray(real)
+    struct.pack_into("<I", data, record + 28, start - 1)
+    write("loop-before-its-sample.sf2", data, "starting before the sample")
     return fonts
 
 
@@ -616,7 +625,8 @@ def test_cli_refuses_broken_soundfonts_without_crashing(tmp_path):
     """Each of these crashed symusic's loader (exit -11, no message) before the structural check."""
     fonts = broken_soundfonts(tmp_path)
     out = tmp_path / "x.wav"
-    for name in ("unknown-generator.sf2", "truncated-half.sf2", "sample-past-end.sf2"):
+    for name in ("unknown-generator.sf2", "truncated-half.sf2", "sample-past-end.sf2", "loop-of-one-sample.sf2",
+                 "loop-before-its-sample.sf2"):
         path, needle = fonts[name]
         proc = run_limited("render", SAMPLES / "melody.mid", "-o", out, "--soundfont", path)
         assert_clean_error(proc, 2, needle, left_out=[out])

@@ -27,6 +27,9 @@ GEN_SAMPLE_ID = 53
 #: Generators the specification defines (0-60); a loader's tables stop there.
 N_GENERATORS = 61
 _ROM_SAMPLE = 0x8000
+#: Shortest loop accepted, in samples: symusic spins forever on loops of 0-2 samples (the
+#: specification asks for 32, but real fonts, the bundled one too, hold loops of 5).
+MIN_LOOP = 4
 _MAX_PDTA = 64 << 20
 
 
@@ -162,8 +165,17 @@ def _check_layout(fh, size: int) -> None:
             continue
         if not s_start <= s_end <= smpl_units:
             raise _Bad(f"sample {i} spans {s_start}-{s_end}, outside the {smpl_units} samples of smpl")
-        if version < 3 and not (loop_start <= loop_end <= smpl_units):
+        if version < 3 and not (loop_start <= loop_end <= smpl_units) and loop_end > loop_start:
             raise _Bad(f"sample {i} loops {loop_start}-{loop_end}, outside the {smpl_units} samples of smpl")
+        # (0, 0) means "no loop"; otherwise symusic spins forever on a loop of a few samples
+        # and crashes on one that starts before its sample and reaches into it
+        if (loop_start, loop_end) != (0, 0):
+            if 0 <= loop_end - loop_start < MIN_LOOP:
+                raise _Bad(f"sample {i} loops over {loop_end - loop_start} samples "
+                           f"({loop_start}-{loop_end}); a loop needs at least {MIN_LOOP}")
+            if loop_start < s_start < loop_end:
+                raise _Bad(f"sample {i} loops {loop_start}-{loop_end}, starting before the sample "
+                           f"({s_start}-{s_end})")
         if rate == 0:
             raise _Bad(f"sample {i} has a sample rate of 0 Hz")
         if kind & 0x0E and link >= n["shdr"] - 1:  # right/left/linked samples name a partner
