@@ -567,15 +567,13 @@ def list_presets() -> list[tuple[Preset | None, str, str]]:
     """
     out = []
     seen: set[str] = set()
-    for d, origin in search_dirs():
-        if not d.is_dir():
-            continue
-        for p in sorted(d.glob("*.toml")):
-            if p.stem in seen:
+    for files, origin in _sources():
+        for name, _ in files:
+            if name in seen:
                 continue
-            seen.add(p.stem)
+            seen.add(name)
             try:
-                out.append((load_preset(p.stem), p.stem, origin))
+                out.append((load_preset(name), name, origin))
             except PresetError as exc:
-                out.append((None, p.stem, f"error: {exc}"))
+                out.append((None, name, f"error: {exc}"))
     return sorted(out, key=lambda t: t[1])
