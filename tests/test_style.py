@@ -127,6 +127,8 @@ def test_learn_show_generate_remove(songs, styles, tmp_path):
     for name in ("preset.toml", "style.json", "model/model.safetensors", "model/config.json", "model/tokenizer.json"):
         assert (folder / name).is_file(), name
     assert info["training"]["steps"] <= 3 and info["training"]["best_valid_loss"] < 10
+    by_style = info["training"]["base_valid_loss_by_style"]  # no --from-preset: the base model's losses pick
+    assert len(by_style) == 5 and info["model_style"] == min(by_style, key=by_style.get)
     assert not [p for p in styles.iterdir() if p.name.startswith(".")]  # no work folders left
 
     listing = run_cli("presets", "list", env={"MUSEGEN_STYLE_DIR": str(styles)})

@@ -79,7 +79,7 @@ def finetune(
     files: list[Path],
     out_dir: str | Path,
     *,
-    model_style: str,
+    model_style: str | None,
     base: str | Path | None = None,
     method: str = DEFAULT_METHOD,
     steps: int = 200,
@@ -91,26 +91,40 @@ def finetune(
     log: Callable[[dict], None] | None = None,
 ) -> dict:
     """Fine-tune ``base`` (default: the shipped model) on ``files``; the best checkpoint by
-    validation loss goes to ``out_dir``.  Returns the training summary."""
+    validation loss goes to ``out_dir``.  Returns the training summary.
+
+    ``model_style`` is the style token the files are learned under; ``None`` picks the one
+    under which the base model already predicts the validation files best.
+    """
     from musegen.engines.symbolic.checkpoint import load_checkpoint
     from musegen.engines.symbolic.data import build_corpus
     from musegen.engines.symbolic.train import TrainConfig, evaluate, train
     from musegen.engines.symbolic.data import WindowSampler
+    from musegen.engines.symbolic.tokens import MODEL_STYLES
 
     if method not in METHODS:
         raise InputError(f"fine-tune method must be one of {', '.join(METHODS)}, got {method!r}")
     model, tokenizer, config = load_checkpoint(base)
     train_files, valid_files = split_files(files)
-    items = lambda fs: [(f.stem, str(f), model_style) for f in fs]  # noqa: E731
-    train_c = build_corpus(tokenizer, items(train_files), log=None)
-    valid_c = build_corpus(tokenizer, items(valid_files), log=None)
+    pad = tokenizer.vocab["PAD_None"]
+    # tokenized under no style label: "pop" would force 4/4 (POP909's declared meters are wrong),
+    # and a user's files keep the meters they declare; the style token is set below
+    train_c = build_corpus(tokenizer, [(f.stem, str(f), "") for f in train_files], log=None)
+    valid_c = build_corpus(tokenizer, [(f.stem, str(f), "") for f in valid_files], log=None)
     if len(train_c) == 0 or len(valid_c) == 0:
         raise InputError("the files hold too few usable notes to fine-tune on")
-    # the base model's loss on the validation files: the figure the fine-tune has to beat
-    pad = tokenizer.vocab["PAD_None"]
-    torch.manual_seed(seed)
-    base_valid = evaluate(model, WindowSampler(tokenizer, valid_c, model.cfg.context, seed=seed + 1,
-                                               transpose=False), 4, batch, pad)
+    # the base model's loss on the validation files, per style token: the figure to beat
+    losses = {}
+    for style in ([model_style] if model_style else list(MODEL_STYLES)):
+        code = MODEL_STYLES.index(style)
+        train_c.style[:] = code
+        valid_c.style[:] = code
+        torch.manual_seed(seed)
+        losses[style] = evaluate(model, WindowSampler(tokenizer, valid_c, model.cfg.context, seed=seed + 1,
+                                                      transpose=False), 4, batch, pad)
+    model_style = min(losses, key=losses.get)
+    train_c.style[:] = valid_c.style[:] = MODEL_STYLES.index(model_style)
+    base_valid = losses[model_style]
     if method == "lora":
         add_adapters(model)
         export = merge_adapters
@@ -127,8 +141,10 @@ def finetune(
                           "base_model": config.get("name", "musegen-symbolic"), "method": method,
                           "style": model_style, "files": len(files)})
     summary.pop("history", None)
-    summary.update(method=method, base_valid_loss=base_valid, train_files=len(train_files),
-                   valid_files=len(valid_files), train_pieces=len(train_c), valid_pieces=len(valid_c))
+    summary.update(method=method, model_style=model_style, base_valid_loss=base_valid,
+                   base_valid_loss_by_style={k: round(v, 4) for k, v in losses.items()},
+                   train_files=len(train_files), valid_files=len(valid_files), train_pieces=len(train_c),
+                   valid_pieces=len(valid_c))
     return summary
 
 

@@ -21,8 +21,9 @@ from musegen.errors import InputError, OutputError, PresetError
 MIN_FILES = 3
 
 
-def _nearest_preset(stats: dict[str, Any]) -> str:
-    """The built-in preset closest to the files: drums or not, meter, tempo, mode."""
+def _nearest_preset(stats: dict[str, Any], model_style: str) -> str:
+    """The built-in preset closest to the files: model style, drums or not, meter, tempo, mode."""
+    from musegen.engines.symbolic.tokens import STYLE_TO_MODEL
     from musegen.presets import list_presets
 
     tempo = stats["tempo_bpm"]["median"]
@@ -35,6 +36,7 @@ def _nearest_preset(stats: dict[str, Any]) -> str:
         if preset is None or origin != "built-in":
             continue
         cost = 3.0 * (drums != (preset.instruments.drums is not None))
+        cost += 2.0 * (STYLE_TO_MODEL.get(preset.style) != model_style)
         cost += 2.0 * (meter != f"{preset.meter[0]}/{preset.meter[1]}")
         cost += abs(tempo - sum(preset.tempo) / 2) / 40.0
         cost += 0.5 * (minor != (preset.mode not in ("major", "lydian", "mixolydian")))
@@ -95,18 +97,8 @@ def learn_style(
         raise InputError(f"learning a style needs at least {MIN_FILES} MIDI files with notes; only "
                          f"{len(profiles)} of {len(files)} are usable ({reasons})")
     stats = summarize(profiles)
-    base_name = from_preset or _nearest_preset(stats)
-    base = load_preset(base_name)
-    table = preset_table(name, stats, base.to_dict())
-    model_style = STYLE_TO_MODEL.get(base.style, "pop")
-    engine = dict(table.get("engine", {}))
-    if engine.get("name") != "symbolic":
-        engine = {"name": "symbolic", "temperature": engine.get("temperature", 1.0), "options": {}}
-    engine["options"] = {k: v for k, v in dict(engine.get("options", {})).items() if k != "model"}
-    table["engine"] = engine
-    preset_from_dict(dict(table), where=f"style {name!r}")  # what we write must load
+    base = load_preset(from_preset) if from_preset else None
     t_profile = time.time() - t0
-
     root = style_root()
     try:
         root.mkdir(parents=True, exist_ok=True)
@@ -127,8 +119,22 @@ def learn_style(
             if "stopped" in row:
                 say(f"step {row['step']}: {row['stopped']}")
 
-        summary = finetune(usable, work / MODEL_DIR, model_style=model_style, method=method or DEFAULT_METHOD,
-                           steps=steps, minutes=minutes, seed=seed, log=log)
+        # an explicit base preset sets the style token; otherwise the base model's own losses pick it
+        summary = finetune(usable, work / MODEL_DIR, model_style=STYLE_TO_MODEL.get(base.style, "pop") if base
+                           else None, method=method or DEFAULT_METHOD, steps=steps, minutes=minutes, seed=seed,
+                           log=log)
+        model_style = summary["model_style"]
+        base_name = from_preset or _nearest_preset(stats, model_style)
+        base = base or load_preset(base_name)
+        table = preset_table(name, stats, base.to_dict())
+        if not from_preset:
+            table["style"] = model_style  # a preset style the model knows as itself
+        engine = dict(table.get("engine", {}))
+        if engine.get("name") != "symbolic":
+            engine = {"name": "symbolic", "temperature": engine.get("temperature", 1.0), "options": {}}
+        engine["options"] = {k: v for k, v in dict(engine.get("options", {})).items() if k != "model"}
+        table["engine"] = engine
+        preset_from_dict(dict(table), where=f"style {name!r}")  # what we write must load
         info = {
             "name": name, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "base_preset": base_name,
             "model_style": model_style, "files": [p.path for p in profiles],
