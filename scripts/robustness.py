@@ -344,8 +344,21 @@ class MidiKind(Kind):
         return ["render", str(path), "-o", str(out / "x.wav"), "--sample-rate", "8000"]
 
 
-class PresetKind(Kind):
-    name, suffix = "preset", ".toml"
+class TomlKind(Kind):
+    """Inputs that are TOML files: structured edits of their tables, or byte-level damage."""
+
+    suffix = ".toml"
+    texts: list[bytes]
+    tables: list[dict]
+
+    def mutate(self) -> bytes:
+        if self.rng.random() < 0.5:
+            return toml_dump(mutate_table(self.rng, self.rng.choice(self.tables))).encode("utf-8", "replace")
+        return mutate_bytes(self.rng, self.rng.choice(self.texts))
+
+
+class PresetKind(TomlKind):
+    name = "preset"
 
     def __init__(self, rng, work):
         super().__init__(rng, work)
@@ -353,11 +366,6 @@ class PresetKind(Kind):
 
         self.texts = [p.read_bytes() for p in sorted(PRESETS.glob("*.toml"))]
         self.tables = [tomllib.loads(t.decode()) for t in self.texts]
-
-    def mutate(self) -> bytes:
-        if self.rng.random() < 0.5:
-            return toml_dump(mutate_table(self.rng, self.rng.choice(self.tables))).encode("utf-8", "replace")
-        return mutate_bytes(self.rng, self.rng.choice(self.texts))
 
     def run(self, path: Path) -> str:
         from musegen.pipeline import plan_request
@@ -381,8 +389,8 @@ class PresetKind(Kind):
                 "--no-post", "-o", str(out / "gen")]
 
 
-class PlanKind(Kind):
-    name, suffix = "plan", ".toml"
+class PlanKind(TomlKind):
+    name = "plan"
 
     def __init__(self, rng, work):
         super().__init__(rng, work)
@@ -396,11 +404,6 @@ class PlanKind(Kind):
                       b'[[sweep]]\npreset = "synthwave"\ngrid.seed = [1, 2]\ngrid.tempo = [90, 120]\n'
                       b'[[job]]\ncommand = "render"\nmidi = "melody.mid"\nlufs = -16\n']
         self.tables = [tomllib.loads(t.decode()) for t in self.texts]
-
-    def mutate(self) -> bytes:
-        if self.rng.random() < 0.5:
-            return toml_dump(mutate_table(self.rng, self.rng.choice(self.tables))).encode("utf-8", "replace")
-        return mutate_bytes(self.rng, self.rng.choice(self.texts))
 
     def run(self, path: Path) -> str:
         from musegen.batch.plan import load_plan
