@@ -15,7 +15,7 @@ import torch
 
 from conftest import POP909, run_cli
 from musegen.errors import InputError, ParameterError
-from musegen.style.finetune import add_adapters, merge_adapters
+from musegen.engines.symbolic.finetune import add_adapters, merge_adapters
 from musegen.style.profile import preset_table, profile_files, roman, summarize
 
 TPQ = 480

@@ -210,3 +210,26 @@ def test_cli_extend_with_the_default_model_keeps_the_sketch(cli, tmp_path):
     for st, gt in zip(src.tracks, out.tracks):
         assert [(n.time, n.pitch) for n in gt.notes][: len(st.notes)] == [(n.time, n.pitch) for n in st.notes]
     assert out.end() > src.end()
+
+
+def test_cli_train_fine_tunes_and_the_result_generates(cli, tmp_path):
+    """`musegen train` on a folder, then `generate --model` with what it wrote."""
+    data = tmp_path / "my-midi"
+    data.mkdir()
+    for i in range(3):
+        make_sketch(data / f"tune{i}.mid", tempo=100 + 5 * i, bars=8, tonic=i)
+    model = tmp_path / "my-model"
+    r = cli("train", "--data", data, "-o", model, "--steps", "2", "--json")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert summary["files"] == 3 and summary["steps"] == 2 and summary["model_style"] == "pop"
+    assert summary["best_valid_loss"] < summary["base_valid_loss"] + 1.0
+    _, _, config = load_checkpoint(model)
+    assert config["name"] == "my-model" and config["base"] == "shipped" and config["method"] == "full"
+    g = cli("generate", "--engine", "symbolic", "--model", model, "--bars", "2", "--seed", "1",
+            "-o", tmp_path / "out", "--json")
+    assert g.returncode == 0, g.stderr
+    (res,) = json.loads(g.stdout)["results"]
+    assert json.loads(Path(res["json"]).read_text())["analysis"]["duration_s"] > 1.0
+    few = cli("train", "--data", data / "tune0.mid", "-o", tmp_path / "m2")
+    assert few.returncode == 2 and "at least 2 MIDI files; found 1" in few.stderr

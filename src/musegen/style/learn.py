@@ -71,7 +71,7 @@ def learn_style(
     from musegen.engines.symbolic.folder import find_midi_files
     from musegen.engines.symbolic.tokens import STYLE_TO_MODEL
     from musegen.presets import load_preset, preset_from_dict
-    from musegen.style.finetune import DEFAULT_METHOD, finetune
+    from musegen.engines.symbolic.finetune import DEFAULT_METHOD, finetune
     from musegen.style.profile import preset_table, profile_files, summarize
     from musegen.style.store import INFO_FILE, MODEL_DIR, PRESET_FILE, check_name, style_dir, style_root
 
@@ -121,7 +121,7 @@ def learn_style(
 
         # an explicit base preset sets the style token; otherwise the base model's own losses pick it
         summary = finetune(usable, work / MODEL_DIR, model_style=STYLE_TO_MODEL.get(base.style, "pop") if base
-                           else None, method=method or DEFAULT_METHOD, steps=steps, minutes=minutes, seed=seed,
+                           else None, name=name, method=method or DEFAULT_METHOD, steps=steps, minutes=minutes, seed=seed,
                            log=log)
         model_style = summary["model_style"]
         base_name = from_preset or _nearest_preset(stats, model_style)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 from typing import Callable
@@ -43,43 +42,20 @@ def train_on_folder(
     seed: int = 0,
     log: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Fine-tune (``base`` a checkpoint, ``"shipped"`` the packaged model) or train from scratch (``None``).
-
-    Files are split by a hash of their path: about 1 in 10 for validation
-    (at least one); training stops early when validation loss stops improving.
+    """Fine-tune (``base`` a checkpoint, ``"shipped"`` the packaged model) or train from scratch (``None``)
+    on every MIDI file in ``paths``, under the style token ``style``; see
+    :func:`musegen.engines.symbolic.finetune.finetune`.
     """
-    from musegen.engines.symbolic.checkpoint import load_checkpoint
-    from musegen.engines.symbolic.data import build_corpus
-    from musegen.engines.symbolic.model import ModelConfig, MusicTransformer
-    from musegen.engines.symbolic.tokens import MODEL_STYLES, build_tokenizer
-    from musegen.engines.symbolic.train import TrainConfig, train
+    from musegen.engines.symbolic.finetune import finetune
+    from musegen.engines.symbolic.tokens import MODEL_STYLES
 
     if style not in MODEL_STYLES:
         raise ParameterError(f"style must be one of {', '.join(MODEL_STYLES)}, got {style!r}")
     files = find_midi_files(paths)
     if len(files) < 2:
         raise InputError(f"training needs at least 2 MIDI files; found {len(files)} in {', '.join(map(str, paths))}")
-    if base is not None:
-        model, tokenizer, _ = load_checkpoint(None if base == "shipped" else base)
-        model.train()
-    else:
-        tokenizer = build_tokenizer()
-        model = MusicTransformer(ModelConfig(vocab_size=len(tokenizer)))
-    rank = sorted(files, key=lambda f: hashlib.sha256(str(f).encode()).hexdigest())
-    n_valid = max(1, len(files) // 10)
-    valid_files, train_files = rank[:n_valid], rank[n_valid:]
-    items = lambda fs: [(f.stem, str(f), style) for f in fs]  # noqa: E731
-    train_c = build_corpus(tokenizer, items(train_files), log=None)
-    valid_c = build_corpus(tokenizer, items(valid_files), log=None)
-    if len(train_c) == 0:
-        raise InputError("none of the training files holds usable notes")
-    tc = TrainConfig(steps=steps, batch=batch, lr=lr, min_lr=lr / 10, warmup=min(50, steps // 10),
-                     eval_every=max(10, steps // 12), eval_batches=4, patience=patience,
-                     time_limit_s=minutes * 60, seed=seed)
-    summary = train(tokenizer, train_c, valid_c if len(valid_c) else None, out_dir, init=model, train_cfg=tc,
-                    meta={"name": Path(out_dir).name, "base": str(base), "style": style,
-                          "files": len(files), "train_pieces": len(train_c), "valid_pieces": len(valid_c)},
-                    log=log)
-    summary.pop("history", None)
-    summary.update(files=len(files), train_pieces=len(train_c), valid_pieces=len(valid_c), out=str(out_dir))
+    summary = finetune(files, out_dir, model_style=style, base=None if base == "shipped" else base,
+                       from_scratch=base is None, steps=steps, minutes=minutes, batch=batch, lr=lr,
+                       patience=patience, seed=seed, log=log)
+    summary.update(files=len(files), out=str(out_dir))
     return summary

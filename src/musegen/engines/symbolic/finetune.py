@@ -1,4 +1,7 @@
-"""Fine-tune the embedded model on one style's files: all weights, or low-rank adapters.
+"""Train the embedded model on a user's MIDI files: all weights, low-rank adapters, or from scratch.
+
+Both ``musegen train`` (:mod:`musegen.engines.symbolic.folder`) and
+``musegen style learn`` (:mod:`musegen.style.learn`) run :func:`finetune`.
 
 ``method="full"`` trains every weight; ``method="lora"`` freezes the base
 and trains rank-``r`` adapters on each block's four projections (about 4% of
@@ -81,6 +84,8 @@ def finetune(
     *,
     model_style: str | None,
     base: str | Path | None = None,
+    from_scratch: bool = False,
+    name: str | None = None,
     method: str = DEFAULT_METHOD,
     steps: int = 200,
     minutes: float = 5.0,
@@ -90,21 +95,28 @@ def finetune(
     seed: int = 0,
     log: Callable[[dict], None] | None = None,
 ) -> dict:
-    """Fine-tune ``base`` (default: the shipped model) on ``files``; the best checkpoint by
-    validation loss goes to ``out_dir``.  Returns the training summary.
+    """Fine-tune ``base`` (default: the shipped model) on ``files``, or train a new model
+    (``from_scratch``, all weights); the best checkpoint by validation loss goes to ``out_dir``.
+    Returns the training summary.  ``name`` goes into the checkpoint's config (default: the folder's).
 
     ``model_style`` is the style token the files are learned under; ``None`` picks the one
     under which the base model already predicts the validation files best.
     """
     from musegen.engines.symbolic.checkpoint import load_checkpoint
-    from musegen.engines.symbolic.data import build_corpus
+    from musegen.engines.symbolic.data import WindowSampler, build_corpus
+    from musegen.engines.symbolic.model import ModelConfig, MusicTransformer
+    from musegen.engines.symbolic.tokens import MODEL_STYLES, build_tokenizer
     from musegen.engines.symbolic.train import TrainConfig, evaluate, train
-    from musegen.engines.symbolic.data import WindowSampler
-    from musegen.engines.symbolic.tokens import MODEL_STYLES
 
     if method not in METHODS:
         raise InputError(f"fine-tune method must be one of {', '.join(METHODS)}, got {method!r}")
-    model, tokenizer, config = load_checkpoint(base)
+    if from_scratch:
+        if method != "full":
+            raise InputError("a model trained from scratch trains all its weights (method 'full')")
+        tokenizer = build_tokenizer()
+        model, config = MusicTransformer(ModelConfig(vocab_size=len(tokenizer))), {"name": "scratch"}
+    else:
+        model, tokenizer, config = load_checkpoint(base)
     train_files, valid_files = split_files(files)
     pad = tokenizer.vocab["PAD_None"]
     # tokenized under no style label: "pop" would force 4/4 (POP909's declared meters are wrong),
@@ -137,7 +149,7 @@ def finetune(
                      eval_every=max(5, steps // 10), eval_batches=4, patience=patience,
                      time_limit_s=minutes * 60, seed=seed, bf16=_has_fast_bf16())
     summary = train(tokenizer, train_c, valid_c, out_dir, init=model, train_cfg=tc, export=export, log=log,
-                    meta={"name": Path(out_dir).parent.name, "base": str(base or "shipped"),
+                    meta={"name": name or Path(out_dir).name, "base": "none" if from_scratch else str(base or "shipped"),
                           "base_model": config.get("name", "musegen-symbolic"), "method": method,
                           "style": model_style, "files": len(files)})
     summary.pop("history", None)
