@@ -287,7 +287,17 @@ class Kind:
         raise NotImplementedError
 
     def run(self, path: Path) -> str:
-        """``"ok"`` after checking the result, ``"error"`` for a MusegenError; anything else raises."""
+        """``"error"`` for a clean MusegenError, ``"ok"`` when :meth:`check` passes; anything else raises."""
+        try:
+            self.check(path)
+        except Exception as exc:
+            if _is_error(exc):
+                return "error"
+            raise
+        return "ok"
+
+    def check(self, path: Path) -> None:
+        """Use the input as a user would and check the result; raise AssertionError if it is wrong."""
         raise NotImplementedError
 
     def cli(self, path: Path, out: Path) -> list[str]:
@@ -305,40 +315,34 @@ class MidiKind(Kind):
     def mutate(self) -> bytes:
         return mutate_bytes(self.rng, self.rng.choice(self.bases), (midi_header, midi_events, midi_events))
 
-    def run(self, path: Path) -> str:
+    def check(self, path: Path) -> None:
         import numpy as np
 
         from musegen.midi.analysis import analyze_score
         from musegen.midi.io import load_midi
         from musegen.render.synth import render_score
 
-        try:
-            score = load_midi(path)
-            for track in score.tracks:
-                cols = track.notes.numpy()
-                if cols["pitch"].size and not (0 <= cols["pitch"].min() and cols["pitch"].max() <= 127):
-                    raise AssertionError("a note pitch outside 0-127 was accepted")
-            analysis = analyze_score(score)
-            y = render_score(score, sample_rate=8000)
-            if y.shape[0] != 2 or y.shape[1] == 0 or not np.isfinite(y).all():
-                raise AssertionError(f"bad render: shape {y.shape}")
-            if not math.isfinite(analysis.duration_s):
-                raise AssertionError("non-finite duration")
-            self.valid += 1
-            if self.valid % 8 == 1:  # now and then, continue it with the procedural engine
-                import musegen.api as mg
+        score = load_midi(path)
+        for track in score.tracks:
+            cols = track.notes.numpy()
+            if cols["pitch"].size and not (0 <= cols["pitch"].min() and cols["pitch"].max() <= 127):
+                raise AssertionError("a note pitch outside 0-127 was accepted")
+        analysis = analyze_score(score)
+        y = render_score(score, sample_rate=8000)
+        if y.shape[0] != 2 or y.shape[1] == 0 or not np.isfinite(y).all():
+            raise AssertionError(f"bad render: shape {y.shape}")
+        if not math.isfinite(analysis.duration_s):
+            raise AssertionError("non-finite duration")
+        self.valid += 1
+        if self.valid % 8 == 1:  # now and then, continue it with the procedural engine
+            import musegen.api as mg
 
-                out = self.work / "gen"
-                (result,) = mg.generate("pop-ballad", midi=path, bars=1, seed=self.valid, engine="procedural",
-                                        out_dir=out, post=[])
-                if not result.wav.exists():
-                    raise AssertionError("generate returned a result without its WAV")
-                shutil.rmtree(out, ignore_errors=True)
-        except Exception as exc:
-            if _is_error(exc):
-                return "error"
-            raise
-        return "ok"
+            out = self.work / "gen"
+            (result,) = mg.generate("pop-ballad", midi=path, bars=1, seed=self.valid, engine="procedural",
+                                    out_dir=out, post=[])
+            if not result.wav.exists():
+                raise AssertionError("generate returned a result without its WAV")
+            shutil.rmtree(out, ignore_errors=True)
 
     def cli(self, path: Path, out: Path) -> list[str]:
         return ["render", str(path), "-o", str(out / "x.wav"), "--sample-rate", "8000"]
@@ -367,22 +371,16 @@ class PresetKind(TomlKind):
         self.texts = [p.read_bytes() for p in sorted(PRESETS.glob("*.toml"))]
         self.tables = [tomllib.loads(t.decode()) for t in self.texts]
 
-    def run(self, path: Path) -> str:
+    def check(self, path: Path) -> None:
         from musegen.pipeline import plan_request
         from musegen.presets import Preset, load_preset
 
-        try:
-            preset = load_preset(path)
-            if not isinstance(preset, Preset) or not 20 <= preset.tempo[0] <= preset.tempo[1] <= 400:
-                raise AssertionError(f"invalid preset accepted: {preset!r}")
-            request = plan_request(preset, bars=4, random_seed=1)
-            if not (request.bars == 4 and 0 <= request.tonic <= 11):
-                raise AssertionError("bad request from a valid preset")
-        except Exception as exc:
-            if _is_error(exc):
-                return "error"
-            raise
-        return "ok"
+        preset = load_preset(path)
+        if not isinstance(preset, Preset) or not 20 <= preset.tempo[0] <= preset.tempo[1] <= 400:
+            raise AssertionError(f"invalid preset accepted: {preset!r}")
+        request = plan_request(preset, bars=4, random_seed=1)
+        if not (request.bars == 4 and 0 <= request.tonic <= 11):
+            raise AssertionError("bad request from a valid preset")
 
     def cli(self, path: Path, out: Path) -> list[str]:
         return ["generate", "--preset", str(path), "--bars", "1", "--seed", "1", "--engine", "procedural",
@@ -405,18 +403,12 @@ class PlanKind(TomlKind):
                       b'[[job]]\ncommand = "render"\nmidi = "melody.mid"\nlufs = -16\n']
         self.tables = [tomllib.loads(t.decode()) for t in self.texts]
 
-    def run(self, path: Path) -> str:
+    def check(self, path: Path) -> None:
         from musegen.batch.plan import load_plan
 
-        try:
-            plan = load_plan(path)
-            if not plan.jobs or len({j.id for j in plan.jobs}) != len(plan.jobs):
-                raise AssertionError("a plan without jobs, or with repeated ids, was accepted")
-        except Exception as exc:
-            if _is_error(exc):
-                return "error"
-            raise
-        return "ok"
+        plan = load_plan(path)
+        if not plan.jobs or len({j.id for j in plan.jobs}) != len(plan.jobs):
+            raise AssertionError("a plan without jobs, or with repeated ids, was accepted")
 
     def cli(self, path: Path, out: Path) -> list[str]:
         return ["batch", str(path), "--dry-run"]
@@ -450,11 +442,12 @@ class AudioKind(Kind):
     def mutate(self) -> bytes:
         return mutate_bytes(self.rng, self.rng.choice(self.bases), (wav_header, wav_header, wav_samples))
 
-    def run(self, path: Path) -> str:
+    def check(self, path: Path) -> None:
         import numpy as np
 
         import musegen.api as mg
         from musegen.audio.io import read_audio
+        from musegen.errors import MusegenError
 
         out = self.work / "out.wav"
         try:
@@ -468,15 +461,12 @@ class AudioKind(Kind):
             self.valid += 1
             if self.valid % 5 == 1:
                 mg.analyze(path)
-        except Exception as exc:
-            if _is_error(exc):
-                if out.exists():
-                    raise AssertionError(f"post failed ({exc}) but left {out}") from None
-                return "error"
+        except MusegenError as exc:
+            if out.exists():
+                raise AssertionError(f"post failed ({exc}) but left {out}") from None
             raise
         finally:
             out.unlink(missing_ok=True)
-        return "ok"
 
     def cli(self, path: Path, out: Path) -> list[str]:
         return ["post", str(path), "-o", str(out / "x.wav"), "--trim", "--lufs", "-16"]
@@ -505,20 +495,14 @@ class SoundFontKind(Kind):
                 self.rng.choice((flip, sf2_record, sf2_record))(self.rng, data, self.pdta)
         return bytes(data)
 
-    def run(self, path: Path) -> str:
+    def check(self, path: Path) -> None:
         from musegen.render.synth import resolve_soundfont
 
-        try:
-            resolve_soundfont(path)
-        except Exception as exc:
-            if _is_error(exc):
-                return "error"
-            raise
+        resolve_soundfont(path)
         # accepted: loading it may still crash a process, so only ever in a subprocess
         problem = cli_problem(self.cli(path, self.work), self.work / "x.wav")
         if problem:
             raise AssertionError(problem)
-        return "ok"
 
     def cli(self, path: Path, out: Path) -> list[str]:
         return ["render", str(self.mid), "-o", str(out / "x.wav"), "--soundfont", str(path), "--sample-rate", "8000"]

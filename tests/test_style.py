@@ -82,7 +82,7 @@ def test_profile_reads_tempo_meter_key_instruments_swing_and_drums(songs):
     assert stats["velocity"]["mean"] == pytest.approx(70, abs=1)
     table = preset_table("my-band", stats, {"engine": {"name": "symbolic"}, "groove": {}, "harmony": {},
                                             "melody": {}})
-    assert table["tempo"] == [88, 94] or table["tempo"][0] >= 88
+    assert table["tempo"] == [89, 93]  # 10th-90th percentile of 88, 90, 92, 94
     assert table["meter"] == "3/4" and table["key"] == "D" and table["mode"] == "major"
     assert table["instruments"]["lead"] == 24 and table["instruments"]["bass"] == 33
     assert "drums" in table["instruments"] and table["groove"]["drum_pattern"] != "none"
