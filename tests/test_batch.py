@@ -359,13 +359,23 @@ grid.seed = [1, 2, 3, 4, 5, 6, 7, 8]
 """
 
 
-def test_interrupt_leaves_no_partials_and_resume_finishes(tmp_path):
-    plan = write_plan(tmp_path, INTERRUPT_PLAN)
-    out = tmp_path / "run"
+def _batch_with_one_job_done(plan: Path, out: Path) -> subprocess.Popen:
+    """A 2-worker batch in a subprocess, returned once its first job has finished."""
     proc = subprocess.Popen([sys.executable, "-m", "musegen", "batch", str(plan), "-o", str(out), "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         _wait_for(lambda: _ok_rows(out) >= 1, 120, proc)
+    except BaseException:
+        proc.kill()
+        raise
+    return proc
+
+
+def test_interrupt_leaves_no_partials_and_resume_finishes(tmp_path):
+    plan = write_plan(tmp_path, INTERRUPT_PLAN)
+    out = tmp_path / "run"
+    proc = _batch_with_one_job_done(plan, out)
+    try:
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
@@ -413,10 +423,8 @@ def _children(pid: int) -> list[int]:
 def test_killed_worker_job_is_retried(tmp_path):
     plan = write_plan(tmp_path, INTERRUPT_PLAN)
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-m", "musegen", "batch", str(plan), "-o", str(out), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = _batch_with_one_job_done(plan, out)
     try:
-        _wait_for(lambda: _ok_rows(out) >= 1, 120, proc)
         workers = [p for p in _children(proc.pid)
                    if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()
                    and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
