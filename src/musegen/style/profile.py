@@ -234,8 +234,7 @@ def describe(name: str, stats: dict[str, Any]) -> str:
 
 def preset_table(name: str, stats: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """A preset table: ``base`` (a preset's plain form) with everything the files tell overridden."""
-    from musegen.presets import MODES, ROMAN_RE
-    from musegen.midi.keys import pitch_class_from_name
+    from musegen.presets import NOTE_NAMES, ROMAN_RE, parse_key
 
     out = {"name": name, "description": describe(name, stats)}
     out.update((k, v) for k, v in base.items() if k not in ("name", "description", "source"))
@@ -243,10 +242,9 @@ def preset_table(name: str, stats: dict[str, Any], base: dict[str, Any]) -> dict
     lo, hi = round(max(20.0, t["p10"])), round(min(400.0, t["p90"]))
     out["tempo"] = lo if lo == hi else [lo, hi]
     out["meter"] = next(iter(stats["meters"]))
-    top_key = next(iter(stats["keys"]))
-    tonic_name, mode = top_key.split(" ", 1) if " " in top_key else (top_key, "major")
-    out["key"] = ["C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B"][pitch_class_from_name(tonic_name)]
-    out["mode"] = mode if mode in MODES else "major"
+    tonic, mode = parse_key(next(iter(stats["keys"])))  # e.g. "A minor"
+    out["key"] = NOTE_NAMES[tonic]
+    out["mode"] = mode or "major"
     out.pop("scale", None)
     inst: dict[str, Any] = {}
     for role in ("lead", "harmony", "bass", "pad"):
