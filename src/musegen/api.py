@@ -45,9 +45,7 @@ def render(
     chain = validate_chain(list(steps))
     score = load_midi(midi)
     y = render_score(score, sample_rate=sample_rate, soundfont=soundfont, backend=backend)
-    sr = sample_rate
-    if chain:
-        y, sr = apply_chain(y, sr=sample_rate, steps=chain)
+    y, sr = apply_chain(y, sr=sample_rate, steps=chain)
     write_audio(out, y, sr=sr)
     info = {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
             "channels": int(y.shape[0]), "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2)}

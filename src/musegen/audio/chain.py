@@ -177,6 +177,7 @@ def apply_chain(
     Returns
     -------
     y : np.ndarray, shape (channels, samples'), float32
+        With no steps, ``y`` itself (not a copy).
     sr : int
         The rate after the chain (a ``resample`` step changes it).
 
@@ -187,10 +188,12 @@ def apply_chain(
         sr / 2, say), prefixed with ``post[i]``.
     """
     checked = validate_chain(steps)
-    y = as_audio(y)
     sr = check_sr(sr)
     if not checked:
-        return y.copy(), sr
+        # nothing to do: the input itself (checked, in whatever memory order it has); effects
+        # never write into their input, so no copy is needed to protect it
+        return as_audio(y, contiguous=False), sr
+    y = as_audio(y)
     _check_growth(checked, y.shape, sr)
     for i, step in enumerate(checked):
         op_name = step["op"]
