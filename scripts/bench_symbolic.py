@@ -3,7 +3,9 @@
     python scripts/bench_symbolic.py [--model DIR] [--tokens 1500]
 
 1. Sampling throughput with the KV cache and the grammar, one thread:
-   tokens/s at batch 1 and at batch 8 (target >= 2,000 tokens/s at batch 1).
+   tokens/s at batch 1 and at batch 8 (target >= 2,000 tokens/s at batch 1),
+   and the time of one decode step in the NumPy runtime the engine samples
+   with beside the torch model's own cached step.
 2. ``musegen extend`` of an 8-bar sketch by 16 bars, rendered, in a fresh
    process (model load included; target < 3 s), median of 3.
 """
@@ -23,25 +25,52 @@ sys.path.insert(0, str(ROOT / "src"))
 
 
 def throughput(model_dir, tokens: int, batch: int) -> float:
-    import torch
+    """Tokens per second of the sampler the engine uses (NumPy runtime, grammar, one BLAS thread)."""
+    import numpy as np
+    from threadpoolctl import threadpool_limits
 
-    from musegen.engines.symbolic.checkpoint import load_checkpoint
+    from musegen.engines.symbolic.checkpoint import load_runtime
     from musegen.engines.symbolic.sampler import ConstrainedSampler, SampleSettings
     from musegen.engines.symbolic.tokens import condition_tokens
 
-    torch.set_num_threads(1)
-    model, tok, _ = load_checkpoint(model_dir)
+    model, tok, _ = load_runtime(model_dir)
     sampler = ConstrainedSampler(model, tok)
     prompt = condition_tokens(tok, "pop", 0, "major")
-    gen = torch.Generator().manual_seed(0)
-    # bars chosen large; max_tokens bounds the run
-    sampler.sample([prompt] * batch, bars=10_000, meter=(4, 4), settings=SampleSettings(), generator=gen,
-                   max_tokens=64)
-    t = time.perf_counter()
-    rows = sampler.sample([prompt] * batch, bars=10_000, meter=(4, 4), settings=SampleSettings(),
-                          generator=gen, max_tokens=tokens)
-    dt = time.perf_counter() - t
+    with threadpool_limits(limits=1, user_api="blas"):
+        # bars chosen large; max_tokens bounds the run
+        sampler.sample([prompt] * batch, bars=10_000, meter=(4, 4), settings=SampleSettings(),
+                       generator=np.random.default_rng(0), max_tokens=64)
+        t = time.perf_counter()
+        rows = sampler.sample([prompt] * batch, bars=10_000, meter=(4, 4), settings=SampleSettings(),
+                              generator=np.random.default_rng(0), max_tokens=tokens)
+        dt = time.perf_counter() - t
     return sum(len(r) for r in rows) / dt
+
+
+def step_times(model_dir, steps: int = 500) -> tuple[float, float]:
+    """Milliseconds per batch-1 decode step at 300 cached tokens: NumPy runtime, and the torch model's own step."""
+    import numpy as np
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    from musegen.engines.symbolic.checkpoint import load_checkpoint
+    from musegen.engines.symbolic.runtime import NumpyLM
+
+    torch.set_num_threads(1)
+    model, _, _ = load_checkpoint(model_dir)
+    lm = NumpyLM.from_module(model)
+    out = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for m, arr in ((lm, np.asarray), (model, torch.as_tensor)):
+            cache = m.new_cache(1)
+            m.step(arr(np.zeros((1, 300), dtype=np.int64)), cache)
+            one = arr(np.full((1, 1), 5, dtype=np.int64))
+            t = time.perf_counter()
+            for _ in range(steps):
+                m.step(one, cache)
+                cache.length, cache.pos = 300, 300
+            out.append(1000 * (time.perf_counter() - t) / steps)
+    return out[0], out[1]
 
 
 def extend_wall(repeats: int) -> list[float]:
@@ -64,6 +93,9 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--tokens", type=int, default=1500)
     args = ap.parse_args()
+    np_ms, torch_ms = step_times(args.model)
+    print(f"decode step at batch 1, 1 thread: NumPy runtime {np_ms:.2f} ms, torch model {torch_ms:.2f} ms "
+          f"(x{torch_ms / np_ms:.2f})")
     b1 = throughput(args.model, args.tokens, 1)
     b8 = throughput(args.model, args.tokens, 8)
     print(f"sampling, 1 thread: batch 1 {b1:,.0f} tokens/s (target >= 2,000); batch 8 {b8:,.0f} tokens/s in total")

@@ -13,7 +13,12 @@ torch = pytest.importorskip("torch")
 from symusic import Score  # noqa: E402
 
 from conftest import SAMPLES, make_sketch  # noqa: E402
-from musegen.engines.symbolic.checkpoint import load_checkpoint, save_checkpoint, shipped_checkpoint  # noqa: E402
+from musegen.engines.symbolic.checkpoint import (  # noqa: E402
+    load_checkpoint,
+    load_runtime,
+    save_checkpoint,
+    shipped_checkpoint,
+)
 from musegen.engines.symbolic.data import TokenCorpus, WindowSampler, build_corpus  # noqa: E402
 from musegen.engines.symbolic.model import ModelConfig, MusicTransformer  # noqa: E402
 from musegen.engines.symbolic.sampler import ConstrainedSampler, SampleSettings  # noqa: E402
@@ -63,6 +68,24 @@ def test_model_cache_matches_full_forward(tok):
     assert torch.allclose(last, full, atol=1e-4)
 
 
+def test_numpy_runtime_matches_torch_model(tok):
+    """The NumPy decode loop computes the torch model's logits: prefill, steps, and past the window."""
+    from musegen.engines.symbolic.runtime import NumpyLM
+
+    torch.manual_seed(1)
+    m = MusicTransformer(ModelConfig(vocab_size=len(tok), n_layer=2, n_head=2, d_model=32, context=64,
+                                     dropout=0.0)).eval()
+    lm = NumpyLM.from_module(m)
+    x = torch.randint(0, len(tok), (2, 150))
+    tc, nc = m.new_cache(2), lm.new_cache(2)
+    a, b = m.step(x[:, :40], tc), lm.step(x[:, :40].numpy(), nc)
+    np.testing.assert_allclose(b, a.numpy(), atol=1e-4)
+    for t in range(40, 150):  # runs past the 64-token window twice: both slide alike
+        a, b = m.step(x[:, t:t + 1], tc), lm.step(x[:, t:t + 1].numpy(), nc)
+        np.testing.assert_allclose(b, a.numpy(), atol=1e-4)
+    assert nc.length == tc.length and nc.pos == 150
+
+
 def test_checkpoint_is_safetensors_and_rebuilds(tiny_dir, tok):
     files = {p.name for p in Path(tiny_dir).iterdir()}
     assert {"model.safetensors", "config.json", "tokenizer.json"} <= files
@@ -81,6 +104,7 @@ def test_weights_never_load_through_pickle(tiny_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(pickle, "loads", boom)
     monkeypatch.setattr(torch, "load", boom)
     load_checkpoint(tiny_dir)
+    load_runtime(tiny_dir)
     # a pickle renamed to .safetensors is refused, not executed
     bad = tmp_path / "bad"
     bad.mkdir()
@@ -91,6 +115,22 @@ def test_weights_never_load_through_pickle(tiny_dir, tmp_path, monkeypatch):
 
     with pytest.raises(EngineError):
         load_checkpoint(bad)
+    with pytest.raises(EngineError):
+        load_runtime(bad)
+
+
+def test_runtime_refuses_weights_that_do_not_fit_the_config(tiny_dir, tmp_path):
+    from musegen.errors import EngineError
+
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    for name in ("model.safetensors", "tokenizer.json"):
+        (odd / name).write_bytes((Path(tiny_dir) / name).read_bytes())
+    cfg = json.loads((Path(tiny_dir) / "config.json").read_text())
+    cfg["model"]["d_model"] *= 2
+    (odd / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(EngineError, match="do not fit"):
+        load_runtime(odd)
 
 
 def test_sampler_outputs_always_decode(tiny_dir):
@@ -99,7 +139,7 @@ def test_sampler_outputs_always_decode(tiny_dir):
     from musegen.engines.symbolic.tokens import condition_tokens
 
     prompt = condition_tokens(tokenizer, "pop", 2, "major")
-    gen = torch.Generator().manual_seed(3)
+    gen = np.random.default_rng(3)
     rows = sampler.sample([prompt] * 4, bars=3, meter=(3, 4), generator=gen,
                           settings=SampleSettings(temperature=1.5, programs=(0, 72), key_pcs=frozenset({2, 4, 6, 7, 9, 11, 1})))
     for row in rows:
@@ -210,6 +250,20 @@ def test_cli_extend_with_the_default_model_keeps_the_sketch(cli, tmp_path):
     for st, gt in zip(src.tracks, out.tracks):
         assert [(n.time, n.pitch) for n in gt.notes][: len(st.notes)] == [(n.time, n.pitch) for n in st.notes]
     assert out.end() > src.end()
+
+
+def test_extend_never_imports_torch(tmp_path):
+    """Sampling runs on NumPy: a cold `musegen extend` does not pay for importing torch."""
+    import subprocess
+    import sys
+
+    seed = make_sketch(tmp_path / "sketch.mid", tempo=100, bars=2)
+    code = ("import sys; from musegen.cli.main import run\n"
+            "try:\n    run([%r, %r, '--bars', '2', '-o', %r])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('torch' in sys.modules)") % ("extend", str(seed), str(tmp_path / "o"))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "False"
 
 
 def test_cli_train_fine_tunes_and_the_result_generates(cli, tmp_path):

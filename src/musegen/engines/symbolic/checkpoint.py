@@ -51,13 +51,13 @@ def save_checkpoint(model, tokenizer, out_dir: str | os.PathLike[str], meta: dic
     return out
 
 
-def load_checkpoint(path: str | os.PathLike[str] | None = None, *, device: str = "cpu"):
-    """``(model, tokenizer, config)`` from a checkpoint folder (default: the shipped one)."""
-    import torch
+def _read(path) -> tuple[Path, dict, Any, Any, dict]:
+    """``(folder, config, ModelConfig, tokenizer, float32 numpy state)``, checked, without torch."""
+    import numpy as np
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.numpy import load_file
 
-    from musegen.engines.symbolic.model import ModelConfig, MusicTransformer
+    from musegen.engines.symbolic.config import ModelConfig
     from musegen.engines.symbolic.tokens import build_tokenizer
 
     folder = Path(path) if path is not None else shipped_checkpoint()
@@ -71,18 +71,46 @@ def load_checkpoint(path: str | os.PathLike[str] | None = None, *, device: str =
         config = json.loads((folder / CONFIG).read_text())
         cfg = ModelConfig.from_dict(config["model"])
         tokenizer = build_tokenizer(folder / TOKENIZER)
-        state = load_file(str(folder / WEIGHTS), device=device)
+        state = {k: v.astype(np.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
     except (ValueError, KeyError, TypeError, OSError, SafetensorError) as exc:
         raise EngineError(f"cannot load the model in {str(folder)!r}: {exc}") from None
-    model = MusicTransformer(cfg)
-    state = {k: v.float() for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if m != "head.weight"]
-    if missing or unexpected:
-        raise EngineError(f"weights in {str(folder)!r} do not fit the config "
-                          f"(missing {missing[:3]}, unexpected {unexpected[:3]})")
     if len(tokenizer) != cfg.vocab_size:
         raise EngineError(f"tokenizer in {str(folder)!r} has {len(tokenizer)} tokens, model expects {cfg.vocab_size}")
-    model.eval()
-    del torch
+    return folder, config, cfg, tokenizer, state
+
+
+def _misfit(folder: Path, missing, unexpected) -> EngineError:
+    return EngineError(f"weights in {str(folder)!r} do not fit the config "
+                       f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]})")
+
+
+def load_checkpoint(path: str | os.PathLike[str] | None = None, *, device: str = "cpu"):
+    """``(model, tokenizer, config)`` from a checkpoint folder (default: the shipped one), as a torch model."""
+    import torch
+
+    from musegen.engines.symbolic.model import MusicTransformer
+
+    folder, config, cfg, tokenizer, state = _read(path)
+    model = MusicTransformer(cfg)
+    tensors = {k: torch.from_numpy(v).to(device) for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(tensors, strict=False)
+    missing = [m for m in missing if m != "head.weight"]
+    if missing or unexpected:
+        raise _misfit(folder, missing, unexpected)
+    model.to(device).eval()
     return model, tokenizer, config
+
+
+def load_runtime(path: str | os.PathLike[str] | None = None):
+    """``(NumpyLM, tokenizer, config)``: the checkpoint ready for sampling, without importing torch."""
+    from musegen.engines.symbolic.runtime import NumpyLM, expected_weights
+
+    folder, config, cfg, tokenizer, state = _read(path)
+    want = expected_weights(cfg)
+    missing, unexpected = set(want) - set(state), set(state) - set(want)
+    if missing or unexpected:
+        raise _misfit(folder, sorted(missing), sorted(unexpected))
+    wrong = [f"{k} {state[k].shape} != {want[k]}" for k in sorted(want) if state[k].shape != want[k]]
+    if wrong:
+        raise EngineError(f"weights in {str(folder)!r} do not fit the config ({wrong[0]})")
+    return NumpyLM(cfg, state), tokenizer, config

@@ -7,6 +7,7 @@ procedural engine arranges them over the model's own chords.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from typing import Any
@@ -44,15 +45,15 @@ class SymbolicEngine:
         with _LOCK:
             key = str(path) if path is not None else None
             if self._loaded is None or self._loaded[0] != key:
-                from musegen.engines.symbolic.checkpoint import load_checkpoint
+                from musegen.engines.symbolic.checkpoint import load_runtime
                 from musegen.engines.symbolic.sampler import ConstrainedSampler
 
-                model, tokenizer, config = load_checkpoint(path)
+                model, tokenizer, config = load_runtime(path)
                 self._loaded = (key, model, tokenizer, config, ConstrainedSampler(model, tokenizer))
             return self._loaded[1:]
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
-        import torch
+        import numpy as np
 
         from musegen.engines.symbolic.continuation import build_outputs, plan_prompt
         from musegen.engines.symbolic.sampler import SampleSettings
@@ -74,19 +75,26 @@ class SymbolicEngine:
             key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
             programs=plan.programs,
             wanted=plan.wanted,
-            pc_bias=torch.log(torch.as_tensor(plan.pc_profile) + 0.03) * tonal if tonal else None,
+            pc_bias=np.log(np.asarray(plan.pc_profile) + 0.03) * tonal if tonal else None,
         )
-        gen = torch.Generator().manual_seed(int(request.random_seed) % (2**63))
-        threads = torch.get_num_threads()
-        # small models decode fastest on one thread (two collapse when the other core is busy)
-        torch.set_num_threads(int(opts.get("threads", 1)))
-        try:
+        gen = np.random.default_rng(int(request.random_seed) % (2**63))
+        with _blas_threads(int(opts.get("threads", 1))):
             new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
                                  settings=settings, generator=gen, progress=progress)
-        finally:
-            torch.set_num_threads(threads)
         return build_outputs(request, tokenizer, plan, new, accompany=_truthy(opts.get("accompany", True)),
                              model_name=str(config.get("name", "musegen-symbolic")))
+
+
+@contextlib.contextmanager
+def _blas_threads(n: int):
+    """Small models decode fastest on one thread (two collapse when the other core is busy)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # without threadpoolctl the BLAS keeps its own setting
+        yield
+        return
+    with threadpool_limits(limits=max(1, n), user_api="blas"):
+        yield
 
 
 def _truthy(v: Any) -> bool:

@@ -8,32 +8,12 @@ relative distances matter, and they never exceed ``context``.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-@dataclass
-class ModelConfig:
-    """Everything needed to rebuild the network; saved beside its weights."""
-
-    vocab_size: int
-    n_layer: int = 4
-    n_head: int = 4
-    d_model: int = 256
-    context: int = 512
-    dropout: float = 0.1
-    rope_base: float = 10000.0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in d.items() if k in known})
+from musegen.engines.symbolic.config import ModelConfig  # noqa: F401  (re-exported)
 
 
 def _inv_freq(head_dim: int, base: float) -> torch.Tensor:

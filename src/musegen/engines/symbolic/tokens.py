@@ -54,13 +54,36 @@ def tokenizer_config_dict() -> dict:
     }
 
 
+def _miditok():
+    """miditok, imported without dragging torch in.
+
+    miditok's package init imports its PyTorch data helpers, and with them torch
+    (about a second), whenever torch is installed, inside a ``try`` that skips
+    them on ImportError.  Sampling never uses them, so unless torch is already
+    loaded, ``import torch`` is made to fail for the length of that import; the
+    block is lifted at once, so a later ``import torch`` works as usual.
+    """
+    import sys
+
+    if "miditok" in sys.modules or "torch" in sys.modules:
+        import miditok
+
+        return miditok
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError
+    try:
+        import miditok
+    finally:
+        if "torch" in sys.modules and sys.modules["torch"] is None:
+            del sys.modules["torch"]
+    return miditok
+
+
 def build_tokenizer(path: str | Path | None = None):
     """A miditok REMI tokenizer: from a saved ``tokenizer.json`` or our defaults."""
-    from miditok import REMI, TokenizerConfig
-
+    miditok = _miditok()
     if path is not None:
-        return REMI(params=Path(path))
-    return REMI(TokenizerConfig(**tokenizer_config_dict()))
+        return miditok.REMI(params=Path(path))
+    return miditok.REMI(miditok.TokenizerConfig(**tokenizer_config_dict()))
 
 
 @dataclass
