@@ -44,6 +44,10 @@ def throughput(model_dir, tokens: int, batch: int) -> float:
         rows = sampler.sample([prompt] * batch, bars=10_000, meter=(4, 4), settings=SampleSettings(),
                               generator=np.random.default_rng(0), max_tokens=tokens)
         dt = time.perf_counter() - t
+    if batch == 1:
+        st = sampler.last_stats
+        print(f"  batch 1 drew {st['tokens']} tokens in {st['calls']} model calls "
+              f"({st['tokens'] / st['calls']:.2f} per call with drafts of {sampler.draft_len})")
     return sum(len(r) for r in rows) / dt
 
 

@@ -153,6 +153,24 @@ def test_sampler_outputs_always_decode(tiny_dir):
         assert max(n.time for n in notes) < 3 * bar
 
 
+def test_drafting_changes_speed_not_samples(tiny_dir):
+    """Batch-1 decoding with drafted tokens samples what plain decoding samples, in fewer model calls."""
+    model, tokenizer, _ = load_runtime(tiny_dir)
+    sampler = ConstrainedSampler(model, tokenizer)
+    from musegen.engines.symbolic.tokens import condition_tokens
+
+    prompt = condition_tokens(tokenizer, "folk", 7, "major")
+    settings = SampleSettings(temperature=0.7, programs=(72,))
+    runs = {}
+    for k in (0, 3):
+        sampler.draft_len = k
+        runs[k] = sampler.sample([prompt], bars=6, meter=(4, 4), settings=settings,
+                                 generator=np.random.default_rng(11))[0], dict(sampler.last_stats)
+    assert runs[3][0] == runs[0][0]
+    assert runs[0][1]["calls"] == runs[0][1]["tokens"]
+    assert runs[3][1]["tokens"] == runs[0][1]["tokens"] and runs[3][1]["calls"] < runs[0][1]["calls"]
+
+
 def test_tiny_model_learns(tok):
     """A few optimisation steps on real music lower the loss (the training loop works)."""
     from musegen.engines.symbolic.train import TrainConfig, train

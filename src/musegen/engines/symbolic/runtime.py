@@ -24,14 +24,45 @@ from musegen.engines.symbolic.config import ModelConfig
 
 _EPS = 1e-5  # torch.nn.LayerNorm's default
 _GELU_C = math.sqrt(2.0 / math.pi)
+#: OpenBLAS multiplies a few rows by a matrix with its small-matrix kernel while rows x
+#: columns x depth stays under about this; above it, it packs the whole matrix first and
+#: 4 rows cost 3-4x what 1 row does.  Splitting the columns keeps a few rows cheap.
+_SMALL_GEMM = 3 << 18
+_SPLIT_ROWS = 16  # from this many rows on, packing pays for itself
 
 
-def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    d = x - mu
-    var = np.einsum("...c,...c->...", d, d)[..., None] / x.shape[-1]
-    d *= w / np.sqrt(var + _EPS)  # the scale and the weight in one multiply per row
-    d += b
+class _Mat:
+    """A weight matrix (in, out) that multiplies a few rows fast: see :data:`_SMALL_GEMM`."""
+
+    __slots__ = ("w", "_parts")
+    __array_ufunc__ = None  # makes ``ndarray @ _Mat`` defer to __rmatmul__
+
+    def __init__(self, w: np.ndarray):
+        self.w = np.ascontiguousarray(w, dtype=np.float32)
+        self._parts: dict[int, list[np.ndarray]] = {}
+
+    def __rmatmul__(self, x: np.ndarray) -> np.ndarray:
+        K, N = self.w.shape
+        M = x.size // K
+        if M == 1 or M >= _SPLIT_ROWS or M * K * N <= _SMALL_GEMM:
+            return x @ self.w
+        n = -(-M * K * N // _SMALL_GEMM)
+        parts = self._parts.get(n)
+        if parts is None:
+            parts = self._parts[n] = [np.ascontiguousarray(p) for p in np.array_split(self.w, n, axis=1)]
+        x2 = x.reshape(M, K)
+        return np.concatenate([x2 @ p for p in parts], axis=1).reshape(*x.shape[:-1], N)
+
+
+def _normalize(x: np.ndarray, inv_c: np.ndarray) -> np.ndarray:
+    """LayerNorm without its affine part (folded into the next matrix): (x - mean) / std, a new array.
+
+    Means are products with a ``1/C`` vector: one BLAS call each, cheaper than ``mean()``.
+    """
+    d = x - x @ inv_c
+    var = (d * d) @ inv_c
+    var += _EPS
+    d /= np.sqrt(var, out=var)
     return d
 
 
@@ -62,17 +93,39 @@ def expected_weights(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
 
 
 class _Layer:
-    __slots__ = ("ln1_w", "ln1_b", "w_qkv", "w_proj", "ln2_w", "ln2_b", "w_fc", "w_out")
+    """One block's weights, rearranged for decoding (same function as the torch block).
 
-    def __init__(self, get, i: int):
+    - LayerNorm scales and shifts are folded into the matrix that follows each
+      norm: ``(n * w + b) @ W == n @ (w[:, None] * W) + b @ W``.
+    - Each head's query and key channels are reordered from interleaved pairs
+      (0, 1), (2, 3), ... to halves (0, 2, 4, ... | 1, 3, 5, ...): attention
+      scores do not change when queries and keys share a channel order, and
+      rotary embedding then works on two contiguous halves.
+    - Queries are pre-scaled by ``1 / sqrt(head_dim)``.
+    """
+
+    __slots__ = ("w_qkv", "b_qkv", "w_proj", "w_fc", "b_fc", "w_out")
+
+    def __init__(self, get, i: int, cfg: ModelConfig):
         p = f"blocks.{i}."
-        self.ln1_w, self.ln1_b = get(p + "ln1.weight"), get(p + "ln1.bias")
-        self.ln2_w, self.ln2_b = get(p + "ln2.weight"), get(p + "ln2.bias")
-        # torch's Linear stores (out, in); x @ W wants (in, out), contiguous for BLAS
-        self.w_qkv = np.ascontiguousarray(get(p + "qkv.weight").T)
-        self.w_proj = np.ascontiguousarray(get(p + "proj.weight").T)
-        self.w_fc = np.ascontiguousarray(get(p + "fc.weight").T)
-        self.w_out = np.ascontiguousarray(get(p + "out.weight").T)
+        C, H = cfg.d_model, cfg.n_head
+        D = C // H
+        # torch's Linear stores (out, in); x @ W wants (in, out)
+        w_qkv = get(p + "qkv.weight").T.astype(np.float64)
+        halves = np.concatenate([np.arange(0, D, 2), np.arange(1, D, 2)])
+        order = np.concatenate([h * D + halves for h in range(H)])
+        w_qkv[:, :C] = w_qkv[:, :C][:, order] / math.sqrt(D)
+        w_qkv[:, C:2 * C] = w_qkv[:, C:2 * C][:, order]
+        self.w_qkv, self.b_qkv = _fold(get(p + "ln1.weight"), get(p + "ln1.bias"), w_qkv)
+        self.w_proj = _Mat(get(p + "proj.weight").T)
+        self.w_fc, self.b_fc = _fold(get(p + "ln2.weight"), get(p + "ln2.bias"), get(p + "fc.weight").T)
+        self.w_out = _Mat(get(p + "out.weight").T)
+
+
+def _fold(w: np.ndarray, b: np.ndarray, mat: np.ndarray) -> tuple[_Mat, np.ndarray]:
+    """``(w[:, None] * mat, b @ mat)`` in float32, computed in float64."""
+    mat = np.asarray(mat, dtype=np.float64)
+    return _Mat((w.astype(np.float64)[:, None] * mat).astype(np.float32)), (b.astype(np.float64) @ mat).astype(np.float32)
 
 
 class NumpyLM:
@@ -87,12 +140,13 @@ class NumpyLM:
             return np.asarray(state[name], dtype=np.float32)
 
         self.emb = np.ascontiguousarray(get("tok.weight"))  # (V, C)
-        self.head = np.ascontiguousarray(self.emb.T)         # tied: logits = h @ emb.T
-        self.layers = [_Layer(get, i) for i in range(cfg.n_layer)]
-        self.lnf_w, self.lnf_b = get("ln_f.weight"), get("ln_f.bias")
-        hd = cfg.d_model // cfg.n_head
-        self.inv_freq = (1.0 / (cfg.rope_base ** (np.arange(0, hd, 2, dtype=np.float32) / hd))).astype(np.float32)
-        self.scale = np.float32(1.0 / math.sqrt(hd))
+        self.layers = [_Layer(get, i, cfg) for i in range(cfg.n_layer)]
+        # tied head: logits = ln_f(x) @ emb.T, with ln_f folded in
+        self.head, self.b_head = _fold(get("ln_f.weight"), get("ln_f.bias"), self.emb.T)
+        C = cfg.d_model
+        self.inv_c = np.full((C, 1), 1.0 / C, dtype=np.float32)
+        hd = C // cfg.n_head
+        self.inv_freq = 1.0 / (cfg.rope_base ** (np.arange(0, hd, 2, dtype=np.float64) / hd))
 
     @classmethod
     def from_module(cls, model) -> "NumpyLM":
@@ -104,19 +158,25 @@ class NumpyLM:
         return NumpyCache(self.cfg, batch)
 
     def _rope(self, start: int, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """cos over whole heads (T, 1, 1, D) and sin over half heads (T, 1, 1, D/2), for q and k at once."""
         ang = np.arange(start, start + length, dtype=np.float64)[:, None] * self.inv_freq[None, :]
-        return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+        cos = np.cos(ang).astype(np.float32)
+        return np.concatenate([cos, cos], axis=1)[:, None, None, :], np.sin(ang).astype(np.float32)[:, None, None, :]
 
-    def step(self, idx: np.ndarray, cache: "NumpyCache") -> np.ndarray:
-        """Feed new tokens ``idx`` (B, T) through the cache; float32 logits of the last position (B, V)."""
+    def step(self, idx: np.ndarray, cache: "NumpyCache", *, every: bool = False) -> np.ndarray:
+        """Feed new tokens ``idx`` (B, T) through the cache; float32 logits of the last position (B, V).
+
+        With ``every``, the logits of every new position (B, T, V), for checking drafted tokens.
+        """
         idx = np.asarray(idx)
         B, T = idx.shape
         cache.make_room(T)
         n = cache.length
         cfg = self.cfg
         C, H = cfg.d_model, cfg.n_head
-        D = C // H
-        cos, sin = self._rope(cache.pos, T)  # (T, D/2)
+        D, half = C // H, C // H // 2
+        cos, sin = self._rope(cache.pos, T)
+        inv_c = self.inv_c
         x = self.emb[idx]  # (B, T, C), a copy
         neg = None
         if T > 1:  # new tokens see the past and themselves, not later new tokens
@@ -124,30 +184,33 @@ class NumpyLM:
             i = np.arange(T)[:, None]
             neg = np.where(j > n + i, np.float32(-np.inf), np.float32(0.0))
         for li, L in enumerate(self.layers):
-            h = _layer_norm(x, L.ln1_w, L.ln1_b)
-            qkv = (h @ L.w_qkv).reshape(B, T, 3, H, D)
-            qk = qkv[:, :, :2].transpose(2, 0, 3, 1, 4)  # (2, B, H, T, D)
-            even, odd = qk[..., 0::2], qk[..., 1::2]
-            rot = np.empty_like(qk)
-            rot[..., 0::2] = even * cos - odd * sin
-            rot[..., 1::2] = even * sin + odd * cos
-            kt, vc = cache.kt[li], cache.v[li]
-            kt[:, :, :, n:n + T] = rot[1].transpose(0, 1, 3, 2)
-            vc[:, :, n:n + T] = qkv[:, :, 2].transpose(0, 2, 1, 3)
-            s = rot[0] @ kt[:, :, :, : n + T]  # (B, H, T, n+T)
-            s *= self.scale
+            qkv = _normalize(x, inv_c) @ L.w_qkv
+            qkv += L.b_qkv
+            qkv = qkv.reshape(B, T, 3, H, D)
+            qk = qkv[:, :, :2]                  # (B, T, 2, H, D): rotate queries and keys together
+            lo, hi = qk[..., :half], qk[..., half:]
+            lo_sin, hi_sin = lo * sin, hi * sin
+            qk *= cos
+            lo -= hi_sin
+            hi += lo_sin
+            cache.kt[li][:, :, :, n:n + T] = qkv[:, :, 1].transpose(0, 2, 3, 1)
+            cache.v[li][:, :, n:n + T] = qkv[:, :, 2].transpose(0, 2, 1, 3)
+            s = qkv[:, :, 0].transpose(0, 2, 1, 3) @ cache.kt[li][:, :, :, : n + T]  # (B, H, T, n+T)
             if neg is not None:
                 s += neg
             s -= s.max(-1, keepdims=True)
             np.exp(s, out=s)
-            s /= s.sum(-1, keepdims=True)
-            y = (s @ vc[:, :, : n + T]).transpose(0, 2, 1, 3).reshape(B, T, C)
-            x += y @ L.w_proj
-            h = _layer_norm(x, L.ln2_w, L.ln2_b)
-            x += _gelu_tanh(h @ L.w_fc) @ L.w_out
+            y = s @ cache.v[li][:, :, : n + T]  # (B, H, T, D), normalised below
+            y /= s.sum(-1, keepdims=True)
+            x += y.transpose(0, 2, 1, 3).reshape(B, T, C) @ L.w_proj
+            h = _normalize(x, inv_c) @ L.w_fc
+            h += L.b_fc
+            x += _gelu_tanh(h) @ L.w_out
         cache.length += T
         cache.pos += T
-        return _layer_norm(x[:, -1], self.lnf_w, self.lnf_b) @ self.head
+        logits = _normalize(x if every else x[:, -1], inv_c) @ self.head
+        logits += self.b_head
+        return logits
 
 
 class NumpyCache:
@@ -160,6 +223,13 @@ class NumpyCache:
         self.v = [np.zeros((batch, cfg.n_head, cfg.context, hd), np.float32) for _ in range(cfg.n_layer)]
         self.length = 0  # filled slots
         self.pos = 0     # absolute position of the next token (for rotary angles)
+
+    def rewind(self, t: int) -> None:
+        """Forget the last ``t`` fed tokens (drafts that were not kept)."""
+        if not 0 <= t <= self.length:
+            raise ValueError(f"cannot rewind {t} of {self.length} cached tokens")
+        self.length -= t
+        self.pos -= t
 
     def make_room(self, t: int) -> None:
         if t > self.window:

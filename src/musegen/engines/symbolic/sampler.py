@@ -111,8 +111,103 @@ class Grammar:
         return S_DONE
 
 
+class _Row:
+    """One row's grammar state while sampling."""
+
+    __slots__ = ("state", "cur_pos", "bars_done", "done", "new", "last_bar")
+
+    def __init__(self, state: int, cur_pos: int, bars_done: int):
+        self.state, self.cur_pos, self.bars_done = state, cur_pos, bars_done
+        self.done = False
+        self.new: list[int] = []
+        self.last_bar: dict[int, int] = {}  # program -> bar it last played in
+
+    def table_row(self, after0: int) -> int:
+        if self.done:
+            return S_DONE
+        return after0 + self.cur_pos + 1 if self.state == S_DURATION else self.state
+
+    def take(self, t: int, g: Grammar, bars: int) -> None:
+        """Advance by token ``t``; a Bar that would open bar ``bars + 1`` ends the row instead."""
+        if t == g.bar_id:
+            self.bars_done += 1
+            if self.bars_done > bars:
+                self.done = True
+                return
+            self.cur_pos = -1
+        elif g.kind[t] == "Position":
+            self.cur_pos = int(g.pos_index[t])
+        self.new.append(t)
+        self.state = g.state_after(t)
+        if self.state in (S_PROGRAM_MEL, S_PROGRAM_DRUM):
+            self.last_bar[g.prog_value[t]] = self.bars_done
+
+
+class _Rules:
+    """The settings and the grammar of one ``sample`` call, as arrays over the vocabulary."""
+
+    def __init__(self, g: Grammar, settings: SampleSettings, masks, positions: int):
+        prog_mask, pitch_mask, pos_ok, ts_id = masks
+        # one table of allowed-token rows: grammar states first, then "after a Duration at position k"
+        table = np.zeros((S_DONE + 1 + positions + 1, g.V), dtype=bool)
+        table[S_BAR, ts_id] = True
+        table[S_TIMESIG] = pos_ok
+        table[S_TIMESIG, g.bar_id] = True  # an empty bar
+        table[S_POSITION] = prog_mask
+        table[S_PROGRAM_MEL] = pitch_mask
+        table[S_PROGRAM_DRUM] = g.m_drum
+        table[S_PITCH] = g.m_vel
+        table[S_VELOCITY] = g.m_dur
+        table[S_DONE, g.ids["PAD_None"]] = True
+        self.after0 = after0 = S_DONE + 1  # row after0 + k + 1: after a note at position k (k = -1: no bar yet)
+        table[after0] = g.m_bar
+        for k in range(positions):
+            table[after0 + k + 1] = prog_mask | g.m_bar | (pos_ok & (g.pos_index > k))
+        # the additive form: 0 where allowed, -inf elsewhere (one add masks a batch), plus the tonal prior
+        add = np.where(table, np.float32(0.0), np.float32(-np.inf))
+        if settings.pc_bias is not None:
+            pc_bias = np.asarray(settings.pc_bias, dtype=np.float32).reshape(12)
+            add += np.where(g.pitch_value >= 0, pc_bias[g.pitch_value % 12], np.float32(0.0)).astype(np.float32)
+        self.add = add
+        self.temp = np.float32(max(1e-3, settings.temperature))
+        self.top_k = min(settings.top_k, g.V) if settings.top_k else 0
+        self.top_p = float(settings.top_p)
+        self.V = g.V
+        prog_id = {p: i for i, p in g.prog_value.items()}
+        self.wanted = {p: prog_id[p] for p in settings.wanted if p in prog_id}
+        self.part_bias = settings.part_bias
+
+    def weights(self, logits: np.ndarray, rows: list[_Row]) -> np.ndarray:
+        """Unnormalised sampling weights (B, V) for the rows' next tokens: 0 where not allowed."""
+        lg = logits / self.temp
+        lg += self.add[[r.table_row(self.after0) for r in rows]]
+        if self.wanted:  # parts the request wants to hear, silent this bar and the last
+            for b, r in enumerate(rows):
+                if r.state in (S_POSITION, S_DURATION) and not r.done:
+                    for prog, tid in self.wanted.items():
+                        if r.bars_done - r.last_bar.get(prog, -9) > 1:
+                            lg[b, tid] += self.part_bias
+        if self.top_k:
+            kth = np.partition(lg, self.V - self.top_k, axis=-1)[:, self.V - self.top_k, None]
+            lg[lg < kth] = -np.inf
+        lg -= lg.max(-1, keepdims=True)
+        return np.exp(lg, out=lg)
+
+
 class ConstrainedSampler:
-    """Samples continuations for a batch of prompts that share meter and settings."""
+    """Samples continuations for a batch of prompts that share meter and settings.
+
+    A single row (batch 1) decodes with drafts: the tokens that followed the
+    latest earlier occurrence of the last three tokens (music repeats itself)
+    are fed with the sampled token in one model call, and kept for as long as
+    the sampled tokens equal them.  Each token is still drawn from the model's
+    own distribution, so drafting changes the speed, not what is sampled.
+    """
+
+    #: drafted tokens per model call at batch 1 (0: no drafting)
+    draft_len = 3
+    #: lengths of the context matched to find a draft, tried longest first
+    draft_match = (3, 2, 1)
 
     def __init__(self, model, tokenizer, grammar: Grammar | None = None):
         from musegen.engines.symbolic.runtime import NumpyLM
@@ -120,6 +215,8 @@ class ConstrainedSampler:
         self.model = model if isinstance(model, NumpyLM) else NumpyLM.from_module(model)
         self.tok = tokenizer
         self.g = grammar or Grammar(tokenizer)
+        #: model calls and tokens sampled by the last ``sample``
+        self.last_stats = {"calls": 0, "tokens": 0}
 
     def _static_masks(self, settings: SampleSettings, meter: tuple[int, int]):
         g = self.g
@@ -159,10 +256,10 @@ class ConstrainedSampler:
         B = len(prompts)
         model = self.model
         rngs = _row_generators(generator, B)
-        prog_mask, pitch_mask, pos_ok, ts_id = self._static_masks(settings, meter)
-        positions = meter[0] * 8
-        if not prog_mask.any():
+        masks = self._static_masks(settings, meter)
+        if not masks[0].any():
             raise ValueError("no allowed program token")
+        rules = _Rules(g, settings, masks, meter[0] * 8)
         cache = model.new_cache(B)
         if len({len(p) for p in prompts}) != 1:
             raise ValueError("prompts in one batch must have the same length")
@@ -173,86 +270,79 @@ class ConstrainedSampler:
         logits = None
         for start in range(0, x.shape[1], room):
             logits = model.step(x[:, start:start + room], cache)
-        last = [p[-1] for p in prompts]
-        state = [g.state_after(t) for t in last]
-        # a conditioning prefix or a finished note both allow a new bar
-        state = [S_DURATION if s == S_DONE else s for s in state]
-        cur_pos = [-1] * B
-        bars_done = [0] * B
-        if state[0] == S_POSITION:  # the prompt opened the first bar (Bar TimeSig Position [Tempo])
-            first_pos = next(int(g.pos_index[t]) for t in reversed(prompts[0]) if g.kind[t] == "Position")
-            cur_pos = [first_pos] * B
-            bars_done = [1] * B
-        new: list[list[int]] = [[] for _ in range(B)]
-        done = [False] * B
+        self.last_stats = {"calls": 1, "tokens": 0}
+        def start_state(prompt: list[int]) -> int:
+            s = g.state_after(prompt[-1])
+            return S_DURATION if s == S_DONE else s  # a conditioning prefix or a finished note allow a new bar
+
+        cur_pos, bars_done = -1, 0
+        if start_state(prompts[0]) == S_POSITION:  # the prompt opened the first bar (Bar TimeSig Position [Tempo])
+            cur_pos = next(int(g.pos_index[t]) for t in reversed(prompts[0]) if g.kind[t] == "Position")
+            bars_done = 1
+        rows = [_Row(start_state(p), cur_pos, bars_done) for p in prompts]
         limit = max_tokens or bars * meter[0] * 8 * 12 + 64
-        temp = np.float32(max(1e-3, settings.temperature))
-        # one table of allowed-token rows: grammar states first, then "after a Duration at position k"
-        table = np.zeros((S_DONE + 1 + positions + 1, g.V), dtype=bool)
-        table[S_BAR, ts_id] = True
-        table[S_TIMESIG] = pos_ok
-        table[S_TIMESIG, g.bar_id] = True  # an empty bar
-        table[S_POSITION] = prog_mask
-        table[S_PROGRAM_MEL] = pitch_mask
-        table[S_PROGRAM_DRUM] = g.m_drum
-        table[S_PITCH] = g.m_vel
-        table[S_VELOCITY] = g.m_dur
-        table[S_DONE, g.ids["PAD_None"]] = True
-        after0 = S_DONE + 1  # row after0 + k + 1: after a note at position k (k = -1: bar not opened)
-        table[after0] = g.m_bar
-        for k in range(positions):
-            table[after0 + k + 1] = prog_mask | g.m_bar | (pos_ok & (g.pos_index > k))
-        # the additive form of the table: 0 where allowed, -inf elsewhere (one add masks a batch)
-        table_add = np.where(table, np.float32(0.0), np.float32(-np.inf))
-        if settings.pc_bias is not None:
-            pc_bias = np.asarray(settings.pc_bias, dtype=np.float32).reshape(12)
-            pitch_bias = np.where(g.pitch_value >= 0, pc_bias[g.pitch_value % 12], np.float32(0.0))
-            table_add = table_add + pitch_bias.astype(np.float32)
-        prog_id = {p: i for i, p in g.prog_value.items()}
-        wanted_ids = {p: prog_id[p] for p in settings.wanted if p in prog_id}
-        last_bar: list[dict[int, int]] = [dict() for _ in range(B)]
-        top_k = min(settings.top_k, g.V) if settings.top_k else 0
-        top_p = float(settings.top_p)
+        if B == 1 and self.draft_len > 0:
+            self._decode_drafting(prompts[0], rows[0], logits, cache, rules, rngs[0], bars, limit, progress)
+            return [rows[0].new]
         nxt = np.zeros((B, 1), dtype=np.int64)
         for step in range(limit):
-            rows = [S_DONE if done[b] else (after0 + cur_pos[b] + 1 if state[b] == S_DURATION else state[b])
-                    for b in range(B)]
-            lg = logits / temp
-            lg += table_add[rows]
-            if wanted_ids:
-                for b in range(B):
-                    if state[b] in (S_POSITION, S_DURATION) and not done[b]:
-                        for prog, tid in wanted_ids.items():
-                            if bars_done[b] - last_bar[b].get(prog, -9) > 1:
-                                lg[b, tid] += settings.part_bias
-            if top_k:
-                kth = np.partition(lg, g.V - top_k, axis=-1)[:, g.V - top_k, None]
-                lg[lg < kth] = -np.inf
-            lg -= lg.max(-1, keepdims=True)
-            probs = np.exp(lg, out=lg)
-            for b in range(B):
-                if done[b]:
-                    continue
-                t = _draw(probs[b], top_p, rngs[b])
-                nxt[b, 0] = t
-                if t == g.bar_id:
-                    bars_done[b] += 1
-                    if bars_done[b] > bars:
-                        done[b] = True
-                        continue
-                    cur_pos[b] = -1
-                elif g.kind[t] == "Position":
-                    cur_pos[b] = int(g.pos_index[t])
-                new[b].append(t)
-                state[b] = g.state_after(t)
-                if state[b] in (S_PROGRAM_MEL, S_PROGRAM_DRUM):
-                    last_bar[b][g.prog_value[t]] = bars_done[b]
-            if all(done):
+            weights = rules.weights(logits, rows)
+            for b, r in enumerate(rows):
+                if not r.done:
+                    t = _draw(weights[b], rules.top_p, rngs[b])
+                    nxt[b, 0] = t
+                    r.take(t, g, bars)
+            self.last_stats["tokens"] += B
+            if all(r.done for r in rows):
                 break
             logits = model.step(nxt, cache)
+            self.last_stats["calls"] += 1
             if progress is not None and step % 64 == 0:
-                progress(min(bars, min(bars_done)), bars, "sampling")
-        return new
+                progress(min(bars, min(r.bars_done for r in rows)), bars, "sampling")
+        return [r.new for r in rows]
+
+    def _decode_drafting(self, prompt, row: _Row, logits, cache, rules: _Rules, rng, bars: int, limit: int,
+                         progress) -> None:
+        """Batch-1 decoding with drafted tokens (see the class docstring); fills ``row.new``."""
+        g, model, k = self.g, self.model, self.draft_len
+        orders = self.draft_match
+        history = list(prompt)
+        # per n: n-gram -> where its latest occurrence ends; history[:indexed[n]] is indexed
+        seen: dict[int, dict[tuple[int, ...], int]] = {n: {} for n in orders}
+        indexed = {n: n - 1 for n in orders}
+        drawn = 0
+        t = _draw(rules.weights(logits, [row])[0], rules.top_p, rng)
+        drawn += 1
+        row.take(t, g, bars)
+        while not row.done and drawn < limit:
+            history.append(t)
+            # index every n-gram but the last one, then look the last one up, longest first
+            draft: list[int] = []
+            for n in orders:
+                table = seen[n]
+                for end in range(indexed[n], len(history) - 1):
+                    table[tuple(history[end - n + 1:end + 1])] = end
+                indexed[n] = max(indexed[n], len(history) - 1)
+                if not draft:
+                    hit = table.get(tuple(history[-n:]))
+                    if hit is not None:
+                        draft = history[hit + 1:hit + 1 + k]
+            feed = np.array([[t] + draft], dtype=np.int64)
+            out = model.step(feed, cache, every=True)[0]  # (1 + len(draft), V)
+            self.last_stats["calls"] += 1
+            kept = 0
+            for j in range(len(draft) + 1):
+                t = _draw(rules.weights(out[j:j + 1], [row])[0], rules.top_p, rng)
+                drawn += 1
+                row.take(t, g, bars)
+                if row.done or drawn >= limit or j == len(draft) or t != draft[j]:
+                    break
+                kept += 1
+                history.append(t)
+            cache.rewind(len(draft) - kept)
+            if progress is not None and drawn % 64 < kept + 1:
+                progress(min(bars, row.bars_done), bars, "sampling")
+        self.last_stats["tokens"] = drawn
 
 
 def _row_generators(generator, rows: int) -> list[np.random.Generator]:
