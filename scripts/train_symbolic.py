@@ -88,6 +88,8 @@ def main() -> None:
     ap.add_argument("--tokenize-only", action="store_true")
     ap.add_argument("--no-bf16", action="store_true", help="train in float32 (bf16 autocast is the default)")
     ap.add_argument("--dropout", type=float, default=0.05)
+    ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU")
+    ap.add_argument("--eval-every", type=int, default=250, help="steps between validation runs")
     args = ap.parse_args()
 
     import torch
@@ -106,7 +108,8 @@ def main() -> None:
     mc = ModelConfig(vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads, d_model=args.d_model,
                      context=args.context, dropout=args.dropout)
     tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                     time_limit_s=args.minutes * 60, eval_every=250, eval_batches=16, bf16=not args.no_bf16)
+                     time_limit_s=args.minutes * 60, eval_every=args.eval_every, eval_batches=16,
+                     bf16=not args.no_bf16, device=args.device)
     # the schedule should end when the time does: estimate steps from a short timing run
     summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc,
                     meta={"data": {"train_pieces": len(train_c), "train_tokens": int(len(train_c.ids)),

@@ -32,6 +32,7 @@ class TrainConfig:
     seed: int = 0
     threads: int = 0           # torch threads (0 = leave as is)
     bf16: bool = False         # bfloat16 autocast (about 1.8x faster on CPUs with AMX/AVX512-BF16)
+    device: str = "cpu"        # "cuda" on a GPU (the checkpoint is saved for the CPU either way)
 
 
 def _lr(step: int, tc: TrainConfig) -> float:
@@ -41,22 +42,23 @@ def _lr(step: int, tc: TrainConfig) -> float:
     return tc.min_lr + 0.5 * (tc.lr - tc.min_lr) * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def _split_batch(arr: np.ndarray, pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _split_batch(arr: np.ndarray, pad_id: int, device: str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     x = torch.from_numpy(arr[:, :-1].copy())
     y = torch.from_numpy(arr[:, 1:].copy())
     x[x < 0] = pad_id
-    return x, y
+    return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
 
 
 @torch.no_grad()
-def evaluate(model: MusicTransformer, sampler: WindowSampler, batches: int, batch: int, pad_id: int) -> float:
+def evaluate(model: MusicTransformer, sampler: WindowSampler, batches: int, batch: int, pad_id: int,
+             device: str = "cpu") -> float:
     """Mean token cross-entropy (nats) on fixed-seed windows."""
     model.eval()
     rng_state = sampler.rng.bit_generator.state
     sampler.rng = np.random.default_rng(1234)
     total, count = 0.0, 0
     for _ in range(batches):
-        x, y = _split_batch(sampler.batch(batch), pad_id)
+        x, y = _split_batch(sampler.batch(batch), pad_id, device)
         _, loss = model(x, y)
         n = int((y != -100).sum())
         total += float(loss) * n
@@ -93,6 +95,8 @@ def train(
     torch.manual_seed(tc.seed)
     model = init if init is not None else MusicTransformer(model_cfg or ModelConfig(vocab_size=len(tokenizer)))
     cfg = model.cfg
+    model.to(tc.device)
+    device_type = torch.device(tc.device).type
     pad_id = tokenizer.vocab["PAD_None"]
     tr = WindowSampler(tokenizer, train_corpus, cfg.context, seed=tc.seed)
     va = WindowSampler(tokenizer, valid_corpus, cfg.context, seed=tc.seed + 1, transpose=False) \
@@ -120,24 +124,27 @@ def train(
         for step in range(tc.steps):
             for g in opt.param_groups:
                 g["lr"] = _lr(step, tc)
-            x, y = _split_batch(tr.batch(tc.batch), pad_id)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=tc.bf16):
+            x, y = _split_batch(tr.batch(tc.batch), pad_id, tc.device)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=tc.bf16):
                 _, loss = model(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), tc.clip)
             opt.step()
             tokens += int((y != -100).sum())
-            if step == 30 and tc.time_limit_s:
-                # fit the cosine schedule to the time budget, measured on the first steps
-                per_step = (time.time() - t0) / 31
-                tc.steps = max(step + 2, min(tc.steps, int(tc.time_limit_s / per_step)))
+            if step == 10:
+                t10 = time.time()  # past the first steps' warm-up (allocations, kernel choice)
+            if step == 60 and tc.time_limit_s:
+                # fit the cosine schedule to the time budget, measured on steps 11-60
+                per_step = (time.time() - t10) / 50
+                tc.steps = max(step + 2, min(tc.steps, int((tc.time_limit_s - (time.time() - t0)) / per_step) + step))
             last = step == tc.steps - 1 or (tc.time_limit_s and time.time() - t0 > tc.time_limit_s)
             if step % 20 == 0:
                 emit({"step": step, "train_loss": round(loss.item(), 4), "lr": round(_lr(step, tc), 6),
                       "tokens_per_s": round(tokens / (time.time() - t0), 1), "elapsed_s": round(time.time() - t0, 1)})
             if (step and step % tc.eval_every == 0) or last:
-                vl = evaluate(model, va, tc.eval_batches, tc.batch, pad_id) if va is not None else loss.item()
+                vl = evaluate(model, va, tc.eval_batches, tc.batch, pad_id, tc.device) if va is not None \
+                    else loss.item()
                 emit({"step": step, "valid_loss": round(vl, 4), "elapsed_s": round(time.time() - t0, 1)})
                 if vl < best - 1e-4:
                     best, bad_evals = vl, 0
