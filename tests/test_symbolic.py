@@ -154,7 +154,8 @@ def test_sampler_outputs_always_decode(tiny_dir):
 
 
 def test_drafting_changes_speed_not_samples(tiny_dir):
-    """Batch-1 decoding with drafted tokens samples what plain decoding samples, in fewer model calls."""
+    """Batch-1 decoding with drafted tokens samples what plain decoding samples, in fewer model calls,
+    also after the KV window has slid (drafts must not make it slide elsewhere)."""
     model, tokenizer, _ = load_runtime(tiny_dir)
     sampler = ConstrainedSampler(model, tokenizer)
     from musegen.engines.symbolic.tokens import condition_tokens
@@ -164,8 +165,9 @@ def test_drafting_changes_speed_not_samples(tiny_dir):
     runs = {}
     for k in (0, 3):
         sampler.draft_len = k
-        runs[k] = sampler.sample([prompt], bars=6, meter=(4, 4), settings=settings,
+        runs[k] = sampler.sample([prompt], bars=40, meter=(4, 4), settings=settings,
                                  generator=np.random.default_rng(11))[0], dict(sampler.last_stats)
+    assert len(runs[0][0]) > 2 * model.cfg.context  # the window (256, sliding to 128) slid 3+ times
     assert runs[3][0] == runs[0][0]
     assert runs[0][1]["calls"] == runs[0][1]["tokens"]
     assert runs[3][1]["tokens"] == runs[0][1]["tokens"] and runs[3][1]["calls"] < runs[0][1]["calls"]

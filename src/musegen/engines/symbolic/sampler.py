@@ -327,6 +327,9 @@ class ConstrainedSampler:
                     hit = table.get(tuple(history[-n:]))
                     if hit is not None:
                         draft = history[hit + 1:hit + 1 + k]
+            # never past the end of the window: it must slide where plain decoding slides it,
+            # or the kept context (and so the samples) would differ
+            draft = draft[:max(0, model.cfg.context - cache.length - 1)]
             feed = np.array([[t] + draft], dtype=np.int64)
             out = model.step(feed, cache, every=True)[0]  # (1 + len(draft), V)
             self.last_stats["calls"] += 1
