@@ -38,6 +38,8 @@ MAX_WORKER_DEATHS = 2
 #: twice as fast as 8 requests alone; larger batches gain little, as rows that finish
 #: early wait for the longest one.
 MAX_CHUNK = 8
+#: Environment variable that overrides :data:`MAX_CHUNK` (1: one job at a time, no batching).
+CHUNK_VAR = "MUSEGEN_BATCH_CHUNK"
 #: Parameters that do not reach the engine: jobs differing only in these may share a call.
 _NOT_ENGINE = {"seed", "soundfont", "sample_rate"}
 
@@ -69,10 +71,10 @@ def batch_key(job: dict[str, Any]) -> str | None:
 class JobQueue:
     """Pending jobs, handed out in chunks of jobs with the same :func:`batch_key`."""
 
-    def __init__(self, jobs: list[dict[str, Any]], workers: int, *, max_chunk: int = MAX_CHUNK):
+    def __init__(self, jobs: list[dict[str, Any]], workers: int, *, max_chunk: int | None = None):
         self.pending = deque(jobs)
         self.workers = max(1, workers)
-        self.max_chunk = max(1, max_chunk)
+        self.max_chunk = max(1, max_chunk if max_chunk is not None else chunk_limit())
         self.alone: set[str] = set()  # jobs whose worker died: retried one per worker
 
     def __len__(self) -> int:
@@ -100,6 +102,22 @@ class JobQueue:
         """Put a job back at the front, to run alone (its chunk's worker died)."""
         self.alone.add(job["id"])
         self.pending.appendleft(job)
+
+
+def chunk_limit() -> int:
+    """:data:`MAX_CHUNK`, or the value of ``MUSEGEN_BATCH_CHUNK`` (for measuring, e.g. 1 to turn batching off)."""
+    from musegen.errors import ParameterError
+
+    value = os.environ.get(CHUNK_VAR, "").strip()
+    if not value:
+        return MAX_CHUNK
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if not 1 <= n <= 64:
+        raise ParameterError(f"{CHUNK_VAR} must be an integer between 1 and 64, got {value!r}")
+    return n
 
 
 _ROWS = None  # a worker's queue to the parent for rows of finished jobs (see run_chunk)
