@@ -1,7 +1,7 @@
 """Batch throughput (issue #5): one plan, run end to end by the CLI in fresh processes.
 
     python scripts/bench_batch.py [--jobs 100] [--seconds 30] [--workers 1,2] [--ray]
-                                  [--engine NAME] [--no-images] [--keep DIR]
+                                  [--engine NAME] [--no-images] [--keep DIR] [--batching]
 
 The plan is ``--jobs`` generate jobs of ``--seconds`` seconds each (five
 presets x seeds) with the default engine: ``symbolic`` when its weights are
@@ -13,7 +13,10 @@ runs ``musegen batch plan.toml -o <fresh folder> --workers N`` and reports:
 2. the speedup from 1 to 2 workers (target >= 1.8x on two cores);
 3. with ``--ray``, the Ray executor on the same plan and worker count
    against the local pool: total wall time and the mean time inside a job,
-   so start-up overhead and per-job overhead show apart.
+   so start-up overhead and per-job overhead show apart;
+4. with ``--batching``, the plan on one worker with jobs handed out one at
+   a time (``MUSEGEN_BATCH_CHUNK=1``) against chunks whose engine requests
+   are sampled as one batch (the default): wall time and their ratio.
 
 Run it on an otherwise idle machine; runs are sequential, never overlapping.
 Each line also says how many cores other processes kept busy meanwhile
@@ -67,14 +70,18 @@ def children_cpu_s() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def run(plan: Path, out: Path, *, workers: int, executor: str, images: bool, limit: int) -> dict:
+def run(plan: Path, out: Path, *, workers: int, executor: str, images: bool, limit: int,
+        chunk: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "musegen", "batch", str(plan), "-o", str(out), "--workers", str(workers),
            "--executor", executor, "--json"]
     if not images:
         cmd.append("--no-images")
     busy0, ours0 = busy_cpu_s(), children_cpu_s()
     t = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    env = dict(os.environ)
+    if chunk is not None:
+        env["MUSEGEN_BATCH_CHUNK"] = str(chunk)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - t
     busy1, ours1 = busy_cpu_s(), children_cpu_s()
     # CPU time of the machine minus that of our (reaped) process tree: other programs' load.
@@ -90,14 +97,15 @@ def run(plan: Path, out: Path, *, workers: int, executor: str, images: bool, lim
     return {"executor": executor, "workers": workers, "wall_s": wall, "jobs": len(rows),
             "job_mean_s": statistics.mean(job_s), "engine_mean_s": statistics.mean(engine_s),
             "images_mean_s": statistics.mean(images_s), "audio_s": music,
-            "workers_seen": len({r["worker"] for r in rows}), "other_cores": others}
+            "workers_seen": len({r["worker"] for r in rows}), "other_cores": others,
+            "batch_mean": statistics.mean(r.get("batch_size", 1) for r in rows)}
 
 
 def show(r: dict) -> None:
     print(f"{r['executor']:5s} x{r['workers']}: {r['wall_s']:7.1f} s wall for {r['jobs']} jobs "
           f"({r['jobs'] / r['wall_s'] * 60:.0f} jobs/min, {r['audio_s'] / r['wall_s']:.0f}x real time); "
           f"per job {r['job_mean_s']:.2f} s (engine {r['engine_mean_s']:.2f}, pictures {r['images_mean_s']:.2f}); "
-          f"{r['workers_seen']} worker processes"
+          f"{r['workers_seen']} worker processes, mean batch {r['batch_mean']:.1f}"
           + _other_load(r), flush=True)
 
 
@@ -118,6 +126,8 @@ def main() -> None:
     ap.add_argument("--engine", default=None, help="default: symbolic if its weights exist, else procedural")
     ap.add_argument("--no-images", action="store_true", help="skip the report pictures")
     ap.add_argument("--keep", type=Path, help="keep the run folders here")
+    ap.add_argument("--batching", action="store_true",
+                    help="only compare one worker unbatched (one job at a time) with batched chunks")
     args = ap.parse_args()
     engine = args.engine or default_engine()
     counts = [int(w) for w in args.workers.split(",")]
@@ -127,6 +137,17 @@ def main() -> None:
         plan = write_plan(base, jobs=args.jobs, seconds=args.seconds, engine=engine)
         print(f"plan: {args.jobs} jobs x {args.seconds:g} s, engine {engine}, "
               f"pictures {'off' if args.no_images else 'on'}", flush=True)
+        if args.batching:
+            solo = run(plan, base / "unbatched", workers=1, executor="local", images=not args.no_images,
+                       limit=args.jobs, chunk=1)
+            show(solo)
+            many = run(plan, base / "batched", workers=1, executor="local", images=not args.no_images,
+                       limit=args.jobs)
+            show(many)
+            print(f"batched vs unbatched, 1 worker: wall {many['wall_s']:.1f} s vs {solo['wall_s']:.1f} s, "
+                  f"{solo['wall_s'] / many['wall_s']:.2f}x faster; engine time per job "
+                  f"{many['engine_mean_s']:.3f} s vs {solo['engine_mean_s']:.3f} s")
+            return
         results = {}
         for w in counts:
             results[("local", w)] = r = run(plan, base / f"local-{w}", workers=w, executor="local",

@@ -429,13 +429,18 @@ def test_killed_worker_job_is_retried(tmp_path):
                    if b"multiprocessing" in Path(f"/proc/{p}/cmdline").read_bytes()
                    and b"resource_tracker" not in Path(f"/proc/{p}/cmdline").read_bytes()]
         assert workers
+        # workers run chunks of jobs; each job is recorded as it finishes, not with its chunk
+        done_before = {r["id"]: r for r in rows_of(out) if r["status"] == "ok"}
         os.kill(workers[0], signal.SIGKILL)
         out_text, err = proc.communicate(timeout=180)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    assert all(r["status"] == "ok" for r in rows_of(out))
+    rows = {r["id"]: r for r in rows_of(out)}
+    assert all(r["status"] == "ok" for r in rows.values())
+    assert done_before and all(rows[i]["finished_at"] == r["finished_at"] for i, r in done_before.items()), \
+        "jobs recorded before the kill are not run again"
     no_partials(out)
 
 

@@ -16,7 +16,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from musegen import __version__, limits
 from musegen.engines.base import Request, continuation_start
@@ -251,10 +251,140 @@ def generate(
     -------
     list of Result
     """
+    t0 = time.perf_counter()
+    job = _prepare(preset, midi=midi, bars=bars, seconds=seconds, seed=seed, variations=variations,
+                   engine=engine, tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir,
+                   name=name, soundfont=soundfont, sample_rate=sample_rate, post=post,
+                   continue_only=continue_only, engine_options=engine_options, command=command)
+    n_steps = variations * 3 + 1
+    report = progress or (lambda done, total, msg: None)
+
+    def engine_progress(done: float, total: float, msg: str) -> None:
+        report(done / max(total, 1e-9), n_steps, msg)
+
+    report(0, n_steps, f"{job.engine_name}: generating")
+    t_eng = time.perf_counter()
+    outputs = job.engine.generate(job.request, progress=engine_progress)
+    results = _finish(job, outputs, time.perf_counter() - t_eng, report)
+    report(n_steps, n_steps, f"done in {time.perf_counter() - t0:.1f} s")
+    return results
+
+
+def generate_many(calls: Sequence[dict[str, Any]]) -> Iterator[tuple[int, "list[Result] | Exception", float]]:
+    """Several :func:`generate` calls, with one engine call for the requests of each engine.
+
+    Engines with a ``generate_many`` method (see :class:`musegen.engines.base.Engine`)
+    get their requests together, so engines that batch sample them as one
+    batch; others get them one at a time.  A failure stays with its call: when
+    the engine's batched call fails, its requests are generated one by one,
+    so one bad request cannot fail the others.
+
+    Parameters
+    ----------
+    calls : sequence of dict
+        Keyword arguments of :func:`generate` (``progress`` excepted).
+
+    Yields
+    ------
+    (int, list of Result or Exception, float)
+        The index of a call, its results or what it raised, and its own cost
+        in seconds (its preparation and finishing, and its share of the
+        engine call), as each call finishes with its files written.
+    """
+    jobs: dict[int, _Job] = {}
+    cost: dict[int, float] = {}
+    for i, kwargs in enumerate(calls):
+        t = time.perf_counter()
+        try:
+            jobs[i] = _prepare(**kwargs)
+        except Exception as exc:  # noqa: BLE001 - reported for this call only
+            yield i, exc, time.perf_counter() - t
+            continue
+        cost[i] = time.perf_counter() - t
+    by_engine: dict[int, list[int]] = {}
+    for i, job in jobs.items():
+        by_engine.setdefault(id(job.engine), []).append(i)
+    for members in by_engine.values():
+        engine = jobs[members[0]].engine
+        outcomes = _run_engine(engine, [jobs[i].request for i in members])
+        for i, (outputs, t_eng) in zip(members, outcomes):
+            t = time.perf_counter()
+            if not isinstance(outputs, Exception):
+                try:
+                    outputs = _finish(jobs[i], outputs, t_eng, lambda done, total, msg: None)
+                except Exception as exc:  # noqa: BLE001
+                    outputs = exc
+            yield i, outputs, cost[i] + t_eng + time.perf_counter() - t
+
+
+def _run_engine(engine, requests: list[Request]) -> list[tuple["list | Exception", float]]:
+    """``(outputs or the exception, engine seconds)`` per request: batched if the engine can."""
+    many = getattr(engine, "generate_many", None)
+    if many is not None and len(requests) > 1:
+        t = time.perf_counter()
+        try:
+            outs = many(requests)
+            if len(outs) != len(requests):
+                raise EngineError(f"engine {engine.name!r} returned {len(outs)} results for {len(requests)} requests")
+        except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: retry one by one
+            pass
+        else:
+            share = (time.perf_counter() - t) / len(requests)
+            return [(out, share) for out in outs]
+    done: list[tuple[list | Exception, float]] = []
+    for request in requests:
+        t = time.perf_counter()
+        try:
+            done.append((engine.generate(request), time.perf_counter() - t))
+        except Exception as exc:  # noqa: BLE001
+            done.append((exc, time.perf_counter() - t))
+    return done
+
+
+@dataclass
+class _Job:
+    """A :func:`generate` call resolved up to the engine: its request and what finishing needs."""
+
+    request: Request
+    preset: Preset
+    engine: Any
+    engine_name: str
+    midi: "str | os.PathLike[str] | None"
+    seed_sha: str | None
+    out: Path
+    sample_rate: int
+    soundfont: Any
+    steps: list[dict[str, Any]]
+    template: str
+    command: str
+
+
+def _prepare(
+    preset: str | Preset | None = None,
+    *,
+    midi: str | os.PathLike[str] | None = None,
+    bars: int | None = None,
+    seconds: float | None = None,
+    seed: int | None = None,
+    variations: int = 1,
+    engine: str | None = None,
+    tempo: float | None = None,
+    key: str | None = None,
+    temperature: float | None = None,
+    prompt: str = "",
+    out_dir: str | os.PathLike[str] = "out",
+    name: str | None = None,
+    soundfont: str | None = None,
+    sample_rate: int | None = None,
+    post: Sequence[dict[str, Any]] | None = None,
+    continue_only: bool = False,
+    engine_options: dict[str, Any] | None = None,
+    command: str = "generate",
+) -> _Job:
+    """Everything of :func:`generate` before the engine runs (checks, seed, request, engine)."""
     from musegen.audio.chain import validate_chain
     from musegen.engines.registry import get_engine
 
-    t0 = time.perf_counter()
     p = resolve_preset(preset)
     if seed is None:
         seed = secrets.randbelow(2**31)
@@ -282,38 +412,32 @@ def generate(
     out = ensure_dir(out_dir)
     engine_name = engine or p.engine.name
     eng = get_engine(engine_name)
-
-    n_steps = variations * 3 + 1
-    report = progress or (lambda done, total, msg: None)
-
-    def engine_progress(done: float, total: float, msg: str) -> None:
-        report(done / max(total, 1e-9), n_steps, msg)
-
-    report(0, n_steps, f"{engine_name}: generating")
-    t_eng = time.perf_counter()
-    outputs = eng.generate(request, progress=engine_progress)
-    t_eng = time.perf_counter() - t_eng
-    if len(outputs) != variations:
-        raise EngineError(f"engine {engine_name!r} returned {len(outputs)} outputs for {variations} variations")
-    report(1, n_steps, "rendering")
-
     template = name or (DEFAULT_TEMPLATE + ("-v{variation}" if variations > 1 else ""))
     if midi is not None and name is None:
         template = "{midi}-" + template
+    return _Job(request, p, eng, engine_name, midi, seed_sha, out, sr, sf_path, steps, template, command)
+
+
+def _finish(job: _Job, outputs: list, t_eng: float, report: Progress) -> list[Result]:
+    """Render, post-process and write the engine's outputs of one call."""
+    request, variations = job.request, job.request.variations
+    if len(outputs) != variations:
+        raise EngineError(f"engine {job.engine_name!r} returned {len(outputs)} outputs for {variations} variations")
+    n_steps = variations * 3 + 1
+    report(1, n_steps, "rendering")
     results = []
     for i, item in enumerate(outputs):
         stem = format_stem(
-            template, preset=p.name, seed=seed, variation=i + 1, engine=engine_name,
-            midi=Path(midi).stem if midi is not None else "", bars=request.bars,
+            job.template, preset=job.preset.name, seed=request.random_seed, variation=i + 1,
+            engine=job.engine_name, midi=Path(job.midi).stem if job.midi is not None else "", bars=request.bars,
             tempo=f"{request.tempo_bpm:g}", key=f"{NOTE_NAMES[request.tonic]}{request.mode}",
         )
         results.append(
             _finish_item(
-                item, request, p, stem, out, sr, sf_path, steps, command,
-                engine_name, i, midi, seed_sha, report, 1 + 3 * i, n_steps, t_eng / variations,
+                item, request, job.preset, stem, job.out, job.sample_rate, job.soundfont, job.steps, job.command,
+                job.engine_name, i, job.midi, job.seed_sha, report, 1 + 3 * i, n_steps, t_eng / variations,
             )
         )
-    report(n_steps, n_steps, f"done in {time.perf_counter() - t0:.1f} s")
     return results
 
 

@@ -6,6 +6,11 @@ folder is renamed to ``<out>/<id>/``.  A job folder therefore exists only
 complete; whatever an interrupted job leaves is under ``.staging``, which the
 runner removes.  :func:`run_job` never raises for a failed job: it returns a
 manifest row that says ``failed`` and why.
+
+:func:`run_jobs` runs a chunk of generate/extend jobs whose engine requests
+can be batched (a sweep over seeds, say): one engine call for all of them,
+then each job is rendered, written and committed on its own, exactly as
+:func:`run_job` does, and reported as soon as it is committed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from musegen.errors import MusegenError
 
@@ -81,27 +86,107 @@ def run_job(job: dict[str, Any], out_dir: str, *, images: bool = True) -> dict[s
         ``error``.
     """
     t0 = time.perf_counter()
-    started = now_iso()
-    out = Path(out_dir)
-    stage = out / STAGING / f"{job['id']}.{secrets.token_hex(4)}"
-    where = {"worker": f"{socket.gethostname()}:{os.getpid()}", "started_at": started}
+    where = _where()
+    stage = _new_stage(out_dir, job)
     try:
         stage.mkdir(parents=True)
         files, analysis, timings, score_path = _execute(job, stage)
-        if images:
-            t = time.perf_counter()
-            files.update(_pictures(stage / files["wav"], score_path, stage, title=job["id"]))
-            timings["images_s"] = round(time.perf_counter() - t, 4)
-        _commit(stage, out / job["id"])
-    except MusegenError as exc:
-        return failed_row(job, str(exc), error_type=type(exc).__name__, **where,
-                          wall_s=round(time.perf_counter() - t0, 3), **worker_memory())
-    except Exception as exc:  # a bug or an unexpected library failure: keep the traceback
-        return failed_row(job, f"internal error: {type(exc).__name__}: {exc}", error_type=type(exc).__name__,
-                          traceback=traceback.format_exc(limit=20), **where,
-                          wall_s=round(time.perf_counter() - t0, 3), **worker_memory())
+        return _complete(job, out_dir, stage, files, analysis, timings, score_path, where, t0, images=images)
+    except Exception as exc:  # noqa: BLE001 - every failure becomes the job's row
+        return _failure(job, exc, where, t0)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def run_jobs(jobs: list[dict[str, Any]], out_dir: str, *, images: bool = True,
+             on_row: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run a chunk of jobs; generate/extend jobs hand their engines their requests together.
+
+    Each job gets its own staging folder, files, commit and row, as with
+    :func:`run_job`; a job that fails (before, in or after the engine) fails
+    alone.  ``on_row(row)`` is called as each job is committed or fails, so a
+    caller can record it before the rest of the chunk is done.  A row's
+    ``wall_s`` is the job's own cost: its share of the engine call, and its
+    own preparation, rendering, files and pictures.  Rows of jobs generated
+    in a batch carry ``batch_size``: how many requests were sampled together
+    with theirs (theirs included).
+
+    Returns
+    -------
+    list of dict
+        The manifest rows, in the order of ``jobs``.
+    """
+    emit = on_row or (lambda row: None)
+    rows: dict[int, dict[str, Any]] = {}
+    where = _where()
+    stages: dict[int, Path] = {}
+    calls: list[dict[str, Any]] = []
+    owners: list[int] = []
+    try:
+        for i, job in enumerate(jobs):
+            if job["command"] not in ("generate", "extend"):
+                rows[i] = run_job(job, out_dir, images=images)
+                emit(rows[i])
+                continue
+            stages[i] = stage = _new_stage(out_dir, job)
+            try:
+                stage.mkdir(parents=True)
+                calls.append(_generation_kwargs(job, stage))
+                owners.append(i)
+            except Exception as exc:  # noqa: BLE001
+                rows[i] = _failure(job, exc, where, time.perf_counter())
+                emit(rows[i])
+        if calls:
+            from musegen import pipeline
+
+            for c, outcome, cost in pipeline.generate_many(calls):
+                i = owners[c]
+                job, t = jobs[i], time.perf_counter()
+                try:
+                    if isinstance(outcome, Exception):
+                        raise outcome
+                    (result,) = outcome
+                    files, analysis, timings, score_path = _result_files(result)
+                    row = _complete(job, out_dir, stages[i], files, analysis, timings, score_path, where,
+                                    t - cost, images=images)
+                    row["batch_size"] = int((result.sidecar.get("engine", {}).get("info") or {}).get("batch", 1))
+                    rows[i] = row
+                except Exception as exc:  # noqa: BLE001
+                    rows[i] = _failure(job, exc, where, t - cost)
+                emit(rows[i])
+    finally:
+        for stage in stages.values():
+            shutil.rmtree(stage, ignore_errors=True)
+    return [rows[i] for i in range(len(jobs)) if i in rows]
+
+
+def _where() -> dict[str, str]:
+    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "started_at": now_iso()}
+
+
+def _new_stage(out_dir: str, job: dict[str, Any]) -> Path:
+    return Path(out_dir) / STAGING / f"{job['id']}.{secrets.token_hex(4)}"
+
+
+def _failure(job: dict[str, Any], exc: BaseException, where: dict[str, str], t0: float) -> dict[str, Any]:
+    """The row of a failed job: the message of a MusegenError, the traceback of anything else."""
+    wall = round(time.perf_counter() - t0, 3)
+    if isinstance(exc, MusegenError):
+        return failed_row(job, str(exc), error_type=type(exc).__name__, **where, wall_s=wall, **worker_memory())
+    # a bug or an unexpected library failure: keep the traceback
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__, limit=20))
+    return failed_row(job, f"internal error: {type(exc).__name__}: {exc}", error_type=type(exc).__name__,
+                      traceback=trace, **where, wall_s=wall, **worker_memory())
+
+
+def _complete(job, out_dir, stage: Path, files, analysis, timings, score_path, where, t0, *,
+              images: bool) -> dict[str, Any]:
+    """Draw the pictures, commit the staged folder and return the job's ``ok`` row."""
+    if images:
+        t = time.perf_counter()
+        files.update(_pictures(stage / files["wav"], score_path, stage, title=job["id"]))
+        timings["images_s"] = round(time.perf_counter() - t, 4)
+    _commit(stage, Path(out_dir) / job["id"])
     wall = round(time.perf_counter() - t0, 3)
     timings["total_s"] = wall
     return {
@@ -117,6 +202,41 @@ def _path(job: dict[str, Any], key: str) -> str | None:
 
     ref = job["params"].get(key)
     return None if ref is None else resolve_path(job["base"], ref)
+
+
+def _generation_kwargs(job: dict[str, Any], stage: Path) -> dict[str, Any]:
+    """Keyword arguments of :func:`musegen.pipeline.generate` for a generate or extend job."""
+    from musegen import pipeline
+    from musegen.batch.params import build_chain
+    from musegen.batch.plan import is_path, resolve_path
+
+    p = job["params"]
+    soundfont = p.get("soundfont")
+    if soundfont is not None and soundfont != "default":
+        soundfont = resolve_path(job["base"], soundfont)
+    preset = pipeline.resolve_preset(
+        resolve_path(job["base"], p["preset"]) if is_path(p.get("preset", "")) else p.get("preset"))
+    options = dict(p.get("options", {}))
+    if "model" in p:
+        options["model"] = _path(job, "model")
+    extend = job["command"] == "extend"
+    return dict(
+        preset=preset, midi=_path(job, "midi"), bars=p.get("bars"), seconds=p.get("seconds"), seed=p["seed"],
+        engine=p.get("engine"), tempo=p.get("tempo"), key=p.get("key"),
+        temperature=p.get("temperature"), prompt=p.get("prompt", ""), out_dir=stage,
+        soundfont=soundfont, sample_rate=p.get("sample_rate"),
+        post=build_chain(p, list(preset.post)), engine_options=options,
+        continue_only=extend and not p.get("add_parts", False), command=job["command"],
+    )
+
+
+def _result_files(result):
+    """``(file names by kind, analysis, timings, MIDI path or None)`` of a pipeline result."""
+    files = {"wav": result.wav.name, "json": result.json.name}
+    if result.mid is not None:
+        files["mid"] = result.mid.name
+    timings = dict(result.sidecar.get("timings", {}))
+    return files, dict(result.sidecar.get("analysis", {})), timings, result.mid
 
 
 def _execute(job: dict[str, Any], stage: Path):
@@ -135,27 +255,8 @@ def _execute(job: dict[str, Any], stage: Path):
     if command in ("generate", "extend"):
         from musegen import pipeline
 
-        preset = pipeline.resolve_preset(
-            resolve_path(job["base"], p["preset"]) if is_path(p.get("preset", "")) else p.get("preset"))
-        options = dict(p.get("options", {}))
-        if "model" in p:
-            options["model"] = _path(job, "model")
-        kwargs = dict(
-            preset=preset, bars=p.get("bars"), seconds=p.get("seconds"), seed=p["seed"],
-            engine=p.get("engine"), tempo=p.get("tempo"), key=p.get("key"),
-            temperature=p.get("temperature"), prompt=p.get("prompt", ""), out_dir=stage,
-            soundfont=soundfont, sample_rate=p.get("sample_rate"),
-            post=build_chain(p, list(preset.post)), engine_options=options,
-        )
-        if command == "extend":
-            (result,) = pipeline.extend(_path(job, "midi"), add_parts=p.get("add_parts", False), **kwargs)
-        else:
-            (result,) = pipeline.generate(midi=_path(job, "midi"), **kwargs)
-        files = {"wav": result.wav.name, "json": result.json.name}
-        if result.mid is not None:
-            files["mid"] = result.mid.name
-        timings = dict(result.sidecar.get("timings", {}))
-        return files, dict(result.sidecar.get("analysis", {})), timings, result.mid
+        (result,) = pipeline.generate(**_generation_kwargs(job, stage))
+        return _result_files(result)
 
     from musegen import api
     from musegen.outputs import safe_stem, write_json

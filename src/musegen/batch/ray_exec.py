@@ -2,7 +2,10 @@
 
 Each worker is a Ray actor (one CPU) that lives for the whole run, so its
 engine loads once; jobs are handed to idle actors in the runner's order
-(grouped by engine), one at a time each.  The run folder must be on a file
+(grouped by engine), in chunks that can share an engine call, as the local
+pool does (see :mod:`musegen.batch.local`).  Unlike the local pool, an
+actor reports a chunk's rows when the whole chunk is done: when an actor
+dies, the jobs of its chunk that it had committed are run again.  The run folder must be on a file
 system every node sees at the same path, and every node needs musegen
 installed.  Ray is an optional extra: ``pip install 'musegen[ray]'``.
 """
@@ -10,10 +13,10 @@ installed.  Ray is an optional extra: ``pip install 'musegen[ray]'``.
 from __future__ import annotations
 
 import os
-from collections import Counter, deque
+from collections import Counter
 from typing import Any
 
-from musegen.batch.local import MAX_WORKER_DEATHS, OnEvent, cpu_count
+from musegen.batch.local import MAX_WORKER_DEATHS, JobQueue, OnEvent, cpu_count
 from musegen.errors import MusegenError
 
 
@@ -38,10 +41,10 @@ class JobActor:
         self.out_dir = out_dir
         self.images = images
 
-    def run(self, job: dict[str, Any]) -> dict[str, Any]:
-        from musegen.batch.job import run_job
+    def run(self, jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        from musegen.batch.job import run_jobs
 
-        return run_job(job, self.out_dir, images=self.images)
+        return run_jobs(jobs, self.out_dir, images=self.images)
 
 
 class RayExecutor:
@@ -94,34 +97,37 @@ class RayExecutor:
                 return actor
 
             idle = [spawn() for _ in range(n)]
-            pending = deque(jobs)
+            todo = JobQueue(jobs, n)
             deaths: Counter[str] = Counter()
-            inflight: dict[Any, tuple[dict[str, Any], Any]] = {}
-            while pending or inflight:
-                while pending and idle:
-                    job = pending.popleft()
+            inflight: dict[Any, tuple[list[dict[str, Any]], Any]] = {}
+            while todo or inflight:
+                while todo and idle:
+                    chunk = todo.take()
                     actor = idle.pop()
-                    inflight[actor.run.remote(job)] = (job, actor)
-                    on_start(job)
+                    inflight[actor.run.remote(chunk)] = (chunk, actor)
+                    for job in chunk:
+                        on_start(job)
                 ready, _ = ray.wait(list(inflight), num_returns=1)
                 for ref in ready:
-                    job, actor = inflight.pop(ref)
+                    chunk, actor = inflight.pop(ref)
                     try:
-                        row = ray.get(ref)
+                        rows = ray.get(ref)
                     except ray.exceptions.RayActorError:
-                        deaths[job["id"]] += 1
-                        if deaths[job["id"]] >= MAX_WORKER_DEATHS:
-                            on_result(failed_row(job, "its Ray worker died (killed, or out of memory)",
-                                                 error_type="WorkerDied"))
-                        else:
-                            pending.appendleft(job)
+                        for job in chunk:
+                            deaths[job["id"]] += 1
+                            if deaths[job["id"]] >= MAX_WORKER_DEATHS:
+                                on_result(failed_row(job, "its Ray worker died (killed, or out of memory)",
+                                                     error_type="WorkerDied"))
+                            else:
+                                todo.retry(job)
                         idle.append(spawn())
                         continue
                     except ray.exceptions.RayError as exc:
-                        row = failed_row(job, f"Ray error: {type(exc).__name__}: {exc}",
-                                         error_type=type(exc).__name__)
+                        rows = [failed_row(job, f"Ray error: {type(exc).__name__}: {exc}",
+                                           error_type=type(exc).__name__) for job in chunk]
                     idle.append(actor)
-                    on_result(row)
+                    for row in rows:
+                        on_result(row)
         finally:
             for actor in actors:
                 try:

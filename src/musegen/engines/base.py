@@ -92,7 +92,18 @@ class EngineOutput:
 
 @runtime_checkable
 class Engine(Protocol):
-    """What every engine provides."""
+    """What every engine provides.
+
+    An engine may also provide ``generate_many(requests, progress=None) ->
+    list[list[EngineOutput]]``: ``generate(r)`` for each request, in order.
+    Batch runs call it with requests that differ mostly in their seeds, and an
+    engine that batches samples those it can as one batch.  A request's
+    outputs must not depend on the requests batched with it, beyond float
+    rounding: each request keeps its own random seed.  ``info["batch"]`` of an
+    output says how many requests shared its batch.  It may raise when any
+    request fails; callers then call ``generate`` one request at a time.
+    Engines without it get one request at a time.
+    """
 
     name: str
     #: "midi" (render needed), "audio" (already audio), or "both"

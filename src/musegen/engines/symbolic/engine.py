@@ -55,11 +55,66 @@ class SymbolicEngine:
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
         import numpy as np
 
-        from musegen.engines.symbolic.continuation import build_outputs, plan_prompt
+        job = self._setup(request)
+        gen = np.random.default_rng(int(request.random_seed) % (2**63))
+        with _blas_threads(job.threads):
+            new = job.sampler.sample([job.plan.prompt] * request.variations, bars=request.bars,
+                                     meter=request.meter, settings=job.settings, generator=gen, progress=progress)
+        return job.outputs(new)
+
+    def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
+        """Outputs of several requests, those that can share a sampler call sampled as one batch.
+
+        Requests share a call when they use the same model and threads, meter,
+        bars, prompt length and sampling settings (a sweep over random seeds,
+        say).  Every request keeps its own generator, seeded from its own
+        ``random_seed`` as :meth:`generate` seeds it, so its outputs do not
+        depend on the requests batched with it (up to float rounding in the
+        model, which the batch size changes).  Each output's ``info["batch"]``
+        says how many requests were sampled with it.
+        """
+        import numpy as np
+
+        jobs = [self._setup(r) for r in requests]
+        groups: dict[tuple, list[int]] = {}
+        for i, job in enumerate(jobs):
+            groups.setdefault(job.batch_key(), []).append(i)
+        results: list[list[EngineOutput] | None] = [None] * len(requests)
+        done = 0
+        for members in groups.values():
+            first = jobs[members[0]]
+            prompts, gens, rows_of = [], [], []
+            for i in members:
+                req = requests[i]
+                gen = np.random.default_rng(int(req.random_seed) % (2**63))
+                rows_of.append(range(len(prompts), len(prompts) + req.variations))
+                prompts += [jobs[i].plan.prompt] * req.variations
+                gens += [gen] * req.variations  # one request's rows share its generator, as in generate()
+
+            def step(d, total, msg, _done=done, _n=len(members)):
+                if progress is not None:
+                    progress(_done + _n * d / max(total, 1e-9), len(requests), msg)
+
+            with _blas_threads(first.threads):
+                new = first.sampler.sample(prompts, bars=first.request.bars, meter=first.request.meter,
+                                           settings=first.settings, generator=gens, progress=step)
+            for i, rows in zip(members, rows_of):
+                results[i] = jobs[i].outputs([new[r] for r in rows])
+                for out in results[i]:
+                    out.info["batch"] = len(members)
+            done += len(members)
+        return results  # type: ignore[return-value]
+
+    def _setup(self, request: Request) -> "_Job":
+        """Load the model and plan the prompt and the sampling settings of ``request``."""
+        import numpy as np
+
+        from musegen.engines.symbolic.continuation import plan_prompt
         from musegen.engines.symbolic.sampler import SampleSettings
 
         opts = request.options
-        model, tokenizer, config, sampler = self._load(opts.get("model", self.model_path))
+        model_key = opts.get("model", self.model_path)
+        model, tokenizer, config, sampler = self._load(model_key)
         plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context)
         top_p = float(opts.get("top_p", 0.95))
         top_k = int(opts.get("top_k", 0))
@@ -77,12 +132,30 @@ class SymbolicEngine:
             wanted=plan.wanted,
             pc_bias=np.log(np.asarray(plan.pc_profile) + 0.03) * tonal if tonal else None,
         )
-        gen = np.random.default_rng(int(request.random_seed) % (2**63))
-        with _blas_threads(int(opts.get("threads", 1))):
-            new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
-                                 settings=settings, generator=gen, progress=progress)
-        return build_outputs(request, tokenizer, plan, new, accompany=_truthy(opts.get("accompany", True)),
-                             model_name=str(config.get("name", "musegen-symbolic")))
+        return _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
+                    int(opts.get("threads", 1)), _truthy(opts.get("accompany", True)))
+
+
+class _Job:
+    """One request made ready to sample: its prompt plan, settings and the loaded sampler."""
+
+    def __init__(self, request, plan, settings, sampler, tokenizer, config, model_key, threads, accompany):
+        self.request, self.plan, self.settings, self.sampler = request, plan, settings, sampler
+        self.tokenizer, self.config, self.model_key = tokenizer, config, model_key
+        self.threads, self.accompany = threads, accompany
+
+    def batch_key(self) -> tuple:
+        """Requests with equal keys can be rows of one ``ConstrainedSampler.sample`` call."""
+        s, r = self.settings, self.request
+        pc_bias = None if s.pc_bias is None else tuple(float(x) for x in s.pc_bias)
+        return (self.model_key, self.threads, r.meter, r.bars, len(self.plan.prompt), s.temperature, s.top_k,
+                s.top_p, s.key_pcs, s.programs, s.wanted, s.part_bias, pc_bias)
+
+    def outputs(self, new_rows: list[list[int]]) -> list[EngineOutput]:
+        from musegen.engines.symbolic.continuation import build_outputs
+
+        return build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
+                             model_name=str(self.config.get("name", "musegen-symbolic")))
 
 
 @contextlib.contextmanager

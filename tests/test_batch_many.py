@@ -1,0 +1,196 @@
+"""Batched engine calls in batch runs: chunks of compatible jobs, one sampler batch, same results."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SAMPLES, run_cli
+from musegen.batch.local import MAX_CHUNK, JobQueue, batch_key
+from musegen.errors import EngineError
+
+
+def _notes(score):
+    return sorted((t.program, t.is_drum, n.time, n.duration, n.pitch, n.velocity)
+                  for t in score.tracks for n in t.notes)
+
+
+def _request(seed: int, **kw):
+    from musegen.pipeline import plan_request
+    from musegen.presets import load_preset
+
+    kw.setdefault("bars", 2)
+    return plan_request(load_preset(kw.pop("preset", "pop-ballad")), random_seed=seed, tempo=100, key="C", **kw)
+
+
+# -- the symbolic engine ----------------------------------------------------------------
+
+def test_symbolic_batch_gives_each_request_its_solo_result():
+    """A request sampled in a batch with others gives the notes it gives alone.
+
+    Alone, a request decodes at batch 1 with drafted tokens; in a batch, with
+    plain steps.  Both draw the same tokens while the model's window has not
+    slid (it slides at different points for the two), so the requests here
+    are kept short enough for the whole piece to fit the window.
+    """
+    from musegen.engines.symbolic.engine import SymbolicEngine
+
+    eng = SymbolicEngine()
+    requests = [_request(s) for s in range(6)]
+    requests.append(_request(6, variations=2))                 # its two rows share one generator
+    requests.append(_request(7, temperature=0.8))              # another temperature: another sampler call
+    requests.append(_request(8, preset="lofi-chill", bars=1))  # another length: another call
+    many = eng.generate_many(requests)
+    assert [len(o) for o in many] == [r.variations for r in requests]
+    assert [o[0].info["batch"] for o in many] == [7] * 7 + [1, 1]
+    context = eng._setup(requests[0]).sampler.model.cfg.context
+    for req, batched in zip(requests, many):
+        alone = eng.generate(req)
+        for a, b in zip(alone, batched):
+            assert b.info["tokens"] + 16 < context, "the window slid: drafted and plain decoding part ways"
+            assert _notes(a.score) == _notes(b.score), req.random_seed
+    # a batch is no more than its rows: another set of neighbours, the same result
+    again = eng.generate_many([requests[3], requests[0]])
+    assert _notes(again[0][0].score) == _notes(many[3][0].score)
+    assert _notes(again[1][0].score) == _notes(many[0][0].score)
+    assert _notes(many[0][0].score) != _notes(many[1][0].score)
+
+
+# -- the pipeline: batched engine calls, failures kept apart ------------------------------
+
+class _FlakyEngine:
+    """Procedural output; the batched call fails whenever seed 13 is in it, and so does seed 13 alone."""
+
+    name = "flaky"
+    produces = "midi"
+
+    def __init__(self):
+        from musegen.engines.procedural import ProceduralEngine
+
+        self.inner = ProceduralEngine()
+        self.calls: list[tuple[str, int]] = []
+
+    def generate(self, request, progress=None):
+        self.calls.append(("one", request.random_seed))
+        if request.random_seed == 13:
+            raise EngineError("seed 13 is unlucky")
+        return self.inner.generate(request)
+
+    def generate_many(self, requests, progress=None):
+        self.calls.append(("many", len(requests)))
+        if any(r.random_seed == 13 for r in requests):
+            raise EngineError("seed 13 is unlucky")
+        outs = [self.inner.generate(r) for r in requests]
+        for o in outs:
+            o[0].info["batch"] = len(requests)
+        return outs
+
+
+def test_generate_many_batches_and_keeps_a_failure_to_its_own_call(tmp_path, monkeypatch):
+    from musegen import pipeline
+    from musegen.engines import registry
+
+    flaky = _FlakyEngine()
+    monkeypatch.setattr(registry, "get_engine", lambda name, **kw: flaky)
+    calls = [dict(preset="synthwave", bars=2, seed=s, engine="flaky", out_dir=tmp_path / str(s), post=[])
+             for s in (1, 2, 3)]
+    done = {i: (out, cost) for i, out, cost in pipeline.generate_many(calls)}
+    assert flaky.calls == [("many", 3)]
+    assert all(out[0].sidecar["engine"]["info"]["batch"] == 3 and cost > 0 for out, cost in done.values())
+
+    flaky.calls.clear()
+    calls.insert(1, dict(calls[0], seed=13, out_dir=tmp_path / "13"))
+    calls.append(dict(calls[0], seed=4, out_dir=tmp_path / "4", sample_rate=1))  # refused before the engine
+    done = {i: out for i, out, _ in pipeline.generate_many(calls)}
+    assert isinstance(done[1], EngineError) and "unlucky" in str(done[1])
+    assert "sample rate" in str(done[4])
+    assert [r[0].wav.is_file() for i, r in sorted(done.items()) if i not in (1, 4)] == [True] * 3
+    assert flaky.calls == [("many", 4), ("one", 1), ("one", 13), ("one", 2), ("one", 3)]
+
+
+# -- chunks -------------------------------------------------------------------------------
+
+def _job(i: int, seed: int, command: str = "generate", **params):
+    return {"id": f"j{i}", "index": i, "command": command, "engine": "symbolic",
+            "params": {"preset": "pop-ballad", "bars": 2, "seed": seed, **params}}
+
+
+def test_chunks_hold_compatible_jobs_and_leave_no_worker_idle():
+    jobs = [_job(i, i, lufs=-14.0 - i % 3) for i in range(20)]           # seeds and loudness: one key
+    jobs += [_job(20 + i, i, temperature=0.8) for i in range(3)]          # another key
+    jobs.append({"id": "r", "index": 23, "command": "render", "engine": None, "params": {"midi": "a.mid"}})
+    assert batch_key(jobs[0]) == batch_key(jobs[5]) != batch_key(jobs[20])
+    assert batch_key(jobs[-1]) is None
+    q = JobQueue(jobs, workers=2)
+    chunks = []
+    while q:
+        left = len(q)
+        chunk = q.take()
+        assert 1 <= len(chunk) <= min(MAX_CHUNK, -(-left // 2))
+        assert len({batch_key(j) for j in chunk}) == 1
+        chunks.append(chunk)
+    assert sorted(j["id"] for c in chunks for j in c) == sorted(j["id"] for j in jobs)
+    assert [len(c) for c in chunks][:3] == [8, 8, 4]
+    assert [j["id"] for j in next(c for c in chunks if c[0]["id"] == "r")] == ["r"]
+
+    q = JobQueue(jobs[:4], workers=1)
+    q.retry(jobs[5])  # its worker died: it runs alone
+    assert [j["id"] for j in q.take()] == ["j5"]
+    assert len(q.take()) == 4
+
+
+# -- end to end ---------------------------------------------------------------------------
+
+SEEDS_PLAN = """
+title = "seed sweep"
+[defaults]
+engine = "symbolic"
+preset = "pop-ballad"
+bars = 2
+tempo = 100
+key = "C"
+[[sweep]]
+label = "seeds"
+grid.seed = [1, 2, 3, 4, 5]
+[[job]]
+label = "bad soundfont"
+seed = 6
+soundfont = "broken.sf2"
+"""
+
+
+def test_batch_run_batches_a_seed_sweep_isolates_a_failure_and_resumes(tmp_path):
+    from symusic import Score
+
+    (tmp_path / "broken.sf2").write_bytes(b"RIFF\0\0\0\0sfbk" + bytes(64))
+    plan = tmp_path / "plan.toml"
+    plan.write_text(SEEDS_PLAN, encoding="utf-8")
+    out = tmp_path / "run"
+    r = run_cli("batch", plan, "-o", out, "--workers", "1", "--no-images", "--json")
+    assert r.returncode == 1, r.stderr
+    rows = {row["id"]: row for row in map(json.loads, (out / "manifest.jsonl").read_text().splitlines())}
+    ok = [row for row in rows.values() if row["status"] == "ok"]
+    (bad,) = [row for row in rows.values() if row["status"] != "ok"]
+    assert len(ok) == 5 and "broken.sf2" in bad["error"]
+    assert [row["batch_size"] for row in ok] == [5] * 5, "one worker: the sweep is sampled as one batch"
+    side = json.loads((out / ok[0]["outputs"]["json"]).read_text())
+    assert side["engine"]["info"]["batch"] == 5
+    assert all(0 < row["wall_s"] < 60 for row in ok)
+
+    # a job of the batch, generated alone by the CLI, has the same notes
+    seed = ok[2]["params"]["seed"]
+    g = run_cli("generate", "--engine", "symbolic", "--preset", "pop-ballad", "--bars", "2", "--tempo", "100",
+                "--key", "C", "--seed", str(seed), "-o", tmp_path / "solo", "--json")
+    assert g.returncode == 0, g.stderr
+    (solo_mid,) = (tmp_path / "solo").glob("*.mid")
+    assert _notes(Score(str(solo_mid))) == _notes(Score(str(out / ok[2]["outputs"]["mid"])))
+
+    # resume: the finished jobs are skipped, the failed one runs again (and fails again)
+    (out / ok[0]["id"]).joinpath("gone").write_text("")  # a marker that a rerun would remove
+    r = run_cli("batch", plan, "-o", out, "--resume", "--workers", "2", "--json")
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert (doc["skipped"], doc["ok"], doc["failed"]) == (5, 0, 1)
+    assert (out / ok[0]["id"] / "gone").exists()
