@@ -26,12 +26,14 @@ class SymbolicEngine:
     in the scale), ``tonal_prior`` (0: weight of a pitch-class prior from the
     sketch's own notes, or from the key's scale without a sketch; 0 turns it
     off), ``accompany`` (true: procedural drums/bass where the preset has them
-    and the model wrote none).
+    and the model wrote none), ``candidates`` (1-16; default 4 after a sketch,
+    1 without: each bar is sampled that many times and the one that
+    keeps the sketch's pitch-class balance and density best is kept).
     """
 
     name = "symbolic"
     produces = "midi"
-    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior"}
+    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior", "candidates"}
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
         unknown = set(options) - self.OPTIONS
@@ -54,7 +56,7 @@ class SymbolicEngine:
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
         import torch
 
-        from musegen.engines.symbolic.continuation import build_outputs, plan_prompt
+        from musegen.engines.symbolic.continuation import build_outputs, plan_prompt, sample_ranked
         from musegen.engines.symbolic.sampler import SampleSettings
 
         opts = request.options
@@ -69,6 +71,7 @@ class SymbolicEngine:
         tonal = float(opts.get("tonal_prior", 0.0))
         if not 0 <= tonal <= 10:
             raise ParameterError(f"tonal_prior must be between 0 and 10, got {tonal!r}")
+        candidates = _candidates(opts.get("candidates"), request)
         settings = SampleSettings(
             temperature=request.temperature, top_p=top_p, top_k=top_k,
             key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
@@ -81,12 +84,34 @@ class SymbolicEngine:
         # small models decode fastest on one thread (two collapse when the other core is busy)
         torch.set_num_threads(int(opts.get("threads", 1)))
         try:
-            new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
-                                 settings=settings, generator=gen, progress=progress)
+            new, picks = sample_ranked(sampler, plan, request, settings, gen, candidates=candidates,
+                                       context=model.cfg.context, progress=progress)
         finally:
             torch.set_num_threads(threads)
-        return build_outputs(request, tokenizer, plan, new, accompany=_truthy(opts.get("accompany", True)),
-                             model_name=str(config.get("name", "musegen-symbolic")))
+        outputs = build_outputs(request, tokenizer, plan, new, accompany=_truthy(opts.get("accompany", True)),
+                                model_name=str(config.get("name", "musegen-symbolic")))
+        for out, picked in zip(outputs, picks):
+            out.info["candidates"] = candidates
+            if picked:
+                out.info["phrase_picks"] = picked
+        return outputs
+
+
+#: candidates per phrase after a sketch (without one there is no sketch profile to rank by)
+DEFAULT_CANDIDATES = 4
+
+
+def _candidates(value: Any, request: Request) -> int:
+    if value is None:
+        return DEFAULT_CANDIDATES if request.seed is not None else 1
+    try:
+        k = int(value)
+        ok = not isinstance(value, bool) and k == float(value) and 1 <= k <= 16
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"candidates must be a whole number from 1 to 16, got {value!r}")
+    return k
 
 
 def _truthy(v: Any) -> bool:
