@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-import pytest
 
-from conftest import SAMPLES, run_cli
+from conftest import run_cli
 from musegen.batch.local import MAX_CHUNK, JobQueue, batch_key
 from musegen.errors import EngineError
 

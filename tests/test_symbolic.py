@@ -307,3 +307,76 @@ def test_cli_train_fine_tunes_and_the_result_generates(cli, tmp_path):
     assert json.loads(Path(res["json"]).read_text())["analysis"]["duration_s"] > 1.0
     few = cli("train", "--data", data / "tune0.mid", "-o", tmp_path / "m2")
     assert few.returncode == 2 and "at least 2 MIDI files; found 1" in few.stderr
+
+
+def _bar_tokens(tok, pitches, meter="4/4", duration="1.0.8"):
+    """One REMI bar of the melody part: a note per position."""
+    v = tok.vocab
+    ids = [v["Bar_None"], v[f"TimeSig_{meter}"]]
+    for i, p in enumerate(pitches):
+        ids += [v[f"Position_{i * 8}"], v["Program_72"], v[f"Pitch_{p}"], v["Velocity_79"], v[f"Duration_{duration}"]]
+    return ids
+
+
+class _ScriptedSampler:
+    """Stands in for ConstrainedSampler: each call returns the next scripted batch of candidates."""
+
+    def __init__(self, tok, batches):
+        from musegen.engines.symbolic.sampler import Grammar
+
+        self.g = Grammar(tok)
+        self.batches = list(batches)
+        self.calls = []
+
+    def sample(self, prompts, *, bars, meter, settings, generator, progress=None):
+        self.calls.append((len(prompts), bars, list(prompts[0])))
+        return self.batches.pop(0)
+
+
+def test_ranked_sampling_keeps_the_phrase_closest_to_the_sketch_profile(tok, monkeypatch):
+    from musegen.engines.symbolic import continuation as cont
+
+    monkeypatch.setattr(cont, "RANK_PHRASE_BARS", 2)
+
+    seed = _bar_tokens(tok, [60, 64, 67, 64])  # C major triad, 4 notes a bar
+    profile = tuple(1 / 3 if pc in (0, 4, 7) else 0.0 for pc in range(12))
+    plan = cont.PromptPlan(prompt=[1, 2] + seed, body=seed, prompt_bars=1, programs=(72,),
+                           key_pcs=frozenset({0, 2, 4, 5, 7, 9, 11}), part_map={72: 0}, pc_profile=profile)
+    good_a = _bar_tokens(tok, [67, 64, 60, 64]) * 2  # 2 bars = one phrase
+    good_b = _bar_tokens(tok, [60, 67, 72, 67]) * 2
+    off = _bar_tokens(tok, [61, 66, 68, 63]) * 2  # chromatic, none in the profile
+    dense = _bar_tokens(tok, [60, 64, 67, 64, 60, 64, 67, 64]) * 2  # right notes, twice the sketch's density
+    sampler = _ScriptedSampler(tok, [[off, good_a, off], [dense, off, good_b]])
+    req = _engine_request(bars=4, random_seed=1, variations=1)
+    req = type(req)(**{**req.__dict__, "seed": Score(480)})  # a sketch: the density term applies
+    rows, picks = cont.sample_ranked(sampler, plan, req, SampleSettings(), None, candidates=3, context=512)
+    assert picks == [[1, 2]]
+    assert rows == [good_a + good_b]
+    assert [(k, bars) for k, bars, _ in sampler.calls] == [(3, 2), (3, 2)]
+    # the second phrase continues from the first one's chosen bars
+    assert sampler.calls[1][2][-len(good_a):] == good_a
+    # the same pitch content at twice the sketch's notes per bar ranks lower; without the density term, level
+    assert cont.phrase_score(sampler.g, [], dense, profile, 4.0, 2) < cont.phrase_score(
+        sampler.g, [], good_a, profile, 4.0, 2)
+    assert cont.phrase_score(sampler.g, [], dense, profile, None, 2) == pytest.approx(cont.phrase_score(
+        sampler.g, [], good_a, profile, None, 2))
+
+
+def test_candidates_option_is_validated_and_recorded(tiny_dir):
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.errors import ParameterError
+
+    eng = SymbolicEngine(model=str(tiny_dir))
+    midi = SAMPLES / "melody.mid"
+    for bad in (0, 17, 2.5, "many", True):
+        req = _engine_request(midi=midi, bars=2, random_seed=2, continue_only=True, engine_options={"candidates": bad})
+        with pytest.raises(ParameterError, match=f"candidates .*{bad!r}"):
+            eng.generate(req)
+    (out,) = eng.generate(_engine_request(midi=midi, bars=3, random_seed=2, continue_only=True))
+    assert out.info["candidates"] == 4 and len(out.info["phrase_picks"]) == 3  # one pick a bar
+    (again,) = eng.generate(_engine_request(midi=midi, bars=3, random_seed=2, continue_only=True))
+    from musegen.midi.io import score_digest
+
+    assert score_digest(again.score) == score_digest(out.score)
+    (plain,) = eng.generate(_engine_request(bars=2, random_seed=2))  # no sketch: nothing to rank by
+    assert plain.info["candidates"] == 1 and "phrase_picks" not in plain.info

@@ -245,7 +245,7 @@ def _execute(job: dict[str, Any], stage: Path):
     Returns ``(file names by kind, analysis, timings, MIDI to draw or None)``.
     """
     from musegen.batch.params import build_chain
-    from musegen.batch.plan import is_path, resolve_path
+    from musegen.batch.plan import resolve_path
 
     p = job["params"]
     command = job["command"]

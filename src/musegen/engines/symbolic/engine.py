@@ -27,12 +27,14 @@ class SymbolicEngine:
     in the scale), ``tonal_prior`` (0: weight of a pitch-class prior from the
     sketch's own notes, or from the key's scale without a sketch; 0 turns it
     off), ``accompany`` (true: procedural drums/bass where the preset has them
-    and the model wrote none).
+    and the model wrote none), ``candidates`` (1-16; default 4 after a sketch,
+    1 without: each bar is sampled that many times and the one that keeps the
+    sketch's pitch-class balance and density best is kept).
     """
 
     name = "symbolic"
     produces = "midi"
-    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior"}
+    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior", "candidates"}
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
         unknown = set(options) - self.OPTIONS
@@ -53,14 +55,26 @@ class SymbolicEngine:
             return self._loaded[1:]
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
+        return self._generate_job(self._setup(request), progress)
+
+    @staticmethod
+    def _generate_job(job: "_Job", progress=None) -> list[EngineOutput]:
         import numpy as np
 
-        job = self._setup(request)
+        from musegen.engines.symbolic.continuation import sample_ranked
+
+        request = job.request
         gen = np.random.default_rng(int(request.random_seed) % (2**63))
         with _blas_threads(job.threads):
-            new = job.sampler.sample([job.plan.prompt] * request.variations, bars=request.bars,
-                                     meter=request.meter, settings=job.settings, generator=gen, progress=progress)
-        return job.outputs(new)
+            new, picks = sample_ranked(job.sampler, job.plan, request, job.settings, gen,
+                                       candidates=job.candidates, context=job.sampler.model.cfg.context,
+                                       progress=progress)
+        outputs = job.outputs(new)
+        for out, picked in zip(outputs, picks):
+            out.info["candidates"] = job.candidates
+            if picked:
+                out.info["phrase_picks"] = picked
+        return outputs
 
     def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
         """Outputs of several requests, those that can share a sampler call sampled as one batch.
@@ -78,11 +92,18 @@ class SymbolicEngine:
         jobs = [self._setup(r) for r in requests]
         groups: dict[tuple, list[int]] = {}
         for i, job in enumerate(jobs):
-            groups.setdefault(job.batch_key(), []).append(i)
+            # a request ranking candidates bar by bar already samples a batch of its own
+            groups.setdefault(job.batch_key() if job.candidates == 1 else ("alone", i), []).append(i)
         results: list[list[EngineOutput] | None] = [None] * len(requests)
         done = 0
         for members in groups.values():
             first = jobs[members[0]]
+            if first.candidates > 1:
+                results[members[0]] = self._generate_job(first)
+                for out in results[members[0]]:
+                    out.info["batch"] = 1
+                done += 1
+                continue
             prompts, gens, rows_of = [], [], []
             for i in members:
                 req = requests[i]
@@ -133,16 +154,18 @@ class SymbolicEngine:
             pc_bias=np.log(np.asarray(plan.pc_profile) + 0.03) * tonal if tonal else None,
         )
         return _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
-                    int(opts.get("threads", 1)), _truthy(opts.get("accompany", True)))
+                    int(opts.get("threads", 1)), _truthy(opts.get("accompany", True)),
+                    _candidates(opts.get("candidates"), request))
 
 
 class _Job:
     """One request made ready to sample: its prompt plan, settings and the loaded sampler."""
 
-    def __init__(self, request, plan, settings, sampler, tokenizer, config, model_key, threads, accompany):
+    def __init__(self, request, plan, settings, sampler, tokenizer, config, model_key, threads, accompany,
+                 candidates):
         self.request, self.plan, self.settings, self.sampler = request, plan, settings, sampler
         self.tokenizer, self.config, self.model_key = tokenizer, config, model_key
-        self.threads, self.accompany = threads, accompany
+        self.threads, self.accompany, self.candidates = threads, accompany, candidates
 
     def batch_key(self) -> tuple:
         """Requests with equal keys can be rows of one ``ConstrainedSampler.sample`` call."""
@@ -156,6 +179,23 @@ class _Job:
 
         return build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
                              model_name=str(self.config.get("name", "musegen-symbolic")))
+
+
+#: candidates per bar after a sketch (without one there is no sketch profile to rank by)
+DEFAULT_CANDIDATES = 4
+
+
+def _candidates(value: Any, request: Request) -> int:
+    if value is None:
+        return DEFAULT_CANDIDATES if request.seed is not None else 1
+    try:
+        k = int(value)
+        ok = not isinstance(value, bool) and k == float(value) and 1 <= k <= 16
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"candidates must be a whole number from 1 to 16, got {value!r}")
+    return k
 
 
 @contextlib.contextmanager
