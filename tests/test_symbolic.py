@@ -321,14 +321,31 @@ def _bar_tokens(tok, pitches, meter="4/4", duration="1.0.8"):
 class _ScriptedSampler:
     """Stands in for ConstrainedSampler: each call returns the next scripted batch of candidates."""
 
+    class _Cache:
+        def __init__(self, rows=1):
+            self.rows = rows
+
+        def repeat(self, rows):
+            return type(self)(rows)
+
     def __init__(self, tok, batches):
+        from types import SimpleNamespace
+
         from musegen.engines.symbolic.sampler import Grammar
 
         self.g = Grammar(tok)
         self.batches = list(batches)
         self.calls = []
+        self.fed = []  # what went into the one-row trunk cache
+        self.model = SimpleNamespace(new_cache=lambda rows: self._Cache(rows))
 
-    def sample(self, prompts, *, bars, meter, settings, generator, progress=None):
+    def prefill(self, ids, cache):
+        self.fed.append(ids[0].tolist())
+        return np.zeros((1, self.g.V), np.float32)
+
+    def sample(self, prompts, *, bars, meter, settings, generator, progress=None, prefilled=None):
+        cache, logits = prefilled
+        assert cache.rows == len(prompts) == logits.shape[0]
         self.calls.append((len(prompts), bars, list(prompts[0])))
         return self.batches.pop(0)
 
@@ -349,8 +366,10 @@ def test_ranked_sampling_keeps_the_phrase_closest_to_the_sketch_profile(tok, mon
     sampler = _ScriptedSampler(tok, [[off, good_a, off], [dense, off, good_b]])
     req = _engine_request(bars=4, random_seed=1, variations=1)
     req = type(req)(**{**req.__dict__, "seed": Score(480)})  # a sketch: the density term applies
-    rows, picks = cont.sample_ranked(sampler, plan, req, SampleSettings(), None, candidates=3, context=512)
+    rows, picks = cont.sample_ranked(sampler, plan, req, SampleSettings(), None, candidates=3)
     assert picks == [[1, 2]]
+    # the prompt is fed once, then each chosen phrase (not the others) extends the same cache
+    assert sampler.fed == [plan.prompt, good_a, good_b]
     assert rows == [good_a + good_b]
     assert [(k, bars) for k, bars, _ in sampler.calls] == [(3, 2), (3, 2)]
     # the second phrase continues from the first one's chosen bars

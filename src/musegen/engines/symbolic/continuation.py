@@ -262,33 +262,27 @@ def phrase_score(grammar, chosen: list[int], cand: list[int], profile, per_bar: 
     return score
 
 
-def _trim_prompt(cond: list[int], body: list[int], bar_id: int, context: int) -> list[int]:
-    """``cond + body``, dropping whole bars from the front of body to stay inside the budget."""
-    budget = context * 3 // 4 - len(cond)
-    if len(body) > budget:
-        cut = next((i for i, t in enumerate(body) if t == bar_id and len(body) - i <= budget), None)
-        body = body[cut:] if cut is not None else body[-budget:]
-    return cond + body
-
-
 def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generator, *, candidates: int,
-                  context: int, progress=None) -> tuple[list[list[int]], list[list[int]]]:
+                  progress=None) -> tuple[list[list[int]], list[list[int]]]:
     """New ids per variation, written phrase by phrase as the best of ``candidates`` samples.
 
     Each phrase (``RANK_PHRASE_BARS`` bars) is sampled ``candidates`` times as one batch; the
     one whose pitch content keeps the new music closest to ``plan.seed_pcs`` (the sketch's
-    own tonal balance; ``plan.pc_profile`` without one) and whose density stays nearest the sketch's is kept, and the next
-    phrase continues from it.  Returns the ids and, per variation, the chosen candidate index
-    of each phrase.  With one candidate this is plain sampling in one pass.
+    own tonal balance; ``plan.pc_profile`` without one) and whose density stays nearest the
+    sketch's is kept, and the next phrase continues from it.  The prompt is fed once, into a
+    one-row cache that each chosen phrase extends; every phrase's candidates start from copies
+    of it.  Returns the ids and, per variation, the chosen candidate index of each phrase.
+    With one candidate this is plain sampling in one pass.
     """
     from dataclasses import replace
+
+    import numpy as np
 
     if candidates <= 1:
         new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
                              settings=settings, generator=generator, progress=progress)
         return new, [[] for _ in new]
     g = sampler.g
-    cond = plan.prompt[: len(plan.prompt) - len(plan.body)]
     seed_notes = note_stats(g, plan.body)
     parts = frozenset(plan.part_map)
     seed_bars = sum(1 for t in plan.body if t == g.bar_id)
@@ -298,12 +292,13 @@ def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generat
     target = plan.seed_pcs or plan.pc_profile
     results, picks = [], []
     for v in range(request.variations):
+        trunk = sampler.model.new_cache(1)
+        logits = sampler.prefill(np.array([plan.prompt], dtype=np.int64), trunk)
         chosen: list[int] = []
         picked: list[int] = []
         done = 0
         while done < request.bars:
             n = min(RANK_PHRASE_BARS, request.bars - done)
-            prompt = plan.prompt if not chosen else _trim_prompt(cond, plan.body + chosen, g.bar_id, context)
             phrase_settings = settings
             if chosen and settings.wanted:
                 # the sampler nudges parts that fell silent; it cannot see the bars before this
@@ -312,10 +307,13 @@ def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generat
                 playing = {p for p, _, _ in note_stats(g, last_bar)}
                 phrase_settings = replace(settings, wanted=tuple(p for p in settings.wanted if p not in playing))
             step = _phrase_progress(progress, v, done, request)
-            cands = sampler.sample([prompt] * candidates, bars=n, meter=request.meter, settings=phrase_settings,
-                                   generator=generator, progress=step)
+            start = (trunk.repeat(candidates), np.repeat(logits, candidates, axis=0))
+            cands = sampler.sample([plan.prompt + chosen] * candidates, bars=n, meter=request.meter,
+                                   settings=phrase_settings, generator=generator, progress=step, prefilled=start)
             scores = [phrase_score(g, chosen, c, target, per_bar, n, parts) for c in cands]
             best = max(range(candidates), key=lambda i: scores[i])
+            if cands[best]:
+                logits = sampler.prefill(np.array([cands[best]], dtype=np.int64), trunk)
             chosen += cands[best]
             picked.append(best)
             done += n

@@ -67,8 +67,7 @@ class SymbolicEngine:
         gen = np.random.default_rng(int(request.random_seed) % (2**63))
         with _blas_threads(job.threads):
             new, picks = sample_ranked(job.sampler, job.plan, request, job.settings, gen,
-                                       candidates=job.candidates, context=job.sampler.model.cfg.context,
-                                       progress=progress)
+                                       candidates=job.candidates, progress=progress)
         outputs = job.outputs(new)
         for out, picked in zip(outputs, picks):
             out.info["candidates"] = job.candidates

@@ -224,6 +224,16 @@ class NumpyCache:
         self.length = 0  # filled slots
         self.pos = 0     # absolute position of the next token (for rotary angles)
 
+    def repeat(self, rows: int) -> "NumpyCache":
+        """A new cache whose ``rows`` rows each hold a copy of this one-row cache."""
+        if self.kt[0].shape[0] != 1:
+            raise ValueError("only a one-row cache can be repeated")
+        out = object.__new__(NumpyCache)
+        out.window, out.length, out.pos = self.window, self.length, self.pos
+        out.kt = [np.repeat(k, rows, axis=0) for k in self.kt]
+        out.v = [np.repeat(v, rows, axis=0) for v in self.v]
+        return out
+
     def rewind(self, t: int) -> None:
         """Forget the last ``t`` fed tokens (drafts that were not kept)."""
         if not 0 <= t <= self.length:

@@ -244,13 +244,16 @@ class ConstrainedSampler:
         generator: "np.random.Generator | Sequence[np.random.Generator] | int",
         max_tokens: int | None = None,
         progress=None,
+        prefilled: "tuple[object, np.ndarray] | None" = None,
     ) -> list[list[int]]:
         """Continue each prompt by ``bars`` bars; returns the new ids per row.
 
         Every prompt must end at a grammar boundary (after a Duration, a
         TimeSig, or the conditioning prefix).  Generation of a row stops when
         it would open bar ``bars + 1``.  ``generator`` is one NumPy generator
-        per row, or one (or a seed) that rows share.
+        per row, or one (or a seed) that rows share.  ``prefilled`` is a cache
+        that already holds the prompts, with the logits that followed them
+        (see :meth:`prefill`): the prompts then only set the grammar state.
         """
         g = self.g
         B = len(prompts)
@@ -260,16 +263,15 @@ class ConstrainedSampler:
         if not masks[0].any():
             raise ValueError("no allowed program token")
         rules = _Rules(g, settings, masks, meter[0] * 8)
-        cache = model.new_cache(B)
         if len({len(p) for p in prompts}) != 1:
             raise ValueError("prompts in one batch must have the same length")
-        x = np.array(prompts, dtype=np.int64)
-        room = model.cfg.context // 2
-        if x.shape[1] > model.cfg.context - 16:
-            x = x[:, -(model.cfg.context - 16):]
-        logits = None
-        for start in range(0, x.shape[1], room):
-            logits = model.step(x[:, start:start + room], cache)
+        if prefilled is None:
+            cache = model.new_cache(B)
+            logits = self.prefill(np.array(prompts, dtype=np.int64), cache)
+        else:
+            cache, logits = prefilled
+            if logits.shape != (B, g.V):
+                raise ValueError(f"prefilled logits must be ({B}, {g.V}), got {logits.shape}")
         self.last_stats = {"calls": 1, "tokens": 0}
         def start_state(prompt: list[int]) -> int:
             s = g.state_after(prompt[-1])
@@ -300,6 +302,18 @@ class ConstrainedSampler:
             if progress is not None and step % 64 == 0:
                 progress(min(bars, min(r.bars_done for r in rows)), bars, "sampling")
         return [r.new for r in rows]
+
+    def prefill(self, ids: np.ndarray, cache) -> np.ndarray:
+        """Feed prompt ids (B, T) into ``cache`` (its newest ``context - 16`` tokens), in chunks
+        of half the window; returns the logits (B, V) that follow them."""
+        model = self.model
+        room = model.cfg.context // 2
+        if ids.shape[1] > model.cfg.context - 16:
+            ids = ids[:, -(model.cfg.context - 16):]
+        logits = None
+        for start in range(0, ids.shape[1], room):
+            logits = model.step(ids[:, start:start + room], cache)
+        return logits
 
     def _decode_drafting(self, prompt, row: _Row, logits, cache, rules: _Rules, rng, bars: int, limit: int,
                          progress) -> None:
