@@ -18,7 +18,8 @@ model and of the learned style are compared with the pieces' true bars:
 - note density: |generated notes per bar / true notes per bar - 1|
 - NLL per token of the held-out pieces under each model
 
-The same preset drives both models (the learned style's), so the table
+The same preset and engine options (``--option KEY=VALUE``, e.g. ``candidates=1`` to
+compare the models without bar ranking) drive both models (the learned style's), so the table
 isolates what fine-tuning did.  Prints a Markdown table; ``--json`` saves it all.
 """
 
@@ -124,7 +125,7 @@ def continuations(model_dir, preset, files: list[Path], args) -> tuple[dict, dic
         for s in range(args.seeds):
             req = Request(preset=preset, bars=args.bars, tempo_bpm=a.tempo_bpm, meter=a.meter, tonic=a.key_tonic,
                           mode=a.key_mode, random_seed=1000 * i + s, variations=1, seed=seed, seed_analysis=sa,
-                          continue_only=True, options={"accompany": False}, temperature=1.0)
+                          continue_only=True, options={"accompany": False, **args.options}, temperature=1.0)
             (out,) = engine.generate(req)
             gen = notes_in(out.score, lo, hi)
             if s == 0:
@@ -147,9 +148,15 @@ def main() -> None:
     ap.add_argument("--bars", type=int, default=8)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--learn-files", type=int, default=0, help="learn from only the first N files (0 = all)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="engine option for both models' continuations (e.g. candidates=1)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--plot", type=Path, help="folder for piano rolls: truth, base and style per held-out piece")
     args = ap.parse_args()
+    args.options = {}
+    for kv in args.option:
+        k, _, v = kv.partition("=")
+        args.options[k] = json.loads(v) if v[:1] in "0123456789-tf[{" else v
 
     import torch
 
