@@ -5,12 +5,15 @@ seed conditions MusicGen-Melody through its chroma (computed from the notes);
 with plain MusicGen it is rendered and continued as an audio prompt.  An audio
 prompt (``--audio-prompt clip.wav``) is continued by either model.  Results
 longer than the model's window are generated window by window (AudioCraft's
-extend stride); variations are sampled together as one batch.
+extend stride); variations are sampled together as one batch, and batch runs
+hand :meth:`MusicGenEngine.generate_many` several requests, whose rows share
+a decoding pass while each request draws from its own generator.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.util
 import threading
 import time
@@ -176,18 +179,84 @@ class MusicGenEngine:
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
         opts = Options.parse(dict(request.options))
-        spec = opts.model or self.default_model
+        mg = self._model_for(opts)
+        with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
+            job = self._setup(request, opts, mg)
+            texts = job.texts
+            chunks = [[(job, texts[i:i + opts.batch_size])] for i in range(0, len(texts), opts.batch_size)]
+            return self._run(mg, chunks, progress)[0]
+
+    def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
+        """Outputs of several requests, those that can share a decoding pass generated as one batch.
+
+        Requests share a pass when they use the same model, device and dtype,
+        the fast decoder with the same kernels and threads, the same length
+        and window plan, the same sampling settings, and the same kind of
+        conditioning: text only, the same melody (chroma), or audio prompts
+        of the same length; their text prompts may differ.  Up to
+        ``batch_size`` rows (the requests' variations) go in one pass; a
+        request never spans two passes.  Every request keeps its own
+        generator, seeded from its ``random_seed`` as :meth:`generate` seeds
+        it, and its rows draw from it in a sampling call of their own, so its
+        codes do not depend on its neighbours (up to float rounding, which the
+        batch size can change; with ``kernels=exact`` on the CPU it does not).
+        A request runs alone when it has more variations than ``batch_size``
+        (alone it spans several passes, one generator after the other), uses
+        ``decoder=stock`` (transformers' ``generate()`` draws every row from
+        the one global generator), or its device has no seedable generator.
+        Each output's ``info["batch"]`` says how many requests shared its pass.
+        """
+        opts = [Options.parse(dict(r.options)) for r in requests]
+        results: list[list[EngineOutput] | None] = [None] * len(requests)
+        by_model: dict[tuple, list[int]] = {}
+        for i, o in enumerate(opts):
+            by_model.setdefault(self._model_key(o), []).append(i)
+        done = 0
+        for members in by_model.values():
+            mg = self._model_for(opts[members[0]])
+            with mg.lock:
+                jobs = {i: self._setup(requests[i], opts[i], mg) for i in members}
+                groups: dict[tuple, list[int]] = {}
+                for i in members:
+                    groups.setdefault(jobs[i].batch_key(mg) or ("alone", i), []).append(i)
+                for group in groups.values():
+                    limit = opts[group[0]].batch_size
+                    if len(group) == 1:  # alone: exactly what generate() does, several passes if need be
+                        texts = jobs[group[0]].texts
+                        chunks = [[(jobs[group[0]], texts[k:k + limit])] for k in range(0, len(texts), limit)]
+                    else:
+                        chunks, rows = [], limit
+                        for i in group:  # whole requests, up to batch_size rows a pass
+                            if rows + len(jobs[i].texts) > limit:
+                                chunks.append([])
+                                rows = 0
+                            chunks[-1].append((jobs[i], jobs[i].texts))
+                            rows += len(jobs[i].texts)
+
+                    def step(d, total, msg, _done=done, _n=len(group)):
+                        if progress is not None:
+                            progress(_done + _n * d / max(total, 1e-9), len(requests), msg)
+
+                    for i, outs in zip(group, self._run(mg, chunks, step)):
+                        results[i] = outs
+                    done += len(group)
+        return results  # type: ignore[return-value]
+
+    # -- one request made ready, and passes of several --------------------------------------
+
+    @staticmethod
+    def _model_key(opts: Options) -> tuple:
         # transformers' own generate() needs one dtype throughout: float32 unless asked
         dtype = opts.dtype if opts.decoder == "fast" or opts.dtype != "auto" else "float32"
-        mg = self.load(spec, device=opts.device, dtype=dtype)
-        with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
-            return self._generate(request, opts, mg, progress)
+        return (opts.model, opts.device, dtype)
 
-    def _generate(self, request: Request, opts: Options, mg, progress) -> list[EngineOutput]:
-        import torch
+    def _model_for(self, opts: Options):
+        spec, device, dtype = self._model_key(opts)
+        return self.load(spec or self.default_model, device=device, dtype=dtype)
 
+    def _setup(self, request: Request, opts: Options, mg) -> "_Job":
+        """Conditioning, lengths and sampling settings of a request (under ``mg.lock``)."""
         from musegen.engines.musicgen.fast import Sampling
-        from musegen.engines.musicgen.model import Plan
 
         sampling = Sampling(guidance_scale=opts.guidance_scale, temperature=float(request.temperature),
                             top_k=opts.top_k, top_p=opts.top_p)
@@ -219,44 +288,92 @@ class MusicGenEngine:
         if total_frames < mg.K:
             raise ParameterError(f"musicgen needs at least {mg.K / fps:.2f} s of audio")
         info["frames"] = total_frames
+        return _Job(request=request, opts=opts, sampling=sampling, window=window, stride=stride, info=info,
+                    prompt_codes=prompt_codes, chroma=chroma, total_frames=total_frames, n_samples=n_samples,
+                    texts=_texts(request.prompt, opts.prompts, request.variations),
+                    seed=int(request.random_seed) % (2**63))
 
-        texts = _texts(request.prompt, opts.prompts, request.variations)
-        seed = int(request.random_seed) % (2**63)
+    def _run(self, mg, chunks: list[list[tuple["_Job", list[str]]]], progress) -> list[list[EngineOutput]]:
+        """Outputs of the jobs in ``chunks``, in order of first appearance.
+
+        Each chunk is one decoding pass whose rows are the given texts of its
+        jobs (jobs in a chunk share settings, see :meth:`_Job.batch_key`).
+        Every job has one generator, seeded from its seed, shared by all its
+        rows and passes; a pass of one job hands the decoder that generator
+        alone (one sampling call for all rows, as ``generate()`` does).
+        """
+        import torch
+
+        from musegen.engines.musicgen.model import Plan
+
+        first = chunks[0][0][0]
+        opts = first.opts
         report = progress or (lambda done, total, msg: None)
-        outputs: list[EngineOutput] = []
-        t0 = time.perf_counter()
-        n_batches = -(-len(texts) // opts.batch_size)
+        outputs: dict[int, list[EngineOutput]] = {}
+        spent: dict[int, list[float]] = {}
+        order: list[_Job] = []
+        n_batches = len(chunks)
         with contextlib.ExitStack() as stack:
             if opts.threads:
                 stack.enter_context(_torch_threads(opts.threads))
             mg.fast.kernels = opts.kernels
-            generator = None
-            if opts.decoder == "fast":
-                try:
-                    generator = torch.Generator(device=mg.device).manual_seed(seed)
-                except RuntimeError:  # a backend without device generators: seed the global one
-                    generator = None
-            if generator is None:  # stock generate() draws from the global generator
-                stack.enter_context(torch.random.fork_rng(devices=[] if mg.device == "cpu" else None))
-                torch.manual_seed(seed)
-            for b in range(n_batches):
-                chunk = texts[b * opts.batch_size:(b + 1) * opts.batch_size]
-                plan = Plan(texts=chunk, total_frames=total_frames, prompt=prompt_codes, chroma=chroma,
-                            window=window, stride=stride)
+            generators: dict[int, Any] = {}
+            for job in (j for chunk in chunks for j, _ in chunk):
+                if id(job) in generators:
+                    continue
+                order.append(job)
+                outputs[id(job)] = []
+                generator = None
+                if opts.decoder == "fast":
+                    try:
+                        generator = torch.Generator(device=mg.device).manual_seed(job.seed)
+                    except RuntimeError:  # a backend without device generators: seed the global one
+                        generator = None
+                if generator is None:  # stock generate() draws from the global generator
+                    if len(order) > 1 or any(len(c) > 1 for c in chunks):
+                        raise EngineError("requests that draw from the global generator cannot share a batch")
+                    stack.enter_context(torch.random.fork_rng(devices=[] if mg.device == "cpu" else None))
+                    torch.manual_seed(job.seed)
+                generators[id(job)] = generator
+            for b, chunk in enumerate(chunks):
+                t0 = time.perf_counter()
+                texts = [t for _, rows in chunk for t in rows]
+                if len(chunk) == 1:
+                    generator = generators[id(chunk[0][0])]
+                    prompt = first.prompt_codes
+                else:
+                    generator = [generators[id(j)] for j, rows in chunk for _ in rows]
+                    prompt = None if first.prompt_codes is None else torch.cat(
+                        [j.prompt_codes.expand(len(rows), -1, -1) for j, rows in chunk])
+                plan = Plan(texts=texts, total_frames=first.total_frames, prompt=prompt, chroma=first.chroma,
+                            window=first.window, stride=first.stride)
 
                 def step(done, total, _b=b):
                     report(_b + done / max(total, 1), n_batches, f"musicgen: {done}/{total} frames")
 
-                codes = mg.generate(plan, sampling=sampling, generator=generator, decoder=opts.decoder,
+                codes = mg.generate(plan, sampling=first.sampling, generator=generator, decoder=opts.decoder,
                                     progress=step)
-                outputs.extend(self._finish_batch(mg, codes, chunk, n_samples, opts, info))
+                row = 0
+                for job, rows in chunk:  # each job decoded on its own, as it is alone
+                    outs = self._finish_batch(mg, codes[row:row + len(rows)], rows, job.n_samples, opts, job.info)
+                    row += len(rows)
+                    for out in outs:
+                        out.info["batch"] = len(chunk)
+                    outputs[id(job)].extend(outs)
+                elapsed = time.perf_counter() - t0
+                audio_s = sum(len(rows) * job.n_samples for job, rows in chunk) / mg.sample_rate
+                for job, _ in chunk:  # the passes a job took part in, and the audio they made
+                    spent[id(job)] = [a + b for a, b in zip(spent.get(id(job), (0.0, 0.0)), (elapsed, audio_s))]
                 report(b + 1, n_batches, "musicgen: decoded")
-        elapsed = time.perf_counter() - t0
-        for out in outputs:
-            out.info["generate_s"] = round(elapsed, 3)
-            out.info["audio_s_per_s"] = round(len(outputs) * n_samples / sr / max(elapsed, 1e-9), 4)
-        self._attach_scores(request, opts, outputs)
-        return outputs
+        results = []
+        for job in order:
+            elapsed, audio_s = spent[id(job)]
+            for out in outputs[id(job)]:
+                out.info["generate_s"] = round(elapsed, 3)
+                out.info["audio_s_per_s"] = round(audio_s / max(elapsed, 1e-9), 4)
+            self._attach_scores(job.request, job.opts, outputs[id(job)])
+            results.append(outputs[id(job)])
+        return results
 
     @staticmethod
     def _finish_batch(mg, codes, texts, n_samples, opts, info) -> list[EngineOutput]:
@@ -331,6 +448,41 @@ class MusicGenEngine:
             for out in outputs:
                 out.score = transcribe(out.audio, sr=out.sample_rate, tempo_bpm=request.tempo_bpm)
                 out.info["transcription"] = "basic-pitch"
+
+
+@dataclass
+class _Job:
+    """One request made ready to generate: its settings, conditioning and lengths."""
+
+    request: Request
+    opts: Options
+    sampling: Any
+    window: int
+    stride: int
+    info: dict[str, Any]
+    prompt_codes: Any
+    chroma: np.ndarray | None
+    total_frames: int
+    n_samples: int
+    texts: list[str]
+    seed: int
+
+    def batch_key(self, mg) -> tuple | None:
+        """Jobs with equal keys can be rows of one decoding pass; ``None``: this job runs alone."""
+        o = self.opts
+        if o.decoder != "fast" or len(self.texts) > o.batch_size:
+            return None
+        # audio prompts are rows of their own (equal lengths needed); a melody is shared by every row
+        prompt = None if self.prompt_codes is None else tuple(self.prompt_codes.shape)
+        chroma = None
+        if self.chroma is not None:
+            c = np.ascontiguousarray(self.chroma, dtype=np.float32)
+            chroma = (c.shape, hashlib.sha256(c.tobytes()).hexdigest())
+        lengths = tuple(len(ids) for ids in mg.tokenizer(self.texts)["input_ids"])
+        # a melody model reads the (padded) text as part of its prefix, so the padding must match
+        pad = max(lengths) if mg.kind == "melody" else None
+        return (o.kernels, o.threads, o.batch_size, self.sampling, self.window, self.stride, self.total_frames,
+                self.n_samples, o.decode_chunk, prompt, chroma, pad)
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ It decodes both MusicGen (text through cross-attention) and MusicGen-Melody
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -277,7 +277,7 @@ class FastDecoder:
         batch: int,
         new_frames: int,
         sampling: Sampling,
-        generator: torch.Generator | None = None,
+        generator: "torch.Generator | Sequence[torch.Generator] | None" = None,
         prompt: torch.Tensor | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
@@ -292,10 +292,13 @@ class FastDecoder:
         new_frames : int
             Frames to add (50 per second for the 32 kHz models).
         sampling : Sampling
-        generator : torch.Generator, optional
+        generator : torch.Generator or sequence of them, optional
             Source of the sampling noise (the global one if ``None``); the
             same generator state gives the same tokens as ``generate()``
-            seeded with it.
+            seeded with it.  A sequence gives one generator per item: each
+            run of consecutive items with the same generator is drawn by one
+            ``multinomial`` call of its own, so requests batched together
+            each draw from their own generator exactly as they would alone.
         prompt : LongTensor, shape (batch, K, T), optional
             Audio codes to continue.
         progress : callable, optional
@@ -317,6 +320,7 @@ class FastDecoder:
         cross_kv = self._cross_kv(cond.encoder_states) if self.cross and cond.encoder_states is not None else None
         warpers = sampling.warpers()
         bk = batch * K
+        draws = _draw_runs(generator, batch, K)
 
         def embed(cols: torch.Tensor) -> torch.Tensor:  # (batch*K, n) -> (rows, n, hidden)
             e = self._embed(cols.reshape(batch, K, -1))
@@ -330,7 +334,10 @@ class FastDecoder:
             for w in warpers:
                 scores = w(None, scores)
             probs = F.softmax(scores, dim=-1)
-            return torch.multinomial(probs, num_samples=1, generator=generator).squeeze(1)
+            if len(draws) == 1:
+                return torch.multinomial(probs, num_samples=1, generator=draws[0][0]).squeeze(1)
+            return torch.cat([torch.multinomial(probs[a:b], num_samples=1, generator=g).squeeze(1)
+                              for g, a, b in draws])
 
         logits = self._prompt_pass(cond, seq[:, :start], batch, sampling.guided, keys, values, cross_kv)
         total = max_length - start
@@ -393,3 +400,24 @@ class FastDecoder:
         n = x.shape[1]
         x = x + self.positions.weights[:n]
         return self._forward(x, 0, keys, values, cross_kv, cond.encoder_mask)
+
+
+def _draw_runs(generator, batch: int, K: int) -> list[tuple["torch.Generator | None", int, int]]:
+    """``(generator, first row, end row)`` of each sampling call: rows are ``item * K + codebook``.
+
+    One generator (or ``None``) draws every row in one call, as ``generate()``
+    does; a sequence of ``batch`` generators draws each run of consecutive
+    items that share a generator in a call of its own.
+    """
+    if generator is None or isinstance(generator, torch.Generator):
+        return [(generator, 0, batch * K)]
+    gens = list(generator)
+    if len(gens) != batch:
+        raise ParameterError(f"{len(gens)} generators for a batch of {batch}")
+    runs: list[tuple[torch.Generator | None, int, int]] = []
+    for i, g in enumerate(gens):
+        if runs and runs[-1][0] is g:
+            runs[-1] = (g, runs[-1][1], (i + 1) * K)
+        else:
+            runs.append((g, i * K, (i + 1) * K))
+    return runs

@@ -291,6 +291,12 @@ class MusicGenModel:
                  progress: Callable[[int, int], None] | None = None):
         """Codes (batch, K, total_frames) for a plan, window by window.
 
+        ``generator`` is one ``torch.Generator`` for every item, or one per
+        item (see :meth:`FastDecoder.generate`; the fast decoder only): each
+        generator carries on from window to window, so an item draws the
+        same noise whatever the other items in the batch are.  The stock
+        decoder draws from torch's global generator.
+
         Returns
         -------
         LongTensor, shape (batch, K, total_frames)
