@@ -217,8 +217,10 @@ def build_outputs(request: Request, tokenizer, plan: PromptPlan, new_rows: list[
 #: bars per ranked phrase: one bar, so the choices compound (each bar is picked knowing
 #: the ones before it); on the validation pieces 1 bar kept the sketch's balance better than 2
 RANK_PHRASE_BARS = 1
-#: weight of the density term against the pitch-class overlap (both about 0-1)
-RANK_DENSITY_WEIGHT = 0.1
+#: weight of the density term against the pitch-class overlap (both about 0-1); on 60
+#: validation pieces with the shipped model, 0.3 against 0.1 brought the mean density ratio
+#: from 1.46 to 1.29 for an overlap of 0.720 instead of 0.730
+RANK_DENSITY_WEIGHT = 0.3
 
 
 def note_stats(grammar, ids: list[int]) -> list[tuple[int, int, float]]:
