@@ -381,6 +381,24 @@ def test_ranked_sampling_keeps_the_phrase_closest_to_the_sketch_profile(tok, mon
         sampler.g, [], good_a, profile, None, 2))
 
 
+def test_ranking_judges_only_the_sketch_parts(tok):
+    """A part the preset adds (harmony) does not count against a candidate: its chord tones have
+    no counterpart in a melody-only sketch.  Judged on all parts, the harmony would lose every time."""
+    from musegen.engines.symbolic import continuation as cont
+    from musegen.engines.symbolic.sampler import Grammar
+
+    g, v = Grammar(tok), tok.vocab
+    melody = _bar_tokens(tok, [67, 71, 74, 71])  # G major arpeggio
+    profile = tuple(1 / 3 if pc in (7, 11, 2) else 0.0 for pc in range(12))
+    with_harmony = list(melody)
+    with_harmony += [v["Position_16"], v["Program_0"]]
+    for p in (60, 64, 69):  # another part's chord, pitch classes the sketch never played
+        with_harmony += [v[f"Pitch_{p}"], v["Velocity_79"], v["Duration_2.0.8"]]
+    alone = cont.phrase_score(g, [], melody, profile, 4.0, 1, frozenset({72}))
+    assert cont.phrase_score(g, [], with_harmony, profile, 4.0, 1, frozenset({72})) == pytest.approx(alone)
+    assert cont.phrase_score(g, [], with_harmony, profile, 4.0, 1, None) < alone - 0.2
+
+
 def test_candidates_option_is_validated_and_recorded(tiny_dir):
     from musegen.engines.symbolic.engine import SymbolicEngine
     from musegen.errors import ParameterError
@@ -399,3 +417,6 @@ def test_candidates_option_is_validated_and_recorded(tiny_dir):
     assert score_digest(again.score) == score_digest(out.score)
     (plain,) = eng.generate(_engine_request(bars=2, random_seed=2))  # no sketch: nothing to rank by
     assert plain.info["candidates"] == 1 and "phrase_picks" not in plain.info
+    # a sketch that a preset's parts join (generate --midi): one pass, so the new parts get their bars
+    (arranged,) = eng.generate(_engine_request(midi=midi, bars=2, random_seed=2))
+    assert arranged.info["candidates"] == 1

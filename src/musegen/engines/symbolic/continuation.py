@@ -253,14 +253,18 @@ def phrase_score(grammar, chosen: list[int], cand: list[int], profile, per_bar: 
     """How well a candidate phrase continues the chosen ones: the overlap of the new music's
     pitch-class histogram (chosen + candidate, duration-weighted) with ``profile``, less
     ``RANK_DENSITY_WEIGHT`` times how far (log ratio) the candidate's notes per bar stray from
-    ``per_bar`` (the sketch's; None: no density term).  ``parts``: count density on these only."""
-    new = note_stats(grammar, cand)
-    h = [a + b for a, b in zip(_pc_weights(note_stats(grammar, chosen)), _pc_weights(new))]
+    ``per_bar`` (the sketch's; None: no density term).  ``parts``: judge only the notes of these
+    parts (the sketch's own): parts a preset adds have no counterpart in the sketch, and their
+    chord tones would otherwise count against every candidate in which they play."""
+    def own(ids):
+        return [n for n in note_stats(grammar, ids) if parts is None or n[0] in parts]
+
+    new = own(cand)
+    h = [a + b for a, b in zip(_pc_weights(own(chosen)), _pc_weights(new))]
     total = sum(h)
     score = sum(min(x / total, p) for x, p in zip(h, profile)) if total > 0 else 0.0
     if per_bar is not None:
-        n = sum(1 for prog, _, _ in new if parts is None or prog in parts)
-        score -= RANK_DENSITY_WEIGHT * abs(math.log((n / max(1, bars) + 1) / (per_bar + 1)))
+        score -= RANK_DENSITY_WEIGHT * abs(math.log((len(new) / max(1, bars) + 1) / (per_bar + 1)))
     return score
 
 

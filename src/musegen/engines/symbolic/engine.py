@@ -27,9 +27,10 @@ class SymbolicEngine:
     in the scale), ``tonal_prior`` (0: weight of a pitch-class prior from the
     sketch's own notes, or from the key's scale without a sketch; 0 turns it
     off), ``accompany`` (true: procedural drums/bass where the preset has them
-    and the model wrote none), ``candidates`` (1-16; default 4 after a sketch,
-    1 without: each bar is sampled that many times and the one that keeps the
-    sketch's pitch-class balance and density best is kept).
+    and the model wrote none), ``candidates`` (1-16; default 4 when continuing
+    only the sketch's parts, as ``extend`` does, else 1: each bar is sampled
+    that many times and the one that keeps the sketch's pitch-class balance
+    and density best is kept).
     """
 
     name = "symbolic"
@@ -180,13 +181,16 @@ class _Job:
                              model_name=str(self.config.get("name", "musegen-symbolic")))
 
 
-#: candidates per bar after a sketch (without one there is no sketch profile to rank by)
+#: candidates per bar when continuing a sketch's own parts (without a sketch there is no
+#: profile to rank by; with parts a preset adds, see _candidates)
 DEFAULT_CANDIDATES = 4
 
 
 def _candidates(value: Any, request: Request) -> int:
     if value is None:
-        return DEFAULT_CANDIDATES if request.seed is not None else 1
+        # ranking judges the sketch's own parts; when a preset adds parts, bars where the model
+        # gives them notes thin the sketch's parts and would lose, so the new parts fall silent
+        return DEFAULT_CANDIDATES if request.seed is not None and request.continue_only else 1
     try:
         k = int(value)
         ok = not isinstance(value, bool) and k == float(value) and 1 <= k <= 16
