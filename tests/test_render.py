@@ -96,3 +96,56 @@ def test_fluidsynth_backend_renders_the_same_score():
     assert y.shape[0] == 2 and np.sqrt(np.mean(y**2)) > 1e-3
     # FluidSynth renders release tails: at least as long as the score itself
     assert y.shape[1] / 44100 >= 3.5
+
+
+def test_notes_that_hang_the_synthesizer_are_kept_out_of_it():
+    """The bundled font never returns from program 81 at key 102 (found by scripts/scan_soundfont.py);
+    a score holding that note renders anyway, in a child process so a regression fails, not hangs."""
+    import subprocess
+    import sys
+
+    from musegen.render.hangs import hang_table
+
+    melodic, drums = hang_table(default_soundfont())
+    assert 102 in melodic[81]
+    code = (
+        "from symusic import Note, Score, Tempo, Track\n"
+        "from musegen.render import render_score\n"
+        "s = Score(480); s.tempos.append(Tempo(0, 120.0))\n"
+        "t = Track(program=81); t.notes.append(Note(0, 480, 102, 110)); t.notes.append(Note(480, 480, 60, 90))\n"
+        "s.tracks.append(t)\n"
+        "a = render_score(s, sample_rate=22050)\n"
+        "print(a.shape[-1], float(abs(a).max()))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    frames, peak = r.stdout.split()
+    assert int(frames) >= 22050 and float(peak) > 0.01
+
+
+def test_avoid_hangs_moves_melodic_notes_and_drops_drum_hits(tmp_path):
+    import json
+
+    from musegen.render.hangs import avoid_hangs
+
+    font = tmp_path / "font.sf2"  # only its name matters here: the table sits beside it
+    font.write_bytes(b"")
+    (tmp_path / "font.hangs.json").write_text(json.dumps({"melodic": {"81": [102, 90]}, "drums": [42]}))
+    s = Score(480)
+    lead = Track(program=81)
+    for k in (102, 60):
+        lead.notes.append(Note(0, 480, k, 100))
+    kit = Track(program=0, is_drum=True)
+    for k in (36, 42):
+        kit.notes.append(Note(0, 120, k, 100))
+    s.tracks.extend([lead, kit])
+    out, changed = avoid_hangs(s, font)
+    assert changed == 2
+    assert [n.pitch for n in out.tracks[0].notes] == [114, 60]  # 90 (an octave down) hangs too: up
+    assert [n.pitch for n in out.tracks[1].notes] == [36]
+    assert [n.pitch for n in s.tracks[0].notes] == [102, 60] and len(s.tracks[1].notes) == 2  # untouched
+    clean = Score(480)
+    clean.tracks.append(Track(program=81))
+    clean.tracks[0].notes.append(Note(0, 480, 60, 100))
+    same, none = avoid_hangs(clean, font)
+    assert same is clean and none == 0

@@ -131,9 +131,12 @@ def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarra
     before the next renders: at most two layers are held at once (four would
     be about 5 GB for an hour of 44.1 kHz audio).
     """
+    from musegen.render.hangs import avoid_hangs
+
     synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
+    score, _ = avoid_hangs(score, sf)  # notes that would never return from synth.render
     layers = _velocity_layers(score)  # render_score has checked there are notes
     mix = None
     for g, sub in layers:
