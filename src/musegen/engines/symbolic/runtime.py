@@ -234,6 +234,12 @@ class NumpyCache:
         out.v = [np.repeat(v, rows, axis=0) for v in self.v]
         return out
 
+    def keep(self, rows: list[int]) -> None:
+        """Keep only these rows (in this order), e.g. when the others have finished sampling."""
+        idx = np.asarray(rows, dtype=np.int64)
+        self.kt = [k[idx] for k in self.kt]
+        self.v = [v[idx] for v in self.v]
+
     def rewind(self, t: int) -> None:
         """Forget the last ``t`` fed tokens (drafts that were not kept)."""
         if not 0 <= t <= self.length:

@@ -286,17 +286,23 @@ class ConstrainedSampler:
         if B == 1 and self.draft_len > 0:
             self._decode_drafting(prompts[0], rows[0], logits, cache, rules, rngs[0], bars, limit, progress)
             return [rows[0].new]
+        active = list(range(B))  # rows still sampling; finished rows leave the batch
         nxt = np.zeros((B, 1), dtype=np.int64)
         for step in range(limit):
-            weights = rules.weights(logits, rows)
-            for b, r in enumerate(rows):
-                if not r.done:
-                    t = _draw(weights[b], rules.top_p, rngs[b])
-                    nxt[b, 0] = t
-                    r.take(t, g, bars)
-            self.last_stats["tokens"] += B
-            if all(r.done for r in rows):
+            weights = rules.weights(logits, [rows[b] for b in active])
+            for j, b in enumerate(active):
+                t = _draw(weights[j], rules.top_p, rngs[b])
+                nxt[j, 0] = t
+                rows[b].take(t, g, bars)
+            self.last_stats["tokens"] += len(active)
+            still = [j for j, b in enumerate(active) if not rows[b].done]
+            if not still:
                 break
+            if len(still) < len(active):
+                # rows end their bars at different lengths: stop computing the finished ones
+                cache.keep(still)
+                nxt = nxt[still].copy()
+                active = [active[j] for j in still]
             logits = model.step(nxt, cache)
             self.last_stats["calls"] += 1
             if progress is not None and step % 64 == 0:
