@@ -61,26 +61,38 @@ def one_line(err: str) -> str:
 
 # -- nothing lost, nothing partial ---------------------------------------------------------
 
-def _kill_generate_repeatedly(tmp_path: Path, *, kills: int, seed: int) -> None:
-    out = tmp_path / "out"
-    args = fc.musegen(*fc.GENERATE, "-o", out)
+def _timed_run(args) -> float:
+    """Seconds one whole, undisturbed run takes here (faults are drawn inside that span)."""
     t0 = time.monotonic()
     rc, _, err = fc.finish(fc.start(args))
     assert rc == 0, err
-    length = time.monotonic() - t0
-    reference = (out / f"{fc.PRESET}-s1.wav").read_bytes()
+    return time.monotonic() - t0
+
+
+def _strikes(args, *, kills: int, seed: int, earliest: float, latest: float):
+    """Start ``kills`` runs, alternately killed and interrupted at seeded random moments; yield
+    ``(fault, proc, rc, err)`` of each after checking that it ended with a clean message."""
     rng = random.Random(seed)
-    hits = 0
     for i in range(kills):
         fault = "kill" if i % 2 == 0 else "interrupt"
         proc = fc.start(args)
         try:
-            proc.wait(timeout=rng.uniform(0.0, length))
+            proc.wait(timeout=rng.uniform(earliest, latest))
         except subprocess.TimeoutExpired:
             fc.hit(proc, fault)
         rc, _, err = fc.finish(proc)
-        hits += rc != 0
         assert fc.message_problems(fault, rc, err) == []
+        yield fault, proc, rc, err
+
+
+def _kill_generate_repeatedly(tmp_path: Path, *, kills: int, seed: int) -> None:
+    out = tmp_path / "out"
+    args = fc.musegen(*fc.GENERATE, "-o", out)
+    length = _timed_run(args)
+    reference = (out / f"{fc.PRESET}-s1.wav").read_bytes()
+    hits = 0
+    for fault, _, rc, _ in _strikes(args, kills=kills, seed=seed, earliest=0.0, latest=length):
+        hits += rc != 0
         assert fc.generate_problems(out, complete=False) == [], (fault, rc)
         # the previous complete result is never damaged: replaced whole or not at all
         wav = out / f"{fc.PRESET}-s1.wav"
@@ -122,23 +134,11 @@ def test_killed_generate_leaves_parts_that_the_next_run_removes(tmp_path):
 def _kill_batch_repeatedly(tmp_path: Path, plan: Path, ids: list[str], *, kills: int, seed: int) -> None:
     out = tmp_path / "run"
     args = fc.musegen("batch", plan, "-o", out, "--workers", "2", "--resume", "--no-images")
-    rng = random.Random(seed)
-    t0 = time.monotonic()  # how long a whole run takes here, so faults land in every phase of one
-    rc, _, err = fc.finish(fc.start(args))
-    assert rc == 0, err
-    length = time.monotonic() - t0
+    length = _timed_run(args)  # so faults land in every phase of a run
     shutil.rmtree(out)
     hits = 0
-    for i in range(kills):
-        fault = "kill" if i % 2 == 0 else "interrupt"
-        proc = fc.start(args)
-        try:
-            proc.wait(timeout=rng.uniform(0.2, length))
-        except subprocess.TimeoutExpired:
-            fc.hit(proc, fault)
-        rc, _, err = fc.finish(proc)
+    for fault, proc, rc, err in _strikes(args, kills=kills, seed=seed, earliest=0.2, latest=length):
         hits += rc != 0
-        assert fc.message_problems(fault, rc, err) == []
         if fault == "interrupt" and rc == 130:  # the hint, unless no job had been started yet
             assert "--resume" in err or one_line(err) == "Error: interrupted"
         assert fc.wait_session_gone(proc.pid) == [], "a worker outlived its killed run"
