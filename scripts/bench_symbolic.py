@@ -5,7 +5,7 @@
 1. Sampling throughput with the KV cache and the grammar, one thread:
    tokens/s at batch 1 and at batch 8 (target >= 2,000 tokens/s at batch 1),
    and the time of one decode step in the NumPy runtime the engine samples
-   with beside the torch model's own cached step.
+   with.
 2. ``musegen extend`` of an 8-bar sketch by 16 bars, rendered, in a fresh
    process (model load included; target < 3 s), median of 3.
 """
@@ -51,30 +51,23 @@ def throughput(model_dir, tokens: int, batch: int) -> float:
     return sum(len(r) for r in rows) / dt
 
 
-def step_times(model_dir, steps: int = 500) -> tuple[float, float]:
-    """Milliseconds per batch-1 decode step at 300 cached tokens: NumPy runtime, and the torch model's own step."""
+def step_ms(model_dir, steps: int = 500) -> float:
+    """Milliseconds per batch-1 decode step of the NumPy runtime with 300 tokens cached."""
     import numpy as np
-    import torch
     from threadpoolctl import threadpool_limits
 
-    from musegen.engines.symbolic.checkpoint import load_checkpoint
-    from musegen.engines.symbolic.runtime import NumpyLM
+    from musegen.engines.symbolic.checkpoint import load_runtime
 
-    torch.set_num_threads(1)
-    model, _, _ = load_checkpoint(model_dir)
-    lm = NumpyLM.from_module(model)
-    out = []
+    lm, _, _ = load_runtime(model_dir)
     with threadpool_limits(limits=1, user_api="blas"):
-        for m, arr in ((lm, np.asarray), (model, torch.as_tensor)):
-            cache = m.new_cache(1)
-            m.step(arr(np.zeros((1, 300), dtype=np.int64)), cache)
-            one = arr(np.full((1, 1), 5, dtype=np.int64))
-            t = time.perf_counter()
-            for _ in range(steps):
-                m.step(one, cache)
-                cache.length, cache.pos = 300, 300
-            out.append(1000 * (time.perf_counter() - t) / steps)
-    return out[0], out[1]
+        cache = lm.new_cache(1)
+        lm.step(np.zeros((1, 300), dtype=np.int64), cache)
+        one = np.full((1, 1), 5, dtype=np.int64)
+        t = time.perf_counter()
+        for _ in range(steps):
+            lm.step(one, cache)
+            cache.length, cache.pos = 300, 300
+        return 1000 * (time.perf_counter() - t) / steps
 
 
 def extend_wall(repeats: int) -> list[float]:
@@ -97,9 +90,7 @@ def main() -> None:
     ap.add_argument("--model", default=None)
     ap.add_argument("--tokens", type=int, default=1500)
     args = ap.parse_args()
-    np_ms, torch_ms = step_times(args.model)
-    print(f"decode step at batch 1, 1 thread: NumPy runtime {np_ms:.2f} ms, torch model {torch_ms:.2f} ms "
-          f"(x{torch_ms / np_ms:.2f})")
+    print(f"decode step at batch 1, 1 thread, 300 tokens cached: {step_ms(args.model):.2f} ms")
     b1 = throughput(args.model, args.tokens, 1)
     b8 = throughput(args.model, args.tokens, 8)
     print(f"sampling, 1 thread: batch 1 {b1:,.0f} tokens/s (target >= 2,000); batch 8 {b8:,.0f} tokens/s in total")

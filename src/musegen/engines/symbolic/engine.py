@@ -204,11 +204,8 @@ def _candidates(value: Any, request: Request) -> int:
 @contextlib.contextmanager
 def _blas_threads(n: int):
     """Small models decode fastest on one thread (two collapse when the other core is busy)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # without threadpoolctl the BLAS keeps its own setting
-        yield
-        return
+    from threadpoolctl import threadpool_limits
+
     with threadpool_limits(limits=max(1, n), user_api="blas"):
         yield
 
