@@ -48,6 +48,8 @@ def test_symbolic_batch_gives_each_request_its_solo_result():
         alone = eng.generate(req)
         for a, b in zip(alone, batched):
             assert _notes(a.score) == _notes(b.score), req.random_seed
+            # the sidecar says the same of both, but for the batch it was sampled in
+            assert a.info["batch"] == 1 and {**a.info, "batch": b.info["batch"]} == b.info
     # a batch is no more than its rows: another set of neighbours, the same result
     again = eng.generate_many([requests[3], requests[0]])
     assert _notes(again[0][0].score) == _notes(many[3][0].score)

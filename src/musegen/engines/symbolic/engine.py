@@ -69,12 +69,7 @@ class SymbolicEngine:
         with _blas_threads(job.threads):
             new, picks = sample_ranked(job.sampler, job.plan, request, job.settings, gen,
                                        candidates=job.candidates, progress=progress)
-        outputs = job.outputs(new)
-        for out, picked in zip(outputs, picks):
-            out.info["candidates"] = job.candidates
-            if picked:
-                out.info["phrase_picks"] = picked
-        return outputs
+        return job.outputs(new, picks)
 
     def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
         """Outputs of several requests, those that can share a sampler call sampled as one batch.
@@ -100,8 +95,6 @@ class SymbolicEngine:
             first = jobs[members[0]]
             if first.candidates > 1:
                 results[members[0]] = self._generate_job(first)
-                for out in results[members[0]]:
-                    out.info["batch"] = 1
                 done += 1
                 continue
             prompts, gens, rows_of = [], [], []
@@ -120,9 +113,7 @@ class SymbolicEngine:
                 new = first.sampler.sample(prompts, bars=first.request.bars, meter=first.request.meter,
                                            settings=first.settings, generator=gens, progress=step)
             for i, rows in zip(members, rows_of):
-                results[i] = jobs[i].outputs([new[r] for r in rows])
-                for out in results[i]:
-                    out.info["batch"] = len(members)
+                results[i] = jobs[i].outputs([new[r] for r in rows], batch=len(members))
             done += len(members)
         return results  # type: ignore[return-value]
 
@@ -174,11 +165,18 @@ class _Job:
         return (self.model_key, self.threads, r.meter, r.bars, len(self.plan.prompt), s.temperature, s.top_k,
                 s.top_p, s.key_pcs, s.programs, s.wanted, s.part_bias, pc_bias)
 
-    def outputs(self, new_rows: list[list[int]]) -> list[EngineOutput]:
+    def outputs(self, new_rows: list[list[int]], picks: list[list[int]] | None = None,
+                batch: int = 1) -> list[EngineOutput]:
+        """The request's results from its sampled rows; ``picks``: the chosen candidate per bar of each."""
         from musegen.engines.symbolic.continuation import build_outputs
 
-        return build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
+        outs = build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
                              model_name=str(self.config.get("name", "musegen-symbolic")))
+        for i, out in enumerate(outs):
+            out.info.update(candidates=self.candidates, batch=batch)
+            if picks and picks[i]:
+                out.info["phrase_picks"] = picks[i]
+        return outs
 
 
 #: candidates per bar when continuing a sketch's own parts (without a sketch there is no

@@ -273,6 +273,7 @@ class ConstrainedSampler:
             if logits.shape != (B, g.V):
                 raise ValueError(f"prefilled logits must be ({B}, {g.V}), got {logits.shape}")
         self.last_stats = {"calls": 1, "tokens": 0}
+
         def start_state(prompt: list[int]) -> int:
             s = g.state_after(prompt[-1])
             return S_DURATION if s == S_DONE else s  # a conditioning prefix or a finished note allow a new bar
