@@ -181,10 +181,7 @@ class MusicGenEngine:
         opts = Options.parse(dict(request.options))
         mg = self._model_for(opts)
         with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
-            job = self._setup(request, opts, mg)
-            texts = job.texts
-            chunks = [[(job, texts[i:i + opts.batch_size])] for i in range(0, len(texts), opts.batch_size)]
-            return self._run(mg, chunks, progress)[0]
+            return self._run(mg, _solo_passes(self._setup(request, opts, mg)), progress)[0]
 
     def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
         """Outputs of several requests, those that can share a decoding pass generated as one batch.
@@ -222,8 +219,7 @@ class MusicGenEngine:
                 for group in groups.values():
                     limit = opts[group[0]].batch_size
                     if len(group) == 1:  # alone: exactly what generate() does, several passes if need be
-                        texts = jobs[group[0]].texts
-                        chunks = [[(jobs[group[0]], texts[k:k + limit])] for k in range(0, len(texts), limit)]
+                        chunks = _solo_passes(jobs[group[0]])
                     else:
                         chunks, rows = [], limit
                         for i in group:  # whole requests, up to batch_size rows a pass
@@ -495,6 +491,12 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def _solo_passes(job: "_Job") -> list[list[tuple["_Job", list[str]]]]:
+    """One request's rows in passes of at most ``batch_size`` (its variations in order)."""
+    texts, n = job.texts, job.opts.batch_size
+    return [[(job, texts[k:k + n])] for k in range(0, len(texts), n)]
 
 
 def _texts(prompt: str, extra: tuple[str, ...], n: int) -> list[str]:
