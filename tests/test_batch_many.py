@@ -57,6 +57,26 @@ def test_symbolic_batch_gives_each_request_its_solo_result():
     assert _notes(many[0][0].score) != _notes(many[1][0].score)
 
 
+def test_symbolic_batch_restates_each_request_s_own_sketch(tmp_path):
+    """One-pass requests that restate their sketches (reprise, one candidate) batch together, each
+    row guided by its own sketch, and give what they give alone."""
+    from conftest import make_sketch
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.pipeline import load_seed
+
+    requests = []
+    for s in range(3):
+        score, analysis = load_seed(make_sketch(tmp_path / f"s{s}.mid", tempo=100, bars=2, tonic=2 * s))[:2]
+        requests.append(_request(s, bars=3, seed_score=score, seed_analysis=analysis, continue_only=True,
+                                 engine_options={"candidates": 1}))
+    eng = SymbolicEngine()
+    many = eng.generate_many(requests)
+    assert [o[0].info["batch"] for o in many] == [3] * 3
+    assert all(o[0].info["reprise"] == 6 for o in many)
+    for req, batched in zip(requests, many):
+        assert _notes(eng.generate(req)[0].score) == _notes(batched[0].score)
+
+
 # -- the pipeline: batched engine calls, failures kept apart ------------------------------
 
 class _FlakyEngine:

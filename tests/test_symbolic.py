@@ -340,7 +340,7 @@ class _ScriptedSampler:
         self.fed.append(ids[0].tolist())
         return np.zeros((1, self.g.V), np.float32)
 
-    def sample(self, prompts, *, bars, meter, settings, generator, progress=None, prefilled=None):
+    def sample(self, prompts, *, bars, meter, settings, generator, progress=None, prefilled=None, guides=None):
         cache, logits = prefilled
         assert cache.rows == len(prompts) == logits.shape[0]
         self.calls.append((len(prompts), bars, list(prompts[0])))
@@ -417,3 +417,77 @@ def test_candidates_option_is_validated_and_recorded(tiny_dir):
     # a sketch that a preset's parts join (generate --midi): one pass, so the new parts get their bars
     (arranged,) = eng.generate(_engine_request(midi=midi, bars=2, random_seed=2))
     assert arranged.info["candidates"] == 1
+
+
+# -- reprise: restating the sketch ---------------------------------------------------------
+
+def test_reprise_plan_alternates_restated_and_free_sections():
+    from musegen.engines.symbolic.recall import reprise_plan
+
+    phrase, refs = reprise_plan(8, 20)  # A (the sketch) A' B A''
+    assert phrase == 8 and refs == list(range(8)) + [None] * 8 + [0, 1, 2, 3]
+    phrase, refs = reprise_plan(2, 10)  # a 2-bar motif: sections of 4 bars
+    assert phrase == 2 and refs == [0, 1, 0, 1, None, None, None, None, 0, 1]
+    assert reprise_plan(12, 3) == (8, [0, 1, 2])  # the sketch's last 8 bars are the phrase
+    assert reprise_plan(0, 3) == (0, [None] * 3)
+
+
+def test_reference_bars_hold_each_onset_s_notes(tok):
+    from musegen.engines.symbolic.recall import reference_bars
+    from musegen.engines.symbolic.sampler import Grammar
+
+    g, v = Grammar(tok), tok.vocab
+    ids = _bar_tokens(tok, [60, 64]) + _bar_tokens(tok, []) + _bar_tokens(tok, [67])
+    bars = reference_bars(g, ids)
+    assert len(bars) == 3
+    assert sorted(bars[0].notes) == [0, 8] and bars[0].notes[8][0].pitch == v["Pitch_64"]
+    assert bars[0].opener(-1, g) == v["Position_0"] and bars[0].opener(0, g) == v["Position_8"]
+    assert bars[0].opener(8, g) == v["Bar_None"]  # nothing after the last onset: the bar line
+    assert bars[1].notes == {} and bars[1].opener(-1, g) == v["Bar_None"]
+    assert bars[2].notes[0][0].duration == v["Duration_1.0.8"]
+
+
+def _bar_notes(score, bar_ticks, bar):
+    return sorted((n.time - bar * bar_ticks, n.pitch) for t in score.tracks for n in t.notes
+                  if bar * bar_ticks <= n.time < (bar + 1) * bar_ticks)
+
+
+def test_reprise_restates_the_sketch_then_writes_free_bars():
+    """Extending a sketch restates its bars (varied, by the ranking) in the first section; a
+    strong bonus restates them note for note, none writes new bars."""
+    from musegen.engines.symbolic.engine import SymbolicEngine
+
+    midi = SAMPLES / "melody.mid"
+    seed = Score(str(midi))
+    bar = seed.ticks_per_quarter * 4 * seed.time_signatures[0].numerator // seed.time_signatures[0].denominator
+    sketch_bars = -(-seed.end() // bar)
+    eng = SymbolicEngine()
+
+    def restated(options, bars=8):
+        req = _engine_request(midi=midi, bars=bars, random_seed=4, continue_only=True, engine_options=options)
+        (out,) = eng.generate(req)
+        same = sum(_bar_notes(out.score, bar, sketch_bars + j) == _bar_notes(seed, bar, sketch_bars - 8 + j)
+                   for j in range(8))
+        return same, out
+
+    copied, out = restated({"reprise": 10, "candidates": 1})
+    assert copied >= 7, copied
+    assert out.info["reprise"] == 10
+    free, _ = restated({"reprise": 0})
+    assert free <= 1, free
+    default, out = restated({})
+    assert out.info["reprise"] == 6 and free < default, (free, default)
+
+
+def test_reprise_option_is_validated():
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.errors import ParameterError
+
+    eng = SymbolicEngine()
+    midi = SAMPLES / "melody.mid"
+    for bad in (-1, 11, "loud", True, float("nan")):
+        req = _engine_request(midi=midi, bars=2, random_seed=2, continue_only=True, engine_options={"reprise": bad})
+        with pytest.raises(ParameterError, match="reprise must be a number from 0 to 10"):
+            eng.generate(req)
+    (plain,) = eng.generate(_engine_request(bars=1, random_seed=2))  # no sketch: nothing to restate
+    assert plain.info["reprise"] == 0

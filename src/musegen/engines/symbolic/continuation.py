@@ -43,6 +43,7 @@ class PromptPlan:
     wanted: tuple[int, ...] = ()   # parts to encourage when they fall silent
     pc_profile: tuple[float, ...] = ()  # pitch-class distribution (12) the new notes lean toward
     seed_pcs: tuple[float, ...] = ()    # the sketch's own pitch-class distribution (duration-weighted)
+    sketch_body: list[int] = field(default_factory=list)  # all the sketch's bars, also those the prompt drops
 
 
 def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
@@ -100,6 +101,7 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
         want_bars = max(1, round(start_tick / analysis.bar_ticks))
     have = sum(1 for t in body if t == bar_id)
     body = body + [bar_id, ts_id] * max(0, want_bars - have)
+    sketch_body = body
     # keep the prompt inside the context: drop whole bars from the front
     budget = context * 3 // 4 - len(cond)
     bar_pos = [i for i, t in enumerate(body) if t == bar_id]
@@ -119,7 +121,7 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
     wanted = programs
     return PromptPlan(cond + body, body, prompt_bars, programs, key_pcs, dict(pmap.tracks),
                       start_tick, role_programs, wanted=wanted, pc_profile=_seed_profile(seed, key_pcs),
-                      seed_pcs=_seed_pcs(seed))
+                      seed_pcs=_seed_pcs(seed), sketch_body=sketch_body)
 
 
 def _seed_pcs(seed: Score) -> tuple[float, ...]:
@@ -268,8 +270,23 @@ def phrase_score(grammar, chosen: list[int], cand: list[int], profile, per_bar: 
     return score
 
 
+def reprise_guides(grammar, plan: PromptPlan, bars: int, bias: float) -> list:
+    """Per new bar, the :class:`.recall.RefBar` it restates (None: a free bar); empty without
+    a reprise (``bias`` 0, or no sketch bars to restate)."""
+    from musegen.engines.symbolic.recall import reference_bars, reprise_plan
+
+    if bias <= 0 or plan.prompt_bars <= 0:
+        return []
+    ref = reference_bars(grammar, plan.sketch_body or plan.body)
+    phrase, refs = reprise_plan(len(ref), bars)
+    if not phrase:
+        return []
+    ref = ref[-phrase:]
+    return [ref[r] if r is not None else None for r in refs]
+
+
 def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generator, *, candidates: int,
-                  progress=None) -> tuple[list[list[int]], list[list[int]]]:
+                  reprise: float = 0.0, progress=None) -> tuple[list[list[int]], list[list[int]]]:
     """New ids per variation, written phrase by phrase as the best of ``candidates`` samples.
 
     Each phrase (``RANK_PHRASE_BARS`` bars) is sampled ``candidates`` times as one batch; the
@@ -279,14 +296,22 @@ def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generat
     one-row cache that each chosen phrase extends; every phrase's candidates start from copies
     of it.  Returns the ids and, per variation, the chosen candidate index of each phrase.
     With one candidate this is plain sampling in one pass.
+
+    ``reprise`` > 0 restates the sketch (see :func:`reprise_guides`): in the bars that
+    restate it, every candidate leans toward the sketch's bar by that logit bonus, and the
+    ranking chooses among the variants.
     """
     from dataclasses import replace
 
     import numpy as np
 
+    from musegen.engines.symbolic.recall import Recall
+
+    refs = reprise_guides(sampler.g, plan, request.bars, reprise)
     if candidates <= 1:
+        guides = [Recall(refs, reprise)] * request.variations if refs else None
         new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
-                             settings=settings, generator=generator, progress=progress)
+                             settings=settings, generator=generator, progress=progress, guides=guides)
         return new, [[] for _ in new]
     g = sampler.g
     seed_notes = note_stats(g, plan.body)
@@ -314,8 +339,12 @@ def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generat
                 phrase_settings = replace(settings, wanted=tuple(p for p in settings.wanted if p not in playing))
             step = _phrase_progress(progress, v, done, request)
             start = (trunk.repeat(candidates), np.repeat(logits, candidates, axis=0))
+            guides = None
+            if refs and any(r is not None for r in refs[done:done + n]):
+                guides = [Recall(refs[done:done + n], reprise)] * candidates
             cands = sampler.sample([plan.prompt + chosen] * candidates, bars=n, meter=request.meter,
-                                   settings=phrase_settings, generator=generator, progress=step, prefilled=start)
+                                   settings=phrase_settings, generator=generator, progress=step, prefilled=start,
+                                   guides=guides)
             scores = [phrase_score(g, chosen, c, target, per_bar, n, parts) for c in cands]
             best = max(range(candidates), key=lambda i: scores[i])
             if cands[best]:

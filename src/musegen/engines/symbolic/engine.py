@@ -30,12 +30,17 @@ class SymbolicEngine:
     and the model wrote none), ``candidates`` (1-16; default 4 when continuing
     only the sketch's parts, as ``extend`` does, else 1: each bar is sampled
     that many times and the one that keeps the sketch's pitch-class balance
-    and density best is kept).
+    and density best is kept), ``reprise`` (0-10; default 6 when continuing
+    only the sketch's parts, else 0: the continuation restates the sketch's
+    last phrase, varied, in alternate sections (A A' B A'' ...); the value is
+    the logit bonus of the tokens that restate it, 0 turns it off; see
+    :mod:`.recall`).
     """
 
     name = "symbolic"
     produces = "midi"
-    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior", "candidates"}
+    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior", "candidates",
+               "reprise"}
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
         unknown = set(options) - self.OPTIONS
@@ -68,7 +73,7 @@ class SymbolicEngine:
         gen = np.random.default_rng(int(request.random_seed) % (2**63))
         with _blas_threads(job.threads):
             new, picks = sample_ranked(job.sampler, job.plan, request, job.settings, gen,
-                                       candidates=job.candidates, progress=progress)
+                                       candidates=job.candidates, reprise=job.reprise, progress=progress)
         return job.outputs(new, picks)
 
     def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
@@ -97,13 +102,14 @@ class SymbolicEngine:
                 results[members[0]] = self._generate_job(first)
                 done += 1
                 continue
-            prompts, gens, rows_of = [], [], []
+            prompts, gens, rows_of, guides = [], [], [], []
             for i in members:
                 req = requests[i]
                 gen = np.random.default_rng(int(req.random_seed) % (2**63))
                 rows_of.append(range(len(prompts), len(prompts) + req.variations))
                 prompts += [jobs[i].plan.prompt] * req.variations
                 gens += [gen] * req.variations  # one request's rows share its generator, as in generate()
+                guides += [jobs[i].guide()] * req.variations
 
             def step(d, total, msg, _done=done, _n=len(members)):
                 if progress is not None:
@@ -111,7 +117,8 @@ class SymbolicEngine:
 
             with _blas_threads(first.threads):
                 new = first.sampler.sample(prompts, bars=first.request.bars, meter=first.request.meter,
-                                           settings=first.settings, generator=gens, progress=step)
+                                           settings=first.settings, generator=gens, progress=step,
+                                           guides=guides if any(guides) else None)
             for i, rows in zip(members, rows_of):
                 results[i] = jobs[i].outputs([new[r] for r in rows], batch=len(members))
             done += len(members)
@@ -146,17 +153,25 @@ class SymbolicEngine:
         )
         return _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
                     int(opts.get("threads", 1)), _truthy(opts.get("accompany", True)),
-                    _candidates(opts.get("candidates"), request))
+                    _candidates(opts.get("candidates"), request), _reprise(opts.get("reprise"), request))
 
 
 class _Job:
     """One request made ready to sample: its prompt plan, settings and the loaded sampler."""
 
     def __init__(self, request, plan, settings, sampler, tokenizer, config, model_key, threads, accompany,
-                 candidates):
+                 candidates, reprise):
         self.request, self.plan, self.settings, self.sampler = request, plan, settings, sampler
         self.tokenizer, self.config, self.model_key = tokenizer, config, model_key
-        self.threads, self.accompany, self.candidates = threads, accompany, candidates
+        self.threads, self.accompany, self.candidates, self.reprise = threads, accompany, candidates, reprise
+
+    def guide(self):
+        """The :class:`.recall.Recall` of a one-pass (one candidate) sampling, or None."""
+        from musegen.engines.symbolic.continuation import reprise_guides
+        from musegen.engines.symbolic.recall import Recall
+
+        refs = reprise_guides(self.sampler.g, self.plan, self.request.bars, self.reprise)
+        return Recall(refs, self.reprise) if refs else None
 
     def batch_key(self) -> tuple:
         """Requests with equal keys can be rows of one ``ConstrainedSampler.sample`` call."""
@@ -173,7 +188,7 @@ class _Job:
         outs = build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
                              model_name=str(self.config.get("name", "musegen-symbolic")))
         for i, out in enumerate(outs):
-            out.info.update(candidates=self.candidates, batch=batch)
+            out.info.update(candidates=self.candidates, reprise=self.reprise, batch=batch)
             if picks and picks[i]:
                 out.info["phrase_picks"] = picks[i]
         return outs
@@ -197,6 +212,26 @@ def _candidates(value: Any, request: Request) -> int:
     if not ok:
         raise ParameterError(f"candidates must be a whole number from 1 to 16, got {value!r}")
     return k
+
+
+#: logit bonus of the tokens that restate the sketch, when continuing a sketch's own parts
+#: (on 150 validation pieces, extending bars 1-8 by 8 bars: off 0.749 pitch-class overlap with
+#: the true bars 9-16, 4 -> 0.780, 6 -> 0.790 against 0.788 for repeating the sketch; with 6,
+#: 75% of the restated bars come out verbatim, the rest varied)
+DEFAULT_REPRISE = 6.0
+
+
+def _reprise(value: Any, request: Request) -> float:
+    if value is None:
+        return DEFAULT_REPRISE if request.seed is not None and request.continue_only else 0.0
+    try:
+        r = float(value)
+        ok = not isinstance(value, bool) and 0 <= r <= 10
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"reprise must be a number from 0 to 10, got {value!r}")
+    return r
 
 
 @contextlib.contextmanager

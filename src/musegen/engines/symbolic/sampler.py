@@ -114,13 +114,17 @@ class Grammar:
 class _Row:
     """One row's grammar state while sampling."""
 
-    __slots__ = ("state", "cur_pos", "bars_done", "done", "new", "last_bar")
+    __slots__ = ("state", "cur_pos", "bars_done", "done", "new", "last_bar", "played", "prog_tok", "pitch_tok",
+                 "guide")
 
-    def __init__(self, state: int, cur_pos: int, bars_done: int):
+    def __init__(self, state: int, cur_pos: int, bars_done: int, guide=None):
         self.state, self.cur_pos, self.bars_done = state, cur_pos, bars_done
         self.done = False
         self.new: list[int] = []
         self.last_bar: dict[int, int] = {}  # program -> bar it last played in
+        self.played: list[tuple[int, int]] = []  # (Program, Pitch) tokens of the notes at the current position
+        self.prog_tok = self.pitch_tok = -1  # the current note's Program and Pitch tokens
+        self.guide = guide  # a .recall.Recall, or None
 
     def table_row(self, after0: int) -> int:
         if self.done:
@@ -135,12 +139,19 @@ class _Row:
                 self.done = True
                 return
             self.cur_pos = -1
+            self.played = []
         elif g.kind[t] == "Position":
             self.cur_pos = int(g.pos_index[t])
+            self.played = []
         self.new.append(t)
-        self.state = g.state_after(t)
-        if self.state in (S_PROGRAM_MEL, S_PROGRAM_DRUM):
+        self.state = state = g.state_after(t)
+        if state in (S_PROGRAM_MEL, S_PROGRAM_DRUM):
             self.last_bar[g.prog_value[t]] = self.bars_done
+            self.prog_tok = t
+        elif state == S_PITCH:
+            self.pitch_tok = t
+        elif state == S_DURATION:
+            self.played.append((self.prog_tok, self.pitch_tok))
 
 
 class _Rules:
@@ -176,6 +187,7 @@ class _Rules:
         prog_id = {p: i for i, p in g.prog_value.items()}
         self.wanted = {p: prog_id[p] for p in settings.wanted if p in prog_id}
         self.part_bias = settings.part_bias
+        self.g = g
 
     def weights(self, logits: np.ndarray, rows: list[_Row]) -> np.ndarray:
         """Unnormalised sampling weights (B, V) for the rows' next tokens: 0 where not allowed."""
@@ -187,6 +199,11 @@ class _Rules:
                     for prog, tid in self.wanted.items():
                         if r.bars_done - r.last_bar.get(prog, -9) > 1:
                             lg[b, tid] += self.part_bias
+        for b, r in enumerate(rows):  # rows restating a reference bar (see .recall)
+            if r.guide is not None and not r.done:
+                ids = r.guide.preferred(r, self.g)
+                if ids:
+                    lg[b, ids] += np.float32(r.guide.bias)
         if self.top_k:
             kth = np.partition(lg, self.V - self.top_k, axis=-1)[:, self.V - self.top_k, None]
             lg[lg < kth] = -np.inf
@@ -245,6 +262,7 @@ class ConstrainedSampler:
         max_tokens: int | None = None,
         progress=None,
         prefilled: "tuple[object, np.ndarray] | None" = None,
+        guides: "Sequence[object | None] | None" = None,
     ) -> list[list[int]]:
         """Continue each prompt by ``bars`` bars; returns the new ids per row.
 
@@ -254,6 +272,8 @@ class ConstrainedSampler:
         per row, or one (or a seed) that rows share.  ``prefilled`` is a cache
         that already holds the prompts, with the logits that followed them
         (see :meth:`prefill`): the prompts then only set the grammar state.
+        ``guides``: per row, a :class:`.recall.Recall` that leans the row toward
+        reference bars, or None.
         """
         g = self.g
         B = len(prompts)
@@ -282,7 +302,10 @@ class ConstrainedSampler:
         if start_state(prompts[0]) == S_POSITION:  # the prompt opened the first bar (Bar TimeSig Position [Tempo])
             cur_pos = next(int(g.pos_index[t]) for t in reversed(prompts[0]) if g.kind[t] == "Position")
             bars_done = 1
-        rows = [_Row(start_state(p), cur_pos, bars_done) for p in prompts]
+        if guides is not None and len(guides) != B:
+            raise ValueError(f"need one guide (or None) per row ({B}), got {len(guides)}")
+        rows = [_Row(start_state(p), cur_pos, bars_done, guides[b] if guides is not None else None)
+                for b, p in enumerate(prompts)]
         limit = max_tokens or bars * meter[0] * 8 * 12 + 64
         if B == 1 and self.draft_len > 0:
             self._decode_drafting(prompts[0], rows[0], logits, cache, rules, rngs[0], bars, limit, progress)
