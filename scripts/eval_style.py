@@ -20,7 +20,8 @@ model and of the learned style are compared with the pieces' true bars:
 
 The same preset and engine options (``--option KEY=VALUE``, e.g. ``candidates=1`` to
 compare the models without bar ranking) drive both models (the learned style's), so the table
-isolates what fine-tuning did.  Prints a Markdown table; ``--json`` saves it all.
+isolates what fine-tuning did.  The reprise is off unless an option turns it on: restating
+the seed would make both models copy it.  Prints a Markdown table; ``--json`` saves it all.
 """
 
 from __future__ import annotations
@@ -125,7 +126,8 @@ def continuations(model_dir, preset, files: list[Path], args) -> tuple[dict, dic
         for s in range(args.seeds):
             req = Request(preset=preset, bars=args.bars, tempo_bpm=a.tempo_bpm, meter=a.meter, tonic=a.key_tonic,
                           mode=a.key_mode, random_seed=1000 * i + s, variations=1, seed=seed, seed_analysis=sa,
-                          continue_only=True, options={"accompany": False, **args.options}, temperature=1.0)
+                          continue_only=True, options={"accompany": False, "reprise": 0, **args.options},
+                          temperature=1.0)
             (out,) = engine.generate(req)
             gen = notes_in(out.score, lo, hi)
             if s == 0:
