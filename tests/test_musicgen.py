@@ -285,6 +285,23 @@ def test_onednn_kernels_agree_with_the_exact_ones(loaded):
         FastDecoder(mg.lm, kernels="fastest")
 
 
+def test_onednn_kernels_fuse_qkv_and_heads_only_where_they_pack(loaded):
+    import torch
+
+    from musegen.engines.musicgen.fast import FastDecoder
+
+    mg = loaded["text"]
+    fd = FastDecoder(mg.lm, kernels="onednn")
+    fd.first_logits(mg.conditioning(["warm jazz"], guided=True), batch=1, guided=True)  # 2 rows: F.linear
+    assert not fd._fused
+    fd.first_logits(mg.conditioning(["warm jazz", "dark techno"], guided=True), batch=2, guided=True)
+    assert set(fd._fused) == {*range(len(fd.layers)), "heads"}
+    sa = fd.layers[0].self_attn
+    assert torch.equal(fd._fused[0][0], torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]))
+    fd.kernels = "exact"  # the copies go with the packed weights
+    assert not fd._fused and not fd._packed
+
+
 def test_the_seed_changes_the_tokens(loaded):
     import torch
 
