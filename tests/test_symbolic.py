@@ -491,3 +491,34 @@ def test_reprise_option_is_validated():
             eng.generate(req)
     (plain,) = eng.generate(_engine_request(bars=1, random_seed=2))  # no sketch: nothing to restate
     assert plain.info["reprise"] == 0
+
+
+def test_extend_writes_into_the_sketch_track_that_plays_not_an_empty_one(tiny_dir):
+    """A song's melody track can be empty in its first bars (a sketch clipped from POP909 through
+    the API keeps it; loading a file drops it): the piano part the sketch does play goes on in
+    the piano track, and the empty track stays empty."""
+    from symusic import Note, Tempo, TimeSignature, Track
+
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.midi.analysis import analyze_score
+    from musegen.pipeline import plan_request
+    from musegen.presets import load_preset
+
+    s = Score(480)
+    s.tempos.append(Tempo(0, 100.0))
+    s.time_signatures.append(TimeSignature(0, 4, 4))
+    empty = Track(name="MELODY", program=0)
+    piano = Track(name="PIANO", program=0)
+    for bar in range(2):
+        for beat in range(4):
+            for p in (48, 55, 60, 64):
+                piano.notes.append(Note(bar * 1920 + beat * 480, 480, p + (5 if bar else 0), 70))
+    s.tracks.extend([empty, piano])
+    analysis = analyze_score(s)
+    _, pmap = canonicalize(s, list(analysis.tracks))
+    assert pmap.tracks == {0: 1}
+    req = plan_request(load_preset("pop-ballad"), seed_score=s, seed_analysis=analysis, bars=2, random_seed=1,
+                       continue_only=True)
+    (out,) = SymbolicEngine(model=str(tiny_dir)).generate(req)
+    assert len(out.score.tracks[0].notes) == 0
+    assert len(out.score.tracks[1].notes) > len(piano.notes)

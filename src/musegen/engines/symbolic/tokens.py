@@ -114,7 +114,8 @@ def canonicalize(score: Score, infos: list | None = None) -> tuple[Score, PartMa
     infos : list of TrackInfo, optional
         From :func:`musegen.midi.tracks.describe_tracks` (computed when not
         given).  Of several melody-like tracks only the highest is the melody;
-        the others count as accompaniment.
+        the others count as accompaniment.  Where several tracks share a
+        canonical program, the map points at the one with the most notes.
     """
     if infos is None:
         from musegen.midi.tracks import describe_tracks
@@ -127,9 +128,14 @@ def canonicalize(score: Score, infos: list | None = None) -> tuple[Score, PartMa
         roles = [("harmony" if (r == "melody" and i != top) else r) for i, r in enumerate(roles)]
     out = score.copy()
     mapping: dict[int, int] = {}
+    # each canonical part goes back into the track of that part with the most notes; a track
+    # without notes (a song's melody track that starts after the sketch's bars) is no part
+    any_notes = any(len(t.notes) for t in out.tracks)
     for i, (trk, role) in enumerate(zip(out.tracks, roles)):
         prog = canonical_program(int(trk.program), bool(trk.is_drum), role)
-        mapping.setdefault(prog, i)
+        if len(trk.notes) or not any_notes:
+            if prog not in mapping or len(trk.notes) > len(out.tracks[mapping[prog]].notes):
+                mapping[prog] = i
         if prog == -1:
             trk.is_drum = True
             trk.program = 0
