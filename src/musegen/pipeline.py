@@ -251,11 +251,10 @@ def generate(
     -------
     list of Result
     """
+    call = dict(locals())  # the arguments: nothing else is bound yet
+    call.pop("progress")
     t0 = time.perf_counter()
-    job = _prepare(preset, midi=midi, bars=bars, seconds=seconds, seed=seed, variations=variations,
-                   engine=engine, tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir,
-                   name=name, soundfont=soundfont, sample_rate=sample_rate, post=post,
-                   continue_only=continue_only, engine_options=engine_options, command=command)
+    job = _prepare(call)
     n_steps = variations * 3 + 1
     report = progress or (lambda done, total, msg: None)
 
@@ -296,7 +295,7 @@ def generate_many(calls: Sequence[dict[str, Any]]) -> Iterator[tuple[int, "list[
     for i, kwargs in enumerate(calls):
         t = time.perf_counter()
         try:
-            jobs[i] = _prepare(**kwargs)
+            jobs[i] = _prepare(kwargs)
         except Exception as exc:  # noqa: BLE001 - reported for this call only
             yield i, exc, time.perf_counter() - t
             continue
@@ -359,47 +358,35 @@ class _Job:
     command: str
 
 
-def _prepare(
-    preset: str | Preset | None = None,
-    *,
-    midi: str | os.PathLike[str] | None = None,
-    bars: int | None = None,
-    seconds: float | None = None,
-    seed: int | None = None,
-    variations: int = 1,
-    engine: str | None = None,
-    tempo: float | None = None,
-    key: str | None = None,
-    temperature: float | None = None,
-    prompt: str = "",
-    out_dir: str | os.PathLike[str] = "out",
-    name: str | None = None,
-    soundfont: str | None = None,
-    sample_rate: int | None = None,
-    post: Sequence[dict[str, Any]] | None = None,
-    continue_only: bool = False,
-    engine_options: dict[str, Any] | None = None,
-    command: str = "generate",
-) -> _Job:
-    """Everything of :func:`generate` before the engine runs (checks, seed, request, engine)."""
+def _prepare(call: dict[str, Any]) -> _Job:
+    """Everything of :func:`generate` before the engine runs (checks, seed, request, engine).
+
+    ``call``: keyword arguments of :func:`generate`, bound to its signature (so its defaults
+    apply, and an unknown name raises ``TypeError`` as calling it would).
+    """
+    import inspect
+    from types import SimpleNamespace
+
     from musegen.audio.chain import validate_chain
     from musegen.engines.registry import get_engine
 
-    p = resolve_preset(preset)
-    if seed is None:
-        seed = secrets.randbelow(2**31)
+    bound = inspect.signature(generate).bind(**call)
+    bound.apply_defaults()
+    c = SimpleNamespace(**bound.arguments)
+    p = resolve_preset(c.preset)
+    seed = secrets.randbelow(2**31) if c.seed is None else c.seed
     seed_score = seed_analysis = seed_sha = None
-    if midi is not None:
-        seed_score, seed_analysis, seed_sha = load_seed(midi)
-    elif continue_only:
+    if c.midi is not None:
+        seed_score, seed_analysis, seed_sha = load_seed(c.midi)
+    elif c.continue_only:
         raise ParameterError("extend needs a MIDI sketch to continue")
     request = plan_request(
-        p, bars=bars, seconds=seconds, random_seed=seed, variations=variations, tempo=tempo,
-        key=key, temperature=temperature, prompt=prompt, seed_score=seed_score,
-        seed_analysis=seed_analysis, continue_only=continue_only, engine_options=engine_options,
+        p, bars=c.bars, seconds=c.seconds, random_seed=seed, variations=c.variations, tempo=c.tempo,
+        key=c.key, temperature=c.temperature, prompt=c.prompt, seed_score=seed_score,
+        seed_analysis=seed_analysis, continue_only=c.continue_only, engine_options=c.engine_options,
     )
-    steps = list(p.post) if post is None else validate_chain(list(post))
-    sr = int(sample_rate or p.render.sample_rate)
+    steps = list(p.post) if c.post is None else validate_chain(list(c.post))
+    sr = int(c.sample_rate or p.render.sample_rate)
     from musegen.render.synth import MAX_SR, MIN_SR, resolve_soundfont
 
     check_range("sample rate", sr, MIN_SR, MAX_SR, integer=True)
@@ -407,15 +394,14 @@ def _prepare(
     music_s = request.seconds + (seed_analysis.duration_s if seed_analysis is not None else 0.0)
     samples = int((music_s + TAIL_SECONDS) * sr) * 2
     limits.check("audio_samples", samples, what=f"{music_s:.0f} s of stereo audio at {sr} Hz is {samples:,} samples")
-    sf_ref = soundfont if soundfont is not None else p.render.soundfont
-    sf_path = resolve_soundfont(sf_ref)
-    out = ensure_dir(out_dir)
-    engine_name = engine or p.engine.name
+    sf_path = resolve_soundfont(c.soundfont if c.soundfont is not None else p.render.soundfont)
+    out = ensure_dir(c.out_dir)
+    engine_name = c.engine or p.engine.name
     eng = get_engine(engine_name)
-    template = name or (DEFAULT_TEMPLATE + ("-v{variation}" if variations > 1 else ""))
-    if midi is not None and name is None:
+    template = c.name or (DEFAULT_TEMPLATE + ("-v{variation}" if c.variations > 1 else ""))
+    if c.midi is not None and c.name is None:
         template = "{midi}-" + template
-    return _Job(request, p, eng, engine_name, midi, seed_sha, out, sr, sf_path, steps, template, command)
+    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, template, c.command)
 
 
 def _finish(job: _Job, outputs: list, t_eng: float, report: Progress) -> list[Result]:
