@@ -479,16 +479,19 @@ def test_reprise_restates_the_sketch_then_writes_free_bars():
     assert out.info["reprise"] == 6 and free < default, (free, default)
 
 
-def test_reprise_option_is_validated():
+def test_numeric_options_are_validated_naming_option_and_value():
     from musegen.engines.symbolic.engine import SymbolicEngine
     from musegen.errors import ParameterError
 
     eng = SymbolicEngine()
     midi = SAMPLES / "melody.mid"
-    for bad in (-1, 11, "loud", True, float("nan")):
-        req = _engine_request(midi=midi, bars=2, random_seed=2, continue_only=True, engine_options={"reprise": bad})
-        with pytest.raises(ParameterError, match="reprise must be a number from 0 to 10"):
-            eng.generate(req)
+    bad_values = {"reprise": (-1, 11, "loud", True, float("nan")), "top_p": ("abc", 1.5, 0),
+                  "top_k": (-1, 2.5), "threads": ("x", -1), "tonal_prior": (11, "strong")}
+    for key, values in bad_values.items():
+        for bad in values:
+            req = _engine_request(midi=midi, bars=2, random_seed=2, continue_only=True, engine_options={key: bad})
+            with pytest.raises(ParameterError, match=f"{key} must be .*{bad!r}"):
+                eng.generate(req)
     (plain,) = eng.generate(_engine_request(bars=1, random_seed=2))  # no sketch: nothing to restate
     assert plain.info["reprise"] == 0
 

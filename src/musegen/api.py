@@ -37,7 +37,7 @@ def render(
     from musegen.audio.chain import apply_chain, validate_chain
     from musegen.audio.io import write_audio
     from musegen.midi.io import load_midi
-    from musegen.pipeline import check_range
+    from musegen.errors import check_range
     from musegen.render.synth import MAX_SR, MIN_SR, render_score
 
     _check_out(out, AUDIO_SUFFIXES[:3])

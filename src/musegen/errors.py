@@ -1,4 +1,4 @@
-"""Exception hierarchy.
+"""Exception hierarchy, and the range check behind most parameter errors.
 
 Every error musegen raises on purpose derives from :class:`MusegenError`.
 The CLI turns them into one ``Error: ...`` line on stderr; ``exit_code`` says
@@ -6,6 +6,9 @@ which code it exits with: 2 for bad input or usage, 1 for runtime failures.
 """
 
 from __future__ import annotations
+
+import math
+from typing import Any
 
 
 class MusegenError(Exception):
@@ -54,3 +57,12 @@ class RenderError(MusegenError):
 
 class OutputError(MusegenError):
     """An output could not be written (disk full, permissions...) (exit 1)."""
+
+
+def check_range(name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
+    """Validate a user number, naming the parameter and the value on failure."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
+        raise ParameterError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
+    if not (lo <= value <= hi) or (isinstance(value, float) and not math.isfinite(value)):
+        raise ParameterError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return value

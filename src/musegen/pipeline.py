@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 from musegen import __version__, limits
 from musegen.engines.base import Request, continuation_start
-from musegen.errors import EngineError, MidiError, ParameterError
+from musegen.errors import EngineError, MidiError, ParameterError, check_range
 from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
 from musegen.presets import DEFAULT_PRESET, MINOR_MODES, NOTE_NAMES, Preset, load_preset, parse_key
 
@@ -58,15 +58,6 @@ class Result:
 
 
 # -- validation of plain parameters ------------------------------------------
-
-def check_range(name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
-    """Validate a user number, naming the parameter and the value on failure."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):
-        raise ParameterError(f"{name} must be {'an integer' if integer else 'a number'}, got {value!r}")
-    if not (lo <= value <= hi) or (isinstance(value, float) and not math.isfinite(value)):
-        raise ParameterError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
-    return value
-
 
 def resolve_preset(preset: str | Preset | None) -> Preset:
     if isinstance(preset, Preset):

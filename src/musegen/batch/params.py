@@ -39,13 +39,13 @@ SEED_DEFAULT = 0  # every job is reproducible, and its id stable, even without a
 
 
 def _number(name: str, value: Any, lo: float, hi: float) -> float:
-    from musegen.pipeline import check_range
+    from musegen.errors import check_range
 
     return float(check_range(name, value, lo, hi))
 
 
 def _integer(name: str, value: Any, lo: int, hi: int) -> int:
-    from musegen.pipeline import check_range
+    from musegen.errors import check_range
 
     return int(check_range(name, value, lo, hi, integer=True))
 

@@ -165,7 +165,7 @@ def run_batch(
     """
     from musegen.batch.lock import RunLock
     from musegen.outputs import ensure_dir
-    from musegen.pipeline import check_range
+    from musegen.errors import check_range
 
     if workers is not None:
         check_range("workers", workers, 1, 4096, integer=True)

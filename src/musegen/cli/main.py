@@ -243,7 +243,7 @@ def train(data, out_dir, style, from_scratch, base, steps, minutes, seed, as_jso
     """
     from musegen.cli.progress import ProgressBar
     from musegen.engines.symbolic.folder import train_on_folder
-    from musegen.pipeline import check_range
+    from musegen.errors import check_range
 
     check_range("steps", steps, 1, 1_000_000, integer=True)
     check_range("minutes", minutes, 0.1, 24 * 60)

@@ -40,7 +40,7 @@ def learn(inputs, name, steps, minutes, from_preset, method, seed, as_json) -> N
     the files (tempo, meter, key, instruments, density, swing, velocity, chords) and a fine-tune of
     the embedded model, which stops early when validation loss stops improving."""
     from musegen.cli.progress import ProgressBar
-    from musegen.pipeline import check_range
+    from musegen.errors import check_range
     from musegen.style.learn import learn_style
 
     check_range("steps", steps, 1, 100_000, integer=True)

@@ -13,7 +13,7 @@ import threading
 from typing import Any
 
 from musegen.engines.base import EngineOutput, Request
-from musegen.errors import ParameterError
+from musegen.errors import ParameterError, check_range
 
 _LOCK = threading.Lock()
 
@@ -135,15 +135,15 @@ class SymbolicEngine:
         model_key = opts.get("model", self.model_path)
         model, tokenizer, config, sampler = self._load(model_key)
         plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context)
-        top_p = float(opts.get("top_p", 0.95))
-        top_k = int(opts.get("top_k", 0))
-        if not 0 < top_p <= 1:
-            raise ParameterError(f"top_p must be in (0, 1], got {top_p!r}")
-        if top_k < 0:
-            raise ParameterError(f"top_k must be >= 0, got {top_k!r}")
-        tonal = float(opts.get("tonal_prior", 0.0))
-        if not 0 <= tonal <= 10:
-            raise ParameterError(f"tonal_prior must be between 0 and 10, got {tonal!r}")
+        top_p = float(_option(opts, "top_p", 0.95, 0, 1))
+        if top_p == 0:
+            raise ParameterError("top_p must be greater than 0, got 0")
+        top_k = _option(opts, "top_k", 0, 0, sampler.g.V, integer=True)
+        tonal = float(_option(opts, "tonal_prior", 0.0, 0, 10))
+        # ranking and the reprise judge and restate the sketch's own parts, so by default they
+        # run only when continuing them (extend): where a preset adds parts, bars in which the
+        # model gives those notes thin the sketch's parts and would lose, so they fall silent
+        own_parts = request.seed is not None and request.continue_only
         settings = SampleSettings(
             temperature=request.temperature, top_p=top_p, top_k=top_k,
             key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
@@ -152,8 +152,9 @@ class SymbolicEngine:
             pc_bias=np.log(np.asarray(plan.pc_profile) + 0.03) * tonal if tonal else None,
         )
         return _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
-                    int(opts.get("threads", 1)), _truthy(opts.get("accompany", True)),
-                    _candidates(opts.get("candidates"), request), _reprise(opts.get("reprise"), request))
+                    _option(opts, "threads", 1, 0, 256, integer=True), _truthy(opts.get("accompany", True)),
+                    _option(opts, "candidates", DEFAULT_CANDIDATES if own_parts else 1, 1, 16, integer=True),
+                    float(_option(opts, "reprise", DEFAULT_REPRISE if own_parts else 0.0, 0, 10)))
 
 
 class _Job:
@@ -195,25 +196,8 @@ class _Job:
 
 
 #: candidates per bar when continuing a sketch's own parts (without a sketch there is no
-#: profile to rank by; with parts a preset adds, see _candidates)
+#: profile to rank by)
 DEFAULT_CANDIDATES = 4
-
-
-def _candidates(value: Any, request: Request) -> int:
-    if value is None:
-        # ranking judges the sketch's own parts; when a preset adds parts, bars where the model
-        # gives them notes thin the sketch's parts and would lose, so the new parts fall silent
-        return DEFAULT_CANDIDATES if request.seed is not None and request.continue_only else 1
-    try:
-        k = int(value)
-        ok = not isinstance(value, bool) and k == float(value) and 1 <= k <= 16
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ParameterError(f"candidates must be a whole number from 1 to 16, got {value!r}")
-    return k
-
-
 #: logit bonus of the tokens that restate the sketch, when continuing a sketch's own parts
 #: (on 150 validation pieces, extending bars 1-8 by 8 bars: off 0.749 pitch-class overlap with
 #: the true bars 9-16, 4 -> 0.780, 6 -> 0.790 against 0.788 for repeating the sketch; with 6,
@@ -221,17 +205,10 @@ def _candidates(value: Any, request: Request) -> int:
 DEFAULT_REPRISE = 6.0
 
 
-def _reprise(value: Any, request: Request) -> float:
-    if value is None:
-        return DEFAULT_REPRISE if request.seed is not None and request.continue_only else 0.0
-    try:
-        r = float(value)
-        ok = not isinstance(value, bool) and 0 <= r <= 10
-    except (TypeError, ValueError):
-        ok = False
-    if not ok:
-        raise ParameterError(f"reprise must be a number from 0 to 10, got {value!r}")
-    return r
+def _option(opts: dict, key: str, default, lo: float, hi: float, *, integer: bool = False):
+    """Engine option ``key`` checked to lie in ``[lo, hi]``, or ``default`` when not given."""
+    value = opts.get(key)
+    return default if value is None else check_range(key, value, lo, hi, integer=integer)
 
 
 @contextlib.contextmanager
