@@ -285,6 +285,14 @@ def reprise_guides(grammar, plan: PromptPlan, bars: int, bias: float) -> list:
     return [ref[r] if r is not None else None for r in refs]
 
 
+def reprise_guide(grammar, plan: PromptPlan, bars: int, bias: float):
+    """The :class:`.recall.Recall` of a one-pass sampling of ``bars`` new bars, or None."""
+    from musegen.engines.symbolic.recall import Recall
+
+    refs = reprise_guides(grammar, plan, bars, bias)
+    return Recall(refs, bias) if refs else None
+
+
 def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generator, *, candidates: int,
                   reprise: float = 0.0, progress=None) -> tuple[list[list[int]], list[list[int]]]:
     """New ids per variation, written phrase by phrase as the best of ``candidates`` samples.
@@ -307,13 +315,14 @@ def sample_ranked(sampler, plan: PromptPlan, request: Request, settings, generat
 
     from musegen.engines.symbolic.recall import Recall
 
-    refs = reprise_guides(sampler.g, plan, request.bars, reprise)
     if candidates <= 1:
-        guides = [Recall(refs, reprise)] * request.variations if refs else None
+        guide = reprise_guide(sampler.g, plan, request.bars, reprise)
+        guides = [guide] * request.variations if guide else None
         new = sampler.sample([plan.prompt] * request.variations, bars=request.bars, meter=request.meter,
                              settings=settings, generator=generator, progress=progress, guides=guides)
         return new, [[] for _ in new]
     g = sampler.g
+    refs = reprise_guides(g, plan, request.bars, reprise)
     seed_notes = note_stats(g, plan.body)
     parts = frozenset(plan.part_map)
     seed_bars = sum(1 for t in plan.body if t == g.bar_id)

@@ -168,11 +168,9 @@ class _Job:
 
     def guide(self):
         """The :class:`.recall.Recall` of a one-pass (one candidate) sampling, or None."""
-        from musegen.engines.symbolic.continuation import reprise_guides
-        from musegen.engines.symbolic.recall import Recall
+        from musegen.engines.symbolic.continuation import reprise_guide
 
-        refs = reprise_guides(self.sampler.g, self.plan, self.request.bars, self.reprise)
-        return Recall(refs, self.reprise) if refs else None
+        return reprise_guide(self.sampler.g, self.plan, self.request.bars, self.reprise)
 
     def batch_key(self) -> tuple:
         """Requests with equal keys can be rows of one ``ConstrainedSampler.sample`` call."""
