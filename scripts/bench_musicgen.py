@@ -13,7 +13,7 @@ prompts with the same seed twice:
 - musegen: :class:`musegen.engines.musicgen.fast.FastDecoder` with a
   ``torch.Generator`` seeded alike, with its default ``exact`` kernels
   (transformers' own matrix products: bit-identical logits) and with the
-  opt-in ``onednn`` kernels (``--kernels exact onednn``); with ``--bf16`` also
+  opt-in ``fused`` kernels (``--kernels exact fused``); with ``--bf16`` also
   with the language model in bfloat16 (faster on CPUs with AMX, but other
   arithmetic, so other tokens: reported as the share of tokens that agree).
 
@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    ap.add_argument("--kernels", nargs="+", default=["exact", "onednn"], choices=["exact", "onednn"])
+    ap.add_argument("--kernels", nargs="+", default=["exact", "fused"], choices=["exact", "fused"])
     ap.add_argument("--bf16", action="store_true",
                     help="also time musegen's loop with the language model in bfloat16 (not identical tokens)")
     ap.add_argument("--no-huge-pages", action="store_true",
@@ -173,7 +173,7 @@ def main(argv=None) -> int:
         texts = texts_for[batch]
         s_audio, stock, s_wall, s_tok = stocks[batch]
         s_codes = ref_codes[batch]
-        # `onednn` packs its weights once per number of rows: a one-time cost per loaded model and
+        # `fused` packs its weights for oneDNN once per number of rows: a one-time cost per loaded model and
         # batch size, reported here, not in the timings
         for kernels in args.kernels:
             warm = fast_run(mg, texts, 8, sampling, args.seed, kernels)[2]

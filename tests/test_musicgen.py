@@ -139,9 +139,10 @@ def test_post_chain_runs_on_musicgen_audio(models, env, tmp_path):
 def test_long_form_windows_and_length(models, env, tmp_path):
     (r,) = generate(env, models["text"], tmp_path, "--preset", "techno", "--seconds", "9", "--seed", "2",
                     "--no-post", "--tempo", "120", "--option", "window=4", "--option", "extend_stride=2.5",
-                    "--option", "decode_chunk=3")
+                    "--option", "decode_chunk=3", "--option", "kernels=fused")
     doc = sidecar(r)
     info = doc["engine"]["info"]
+    assert info["kernels"] == "fused"
     total = info["frames"]
     windows = info["windows"]
     assert len(windows) > 2
@@ -219,6 +220,9 @@ def test_bad_options_are_named(models, env, tmp_path):
     proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "--seconds", "2", "-o", tmp_path,
                "--option", "guidence=3")
     assert proc.returncode == 2 and "guidence" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "--seconds", "2", "-o", tmp_path,
+               "--option", "kernels=onednn")
+    assert proc.returncode == 2 and "'onednn'" in proc.stderr and "Traceback" not in proc.stderr
     sketch = make_sketch(tmp_path / "s.mid")
     proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "--seconds", "2", "-o", tmp_path,
                "--midi", sketch, "--option", "midi_mode=melody")
@@ -270,7 +274,7 @@ def test_fast_decoder_samples_the_stock_tokens(loaded, kind, guidance, batch, pr
         assert torch.equal(fast[:, :, :prompt], codes.expand(batch, -1, -1))
 
 
-def test_onednn_kernels_agree_with_the_exact_ones(loaded):
+def test_fused_kernels_agree_with_the_exact_ones(loaded):
     import torch
 
     from musegen.engines.musicgen.fast import FastDecoder
@@ -278,20 +282,20 @@ def test_onednn_kernels_agree_with_the_exact_ones(loaded):
     mg = loaded["text"]
     cond = mg.conditioning(["warm jazz", "dark techno"], guided=True)  # 4 rows: the oneDNN path
     exact = FastDecoder(mg.lm).first_logits(cond, batch=2, guided=True)
-    onednn = FastDecoder(mg.lm, kernels="onednn").first_logits(cond, batch=2, guided=True)
-    assert exact.shape == onednn.shape == (4, 4, 64)
-    torch.testing.assert_close(onednn, exact, rtol=1e-4, atol=1e-5)
+    fused = FastDecoder(mg.lm, kernels="fused").first_logits(cond, batch=2, guided=True)
+    assert exact.shape == fused.shape == (4, 4, 64)
+    torch.testing.assert_close(fused, exact, rtol=1e-4, atol=1e-5)
     with pytest.raises(Exception, match="kernels must be one of"):
         FastDecoder(mg.lm, kernels="fastest")
 
 
-def test_onednn_kernels_fuse_qkv_and_heads_only_where_they_pack(loaded):
+def test_fused_kernels_fuse_qkv_and_heads_only_where_they_pack(loaded):
     import torch
 
     from musegen.engines.musicgen.fast import FastDecoder
 
     mg = loaded["text"]
-    fd = FastDecoder(mg.lm, kernels="onednn")
+    fd = FastDecoder(mg.lm, kernels="fused")
     fd.first_logits(mg.conditioning(["warm jazz"], guided=True), batch=1, guided=True)  # 2 rows: F.linear
     assert not fd._fused
     fd.first_logits(mg.conditioning(["warm jazz", "dark techno"], guided=True), batch=2, guided=True)
@@ -300,6 +304,32 @@ def test_onednn_kernels_fuse_qkv_and_heads_only_where_they_pack(loaded):
     assert torch.equal(fd._fused[0][0], torch.cat([sa.q_proj.weight, sa.k_proj.weight, sa.v_proj.weight]))
     fd.kernels = "exact"  # the copies go with the packed weights
     assert not fd._fused and not fd._packed
+
+
+@pytest.mark.parametrize("texts,folded", [(["warm jazz"], True), (["a", "warm"], True),
+                                          (["a long prompt about lofi beats with mellow rhodes chords"], False)])
+def test_fused_kernels_fold_the_cross_attention_of_short_texts(loaded, texts, folded):
+    import torch
+
+    from musegen.engines.musicgen.fast import FastDecoder, Sampling
+
+    mg = loaded["text"]
+    cond = mg.conditioning(texts, guided=True)
+    fd = FastDecoder(mg.lm, kernels="fused")
+    with torch.inference_mode():
+        plan = fd._cross_plan(cond)
+    # the unconditional rows (zero text states) attend alike whatever the query: computed once
+    assert plan.live == len(texts) and len(plan.const) == len(fd.layers)
+    assert (plan.folded is not None) == folded
+    if len(texts) == 2:  # texts of different lengths: the folded scores keep the padding mask
+        assert plan.live_mask is not None and bool(torch.isinf(plan.live_mask).any())
+    exact = FastDecoder(mg.lm)
+    torch.testing.assert_close(fd.first_logits(cond, batch=len(texts), guided=True),
+                               exact.first_logits(cond, batch=len(texts), guided=True), rtol=1e-4, atol=1e-5)
+    s = Sampling(guidance_scale=3.0, top_k=20)
+    a = exact.generate(cond, batch=len(texts), new_frames=30, sampling=s, generator=torch.Generator().manual_seed(3))
+    b = fd.generate(cond, batch=len(texts), new_frames=30, sampling=s, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(a, b)
 
 
 def test_huge_pages_move_the_weights_keeping_values_and_ties():

@@ -95,8 +95,8 @@ class Options:
                                  f"got {self.extend_stride!r}")
         if self.decoder not in ("fast", "stock"):
             raise ParameterError(f"decoder must be fast or stock, got {self.decoder!r}")
-        if self.kernels not in ("exact", "onednn"):
-            raise ParameterError(f"kernels must be exact or onednn, got {self.kernels!r}")
+        if self.kernels not in ("exact", "fused"):  # fast.KERNELS, named here without importing torch
+            raise ParameterError(f"kernels must be exact or fused, got {self.kernels!r}")
         if not 1 <= self.batch_size <= 64:
             raise ParameterError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
         if not 0 <= self.threads <= 1024:
@@ -141,7 +141,7 @@ class MusicGenEngine:
     ``midi_mode`` (melody/prompt/none), ``chroma_source`` (midi/audio),
     ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
     ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``kernels``
-    (exact/onednn: CPU matrix products, see :mod:`.fast`), ``batch_size`` (4),
+    (exact/fused: the decoder's arithmetic, see :mod:`.fast`), ``batch_size`` (4),
     ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
     ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
     ``threads`` (torch CPU threads; 0 = torch's default).

@@ -33,9 +33,11 @@ from musegen.errors import ParameterError
 
 
 #: "exact": the same matrix products as transformers (bit-identical logits);
-#: "onednn": oneDNN products on weights packed once per batch size, q/k/v and the heads
-#: fused (CPU; about 1.7x faster products from 4 rows up, logits within ~1e-5 of the exact ones)
-KERNELS = ("exact", "onednn")
+#: "fused": the same model with its arithmetic regrouped to read fewer bytes per step: the
+#: cross-attention folded into the text's keys and values (or, for the unconditional rows,
+#: computed once), and on the CPU from 4 rows up oneDNN products on weights packed once per
+#: batch size with q/k/v and the codebook heads fused (logits within ~1e-5 of the exact ones)
+KERNELS = ("exact", "fused")
 
 
 @dataclass(frozen=True)
@@ -127,13 +129,16 @@ class FastDecoder:
     ----------
     lm : MusicgenForCausalLM or MusicgenMelodyForCausalLM
         ``model.decoder`` of a loaded model (eval mode).
-    kernels : {"exact", "onednn"}
+    kernels : {"exact", "fused"}
         ``"exact"`` runs transformers' own matrix products, so the tokens are
-        those of ``generate()``; ``"onednn"`` (CPU, float32) multiplies batches
-        of 4+ rows with weights packed for oneDNN (the q, k, v projections as
-        one product, the K heads as one), faster from batch 2 with guidance,
-        with logits that differ from the exact ones by ~1e-6 (a sampled token
-        can then differ where two candidates are that close).
+        those of ``generate()``.  ``"fused"`` regroups the arithmetic to read
+        fewer bytes: each step's cross-attention reads the text's keys and
+        values folded into the q and out projections (short texts, few
+        items) and runs once for the unconditional rows; on the CPU in
+        float32, batches of 4+ rows multiply with weights packed for oneDNN
+        (q, k, v as one product, the K heads as one).  Its logits differ
+        from the exact ones by ~1e-6, so a sampled token can differ where two
+        candidates are that close.
     """
 
     def __init__(self, lm, *, kernels: str = "exact"):
@@ -158,7 +163,7 @@ class FastDecoder:
 
     @property
     def kernels(self) -> str:
-        """Matrix products: ``"exact"`` (default) or ``"onednn"``; see :data:`KERNELS`."""
+        """Arithmetic: ``"exact"`` (default) or ``"fused"``; see :data:`KERNELS`."""
         return self._kernels
 
     @kernels.setter
@@ -218,9 +223,10 @@ class FastDecoder:
 
         return linear
 
-    def _forward(self, x, pos: int, keys, values, cross_kv, cross_mask):
+    def _forward(self, x, pos: int, keys, values, cross: "_Cross | None"):
         """Run ``x`` (rows, n, hidden) at positions ``pos .. pos + n`` through every layer."""
         rows, n, _ = x.shape
+        fast_cross = cross is not None and cross.fast and n == 1
         end = pos + n
         linear = self._linear_fn(rows) if n == 1 else F.linear
         # the packed kernels run q, k, v as one product and the K heads as one (fewer calls; packing
@@ -247,16 +253,11 @@ class FastDecoder:
                                                    dropout_p=0.0, is_causal=False, scale=sa.scaling)
             a = a.transpose(1, 2).contiguous().reshape(rows, n, -1).contiguous()
             x = res + linear(a, sa.out_proj.weight, sa.out_proj.bias)
-            if cross_kv is not None:
-                ca = layer.encoder_attn
+            if cross is not None:
                 res = x
                 h = self._norm(layer.encoder_attn_layer_norm, x)
-                q = self._heads(linear(h, ca.q_proj.weight, ca.q_proj.bias), rows, n)
-                ck, cv = cross_kv[i]
-                a = F.scaled_dot_product_attention(q, ck, cv, attn_mask=cross_mask, dropout_p=0.0,
-                                                   is_causal=False, scale=ca.scaling)
-                a = a.transpose(1, 2).contiguous().reshape(rows, n, -1).contiguous()
-                x = res + linear(a, ca.out_proj.weight, ca.out_proj.bias)
+                x = res + (self._cross_step(i, h, cross) if fast_cross
+                           else self._cross_attend(i, h, cross.kv[i], cross.mask, linear))
             res = x
             h = self._norm(layer.final_layer_norm, x)
             h = layer.activation_fn(linear(h, layer.fc1.weight, layer.fc1.bias))
@@ -267,6 +268,43 @@ class FastDecoder:
         else:
             logits = torch.stack([linear(x, hd.weight, hd.bias) for hd in self.heads], dim=1)
         return logits.reshape(-1, *logits.shape[2:])  # (rows * K, n, vocab)
+
+    def _cross_attend(self, i, h, kv, mask, linear):
+        """Layer ``i``'s cross-attention as transformers runs it: (rows, n, hidden)."""
+        ca = self.layers[i].encoder_attn
+        rows, n, _ = h.shape
+        q = self._heads(linear(h, ca.q_proj.weight, ca.q_proj.bias), rows, n)
+        a = F.scaled_dot_product_attention(q, kv[0], kv[1], attn_mask=mask, dropout_p=0.0,
+                                           is_causal=False, scale=ca.scaling)
+        a = a.transpose(1, 2).contiguous().reshape(rows, n, -1).contiguous()
+        return linear(a, ca.out_proj.weight, ca.out_proj.bias)
+
+    def _cross_step(self, i, h, cross: "_Cross"):
+        """Layer ``i``'s cross-attention for one position, with the ``fast`` kernels' shortcuts.
+
+        Rows from ``cross.live`` on (the unconditional ones: every key alike)
+        give the same output for any query, computed once.  The live rows run
+        the usual products on their own or, where that reads fewer bytes, the
+        folded form: scores ``h @ A + a0``, output ``softmax(scores) @ B + bias``.
+        """
+        ca = self.layers[i].encoder_attn
+        live = cross.live
+        hl = h[:live]
+        if cross.folded is not None:
+            A, a0, B = cross.folded[i]
+            s = torch.baddbmm(a0, hl, A)
+            if cross.live_mask is not None:
+                s = s + cross.live_mask
+            p = F.softmax(s.view(live, self.heads_n, -1), dim=-1).view(live, 1, -1)
+            out = torch.bmm(p, B) if ca.out_proj.bias is None else torch.baddbmm(ca.out_proj.bias, p, B)
+        else:
+            ck, cv = cross.kv[i]
+            out = self._cross_attend(i, hl, (ck[:live], cv[:live]),
+                                     None if cross.mask is None else cross.mask[:live], F.linear)
+        if live == h.shape[0]:
+            return out
+        c = cross.const[i]
+        return torch.cat([out, c.expand(h.shape[0] - live, -1, -1)])
 
     def _fused_weights(self, which):
         """``(weight, bias)`` of layer ``which``'s q, k, v projections, or of the heads, concatenated."""
@@ -281,6 +319,63 @@ class FastDecoder:
     def _embed(self, ids: torch.Tensor) -> torch.Tensor:
         """(rows, K, n) token ids -> (rows, n, hidden), summed over codebooks in order."""
         return sum(self.embed[k](ids[:, k]) for k in range(self.K))
+
+    def _cross_plan(self, cond: Conditioning) -> "_Cross | None":
+        """Cross-attention keys and values of one job, and the ``fast`` kernels' precomputed forms."""
+        if not self.cross or cond.encoder_states is None:
+            return None
+        kv = self._cross_kv(cond.encoder_states)
+        if self.kernels == "exact":
+            return _Cross(kv=kv, mask=cond.encoder_mask)
+        rows = cond.rows
+        mask = cond.encoder_mask
+        # trailing rows whose keys and values are alike at every position (the unconditional rows:
+        # zero states) attend the same whatever the query: their output is computed once
+        live = rows
+        while live > 1 and all(_alike(k[live - 1]) and _alike(v[live - 1]) for k, v in kv):
+            live -= 1
+        const = None
+        if live < rows:
+            with torch.inference_mode():
+                zeros = torch.zeros(rows - live, 1, self.hidden, dtype=kv[0][0].dtype, device=kv[0][0].device)
+                const = [self._cross_attend(i, zeros, (k[live:], v[live:]),
+                                            None if mask is None else mask[live:], F.linear)
+                         for i, (k, v) in enumerate(kv)]
+        heads, length = kv[0][0].shape[1], kv[0][0].shape[2]
+        folded = live_mask = None
+        # the folded form reads live * heads * S * hidden * 2 numbers per layer instead of the
+        # q and out projections' 2 * hidden * hidden: worth it for short texts and few items
+        if live * heads * length < self.hidden:
+            folded = [self._fold(i, k[:live], v[:live]) for i, (k, v) in enumerate(kv)]
+            if mask is not None and not bool(mask[:live].all()):
+                m = mask[:live, 0, 0]  # (live, S), True = attend
+                add = torch.zeros(m.shape, dtype=kv[0][0].dtype, device=m.device).masked_fill(~m, float("-inf"))
+                live_mask = add[:, None, None, :].expand(live, 1, heads, length).reshape(live, 1, heads * length)
+        return _Cross(kv=kv, mask=mask, fast=True, live=live, const=const, folded=folded, live_mask=live_mask)
+
+    def _fold(self, i: int, k: torch.Tensor, v: torch.Tensor):
+        """Layer ``i``'s cross-attention folded into the keys and values of ``live`` rows.
+
+        With ``k``, ``v`` of shape (live, heads, S, head_dim): ``A`` (live, hidden,
+        heads*S) = scale * Wq_h^T K_h^T, ``a0`` (live, 1, heads*S) = scale * bq_h K_h^T
+        and ``B`` (live, heads*S, hidden) = V_h Wo_h^T, so that the scores are
+        ``h @ A + a0`` and the output ``softmax(scores per head) @ B + bo``.
+        """
+        ca = self.layers[i].encoder_attn
+        live, heads, length, hd = k.shape
+        kf, vf = k.float(), v.float()
+        wq = ca.q_proj.weight.float().view(heads, hd, -1)
+        wo = ca.out_proj.weight.float().view(-1, heads, hd)
+        scale = float(ca.scaling)
+        A = torch.einsum("hdk,lhsd->lkhs", wq, kf).mul_(scale).reshape(live, -1, heads * length)
+        if ca.q_proj.bias is None:
+            a0 = torch.zeros(live, 1, heads * length, device=k.device)
+        else:
+            a0 = torch.einsum("hd,lhsd->lhs", ca.q_proj.bias.float().view(heads, hd), kf).mul_(scale)
+            a0 = a0.reshape(live, 1, heads * length)
+        B = torch.einsum("lhsd,jhd->lhsj", vf, wo).reshape(live, heads * length, -1)
+        dt = k.dtype
+        return A.to(dt).contiguous(), a0.to(dt).contiguous(), B.to(dt).contiguous()
 
     def _cross_kv(self, states: torch.Tensor):
         out = []
@@ -342,7 +437,7 @@ class FastDecoder:
         seq = pattern.clone()
         prefix_len = 0 if cond.prefix is None else int(cond.prefix.shape[1])
         keys, values = self._caches(rows, prefix_len + max_length, self.positions.weights)
-        cross_kv = self._cross_kv(cond.encoder_states) if self.cross and cond.encoder_states is not None else None
+        cross = self._cross_plan(cond)
         warpers = sampling.warpers()
         bk = batch * K
         draws = _draw_runs(generator, batch, K)
@@ -364,7 +459,7 @@ class FastDecoder:
             return torch.cat([torch.multinomial(probs[a:b], num_samples=1, generator=g).squeeze(1)
                               for g, a, b in draws])
 
-        logits = self._prompt_pass(cond, seq[:, :start], batch, sampling.guided, keys, values, cross_kv)
+        logits = self._prompt_pass(cond, seq[:, :start], batch, sampling.guided, keys, values, cross)
         total = max_length - start
         for step, t in enumerate(range(start, max_length)):
             tok = sample(logits)
@@ -375,7 +470,7 @@ class FastDecoder:
             if t + 1 == max_length:
                 break
             x = embed(seq[:, t:t + 1]) + self.positions.weights[prefix_len + t:prefix_len + t + 1]
-            logits = self._forward(x, prefix_len + t, keys, values, cross_kv, cond.encoder_mask)
+            logits = self._forward(x, prefix_len + t, keys, values, cross)
         # undo the delay pattern as generate() does: drop the start/pad tokens
         return seq[seq != self._start_id()].reshape(batch, K, -1)
 
@@ -391,8 +486,7 @@ class FastDecoder:
         pattern, start, max_length = self._pattern(batch, self.K, prompt)
         prefix_len = 0 if cond.prefix is None else int(cond.prefix.shape[1])
         keys, values = self._caches(rows, prefix_len + max_length, self.positions.weights)
-        cross_kv = self._cross_kv(cond.encoder_states) if self.cross and cond.encoder_states is not None else None
-        logits = self._prompt_pass(cond, pattern[:, :start], batch, guided, keys, values, cross_kv)
+        logits = self._prompt_pass(cond, pattern[:, :start], batch, guided, keys, values, self._cross_plan(cond))
         return logits[:, -1].float().reshape(rows, self.K, -1)
 
     # -- pieces of generate() ---------------------------------------------------------------
@@ -415,7 +509,7 @@ class FastDecoder:
         start = int(open_[0, 0]) if len(open_) else max_length
         return pattern, start, max_length
 
-    def _prompt_pass(self, cond, cols, batch, guided, keys, values, cross_kv):
+    def _prompt_pass(self, cond, cols, batch, guided, keys, values, cross):
         """Prefix (melody), start token and prompt codes through the model at once."""
         x = self._embed(cols.reshape(batch, self.K, -1))
         if guided:
@@ -424,7 +518,25 @@ class FastDecoder:
             x = torch.cat([cond.prefix.to(x.dtype), x], dim=1)
         n = x.shape[1]
         x = x + self.positions.weights[:n]
-        return self._forward(x, 0, keys, values, cross_kv, cond.encoder_mask)
+        return self._forward(x, 0, keys, values, cross)
+
+
+@dataclass
+class _Cross:
+    """One job's cross-attention: keys and values per layer, and the ``fast`` kernels' shortcuts."""
+
+    kv: list  # per layer (keys, values), each (rows, heads, S, head_dim)
+    mask: torch.Tensor | None  # (rows, 1, 1, S) bool, True = attend
+    fast: bool = False  # steps take _cross_step's shortcuts
+    live: int = 0  # rows [live:] attend alike whatever the query
+    const: list | None = None  # per layer, their output (rows - live, 1, hidden)
+    folded: list | None = None  # per layer (A, a0, B) of the live rows, see FastDecoder._fold
+    live_mask: torch.Tensor | None = None  # (live, 1, heads * S) additive, -inf = masked
+
+
+def _alike(t: torch.Tensor) -> bool:
+    """Whether every position of ``t`` (heads, S, head_dim) holds the same vector."""
+    return bool(torch.equal(t, t[:, :1].expand_as(t)))
 
 
 def _draw_runs(generator, batch: int, K: int) -> list[tuple["torch.Generator | None", int, int]]:
