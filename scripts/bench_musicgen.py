@@ -107,7 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--dtype", default="float32")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = default)")
-    ap.add_argument("--kernels", nargs="+", default=["exact", "fused"], choices=["exact", "fused"])
+    ap.add_argument("--kernels", nargs="+", default=["exact", "fused"], choices=["exact", "fused", "native"])
     ap.add_argument("--bf16", action="store_true",
                     help="also time musegen's loop with the language model in bfloat16 (not identical tokens)")
     ap.add_argument("--no-huge-pages", action="store_true",

@@ -39,10 +39,19 @@ def hub_cache(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def env(hub_cache) -> dict:
+def extensions_dir(tmp_path_factory):
+    """An empty torch extensions cache: kernels=native is built from scratch once per session."""
+    path = tmp_path_factory.mktemp("torch-extensions")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TORCH_EXTENSIONS_DIR", str(path))
+        yield path
+
+
+@pytest.fixture(scope="session")
+def env(hub_cache, extensions_dir) -> dict:
     # one thread: tiny models are fastest on one, and tests share the machine
     return {"HF_HUB_OFFLINE": "1", "HF_HOME": str(hub_cache), "HF_HUB_CACHE": str(hub_cache / "hub"),
-            "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"}
+            "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error", "TORCH_EXTENSIONS_DIR": str(extensions_dir)}
 
 
 @pytest.fixture(scope="session")
@@ -130,8 +139,10 @@ def test_same_seed_same_audio_and_stock_decoder_agrees(base_run, models, env, tm
 
 
 def test_post_chain_runs_on_musicgen_audio(models, env, tmp_path):
-    (r,) = generate(env, models["text"], tmp_path, "--preset", "lofi-chill", "--seconds", "4", "--seed", "1")
+    (r,) = generate(env, models["text"], tmp_path, "--preset", "lofi-chill", "--seconds", "4", "--seed", "1",
+                    "--option", "kernels=native")
     doc = sidecar(r)
+    assert doc["engine"]["info"]["kernels"] == "native"
     assert [s["op"] for s in doc["parameters"]["post"]] == ["trim", "lowpass", "reverb", "loudness"]
     assert doc["analysis"]["peak_dbfs"] <= -0.9  # the loudness step's peak ceiling
 
@@ -330,6 +341,58 @@ def test_fused_kernels_fold_the_cross_attention_of_short_texts(loaded, texts, fo
     a = exact.generate(cond, batch=len(texts), new_frames=30, sampling=s, generator=torch.Generator().manual_seed(3))
     b = fd.generate(cond, batch=len(texts), new_frames=30, sampling=s, generator=torch.Generator().manual_seed(3))
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("kind", ["text", "melody"])
+@pytest.mark.parametrize("texts,guidance", [(["warm jazz"], 3.0), (["a", "warm"], 1.0), (["a", "warm"], 3.0),
+                                            (["lofi beats with mellow rhodes chords", "dark techno"], 3.0)])
+def test_native_kernels_step_like_the_exact_ones(loaded, extensions_dir, kind, texts, guidance):
+    import torch
+
+    from musegen.engines.musicgen.fast import FastDecoder, Sampling
+
+    mg = loaded[kind]
+    guided = guidance > 1
+    cond = mg.conditioning(texts, guided=guided)
+    nat = FastDecoder(mg.lm, kernels="native")
+    used = []
+    build = nat._native_step
+    nat._native_step = lambda *a: used.append(build(*a)) or used[-1]
+    s = Sampling(guidance_scale=guidance, top_k=20)
+    exact = FastDecoder(mg.lm).generate(cond, batch=len(texts), new_frames=40, sampling=s,
+                                        generator=torch.Generator().manual_seed(5))
+    native = nat.generate(cond, batch=len(texts), new_frames=40, sampling=s, generator=torch.Generator().manual_seed(5))
+    assert used and used[0] is not None  # the compiled step ran (built in this session's empty cache)
+    if kind == "text":  # short texts run the folded cross-attention, long ones the q and out products
+        with torch.inference_mode():
+            assert (nat._cross_plan(cond).folded is None) == (len(texts[0]) > 20)
+    assert torch.equal(native, exact)
+    # one step's logits against the Python loop's, from the same cache
+    rows = cond.rows
+    with torch.inference_mode():
+        cross = nat._cross_plan(cond)
+        keys, values = nat._caches(rows, 64, nat.positions.weights)
+        pattern, start, _ = nat._pattern(len(texts), 40, None)
+        nat._prompt_pass(cond, pattern[:, :start], len(texts), guided, keys, values, cross)
+        pos = (0 if cond.prefix is None else cond.prefix.shape[1]) + start
+        x = torch.randn(rows, 1, nat.hidden, generator=torch.Generator().manual_seed(0))
+        ref = nat._forward(x, pos, [k.clone() for k in keys], [v.clone() for v in values], cross)
+        got = build(cross, rows, keys, values).step(x, pos)
+    torch.testing.assert_close(got, ref.reshape(rows, nat.K, -1), rtol=1e-4, atol=1e-5)
+
+
+def test_native_kernels_without_a_compiler_say_what_to_install(monkeypatch, tmp_path):
+    from musegen.engines.musicgen import native
+    from musegen.errors import EngineError
+
+    monkeypatch.setattr(native, "_module", None)
+    monkeypatch.setattr(native, "_failure", None)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    with pytest.raises(EngineError, match="kernels=native could not build.*ninja.*kernels=fused"):
+        native.load()
+    with pytest.raises(EngineError, match="kernels=native could not build"):  # remembered, not retried
+        native.load()
 
 
 def test_huge_pages_move_the_weights_keeping_values_and_ties():

@@ -95,8 +95,8 @@ class Options:
                                  f"got {self.extend_stride!r}")
         if self.decoder not in ("fast", "stock"):
             raise ParameterError(f"decoder must be fast or stock, got {self.decoder!r}")
-        if self.kernels not in ("exact", "fused"):  # fast.KERNELS, named here without importing torch
-            raise ParameterError(f"kernels must be exact or fused, got {self.kernels!r}")
+        if self.kernels not in ("exact", "fused", "native"):  # fast.KERNELS, named here without importing torch
+            raise ParameterError(f"kernels must be exact, fused or native, got {self.kernels!r}")
         if not 1 <= self.batch_size <= 64:
             raise ParameterError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
         if not 0 <= self.threads <= 1024:

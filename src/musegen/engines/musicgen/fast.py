@@ -38,8 +38,10 @@ from musegen.errors import ParameterError
 #: "fused": the same model with its arithmetic regrouped to read fewer bytes per step: the
 #: cross-attention folded into the text's keys and values (or, for the unconditional rows,
 #: computed once), and on the CPU from 4 rows up oneDNN products on weights packed once per
-#: batch size with q/k/v and the codebook heads fused (logits within ~1e-5 of the exact ones)
-KERNELS = ("exact", "fused")
+#: batch size with q/k/v and the codebook heads fused (logits within ~1e-5 of the exact ones);
+#: "native": "fused", with each step of up to 4 rows (2 items with guidance) run by a compiled
+#: step (native/step.cpp, built on first use; CPU, float32; needs a C++ compiler and ninja)
+KERNELS = ("exact", "fused", "native")
 
 
 @dataclass(frozen=True)
@@ -293,11 +295,12 @@ class FastDecoder:
         live = cross.live
         hl = h[:live]
         if cross.folded is not None:
-            A, a0, B = cross.folded[i]
-            s = torch.baddbmm(a0, hl, A)
+            At, a0, Bt = cross.folded[i]
+            s = torch.baddbmm(a0, hl, At.transpose(1, 2))
             if cross.live_mask is not None:
                 s = s + cross.live_mask
             p = F.softmax(s.view(live, self.heads_n, -1), dim=-1).view(live, 1, -1)
+            B = Bt.transpose(1, 2)
             out = torch.bmm(p, B) if ca.out_proj.bias is None else torch.baddbmm(ca.out_proj.bias, p, B)
         else:
             ck, cv = cross.kv[i]
@@ -307,6 +310,67 @@ class FastDecoder:
             return out
         c = cross.const[i]
         return torch.cat([out, c.expand(h.shape[0] - live, -1, -1)])
+
+    def _native_step(self, cross: "_Cross | None", rows: int, keys, values):
+        """The compiled step (``native/step.cpp``) for this job, or None where it does not apply.
+
+        It applies on the CPU in float32 to up to 4 rows (2 items with
+        guidance) of a model with GELU layers.
+        """
+        p0 = self.positions.weights
+        if rows > 4 or p0.device.type != "cpu" or p0.dtype != torch.float32 \
+                or getattr(self.lm.config, "activation_function", "gelu") != "gelu":
+            return None
+        from musegen.engines.musicgen import native
+
+        module = native.load()
+
+        def t(x):
+            return torch.empty(0) if x is None else x.detach().contiguous()
+
+        cross_mask = None  # additive (live, S) for an unfolded cross-attention over padded texts
+        if cross is not None and cross.folded is None and cross.mask is not None \
+                and not bool(cross.mask[:cross.live].all()):
+            m = cross.mask[:cross.live, 0, 0]
+            cross_mask = torch.zeros(m.shape, dtype=torch.float32).masked_fill(~m, float("-inf"))
+        norms = [m for layer in self.layers for m in (layer.self_attn_layer_norm, layer.final_layer_norm)]
+        eps = {float(m.eps) for m in norms + [self.final_norm]}
+        if len(eps) != 1:
+            return None
+        tensors = []
+        for i, layer in enumerate(self.layers):
+            sa = layer.self_attn
+            tensors += [t(layer.self_attn_layer_norm.weight), t(layer.self_attn_layer_norm.bias)]
+            for m in (sa.q_proj, sa.k_proj, sa.v_proj, sa.out_proj):
+                tensors += [t(m.weight), t(m.bias)]
+            tensors += [keys[i], values[i]]
+            unfolded = [torch.empty(0)] * 6
+            if cross is not None:
+                ca = layer.encoder_attn
+                live = cross.live
+                const = None if cross.const is None else cross.const[i].reshape(rows - live, -1)
+                if cross.folded is not None:
+                    At, a0, Bt = cross.folded[i]
+                    mask = None if cross.live_mask is None else cross.live_mask.reshape(live, -1)
+                    folded = [At, t(a0.reshape(live, -1)), t(mask), Bt]
+                else:
+                    folded = [torch.empty(0)] * 4
+                    ck, cv = cross.kv[i]
+                    unfolded = [t(ca.q_proj.weight), t(ca.q_proj.bias), t(ck), t(cv), t(cross_mask),
+                                t(ca.out_proj.weight)]
+                tensors += [t(layer.encoder_attn_layer_norm.weight), t(layer.encoder_attn_layer_norm.bias),
+                            *folded, t(ca.out_proj.bias), t(const)]
+            else:
+                tensors += [torch.empty(0)] * 8
+            tensors += [t(layer.final_layer_norm.weight), t(layer.final_layer_norm.bias),
+                        t(layer.fc1.weight), t(layer.fc1.bias), t(layer.fc2.weight), t(layer.fc2.bias), *unfolded]
+        tensors += [t(self.final_norm.weight), t(self.final_norm.bias)]
+        for hd in self.heads:
+            tensors += [t(hd.weight), t(hd.bias)]
+        live = rows if cross is None else cross.live
+        cross_scale = float(self.layers[0].encoder_attn.scaling) if cross is not None else 1.0
+        return module.Step(tensors, len(self.layers), self.heads_n, rows, live, cross is not None, eps.pop(),
+                           float(self.layers[0].self_attn.scaling), cross_scale)
 
     def _fused_weights(self, which):
         """``(weight, bias)`` of layer ``which``'s q, k, v projections, or of the heads, concatenated."""
@@ -360,6 +424,8 @@ class FastDecoder:
         heads*S) = scale * Wq_h^T K_h^T, ``a0`` (live, 1, heads*S) = scale * bq_h K_h^T
         and ``B`` (live, heads*S, hidden) = V_h Wo_h^T, so that the scores are
         ``h @ A + a0`` and the output ``softmax(scores per head) @ B + bo``.
+        Returns ``(A^T, a0, B^T)``, each contiguous: a product then reads
+        each row of a transposed matrix in one sweep, as it reads a weight.
         """
         ca = self.layers[i].encoder_attn
         live, heads, length, hd = k.shape
@@ -367,15 +433,15 @@ class FastDecoder:
         wq = ca.q_proj.weight.float().view(heads, hd, -1)
         wo = ca.out_proj.weight.float().view(-1, heads, hd)
         scale = float(ca.scaling)
-        A = torch.einsum("hdk,lhsd->lkhs", wq, kf).mul_(scale).reshape(live, -1, heads * length)
+        At = torch.einsum("hdk,lhsd->lhsk", wq, kf).mul_(scale).reshape(live, heads * length, -1)
         if ca.q_proj.bias is None:
             a0 = torch.zeros(live, 1, heads * length, device=k.device)
         else:
             a0 = torch.einsum("hd,lhsd->lhs", ca.q_proj.bias.float().view(heads, hd), kf).mul_(scale)
             a0 = a0.reshape(live, 1, heads * length)
-        B = torch.einsum("lhsd,jhd->lhsj", vf, wo).reshape(live, heads * length, -1)
+        Bt = torch.einsum("lhsd,jhd->ljhs", vf, wo).reshape(live, -1, heads * length)
         dt = k.dtype
-        return A.to(dt).contiguous(), a0.to(dt).contiguous(), B.to(dt).contiguous()
+        return At.to(dt).contiguous(), a0.to(dt).contiguous(), Bt.to(dt).contiguous()
 
     def _cross_kv(self, states: torch.Tensor):
         out = []
@@ -460,6 +526,7 @@ class FastDecoder:
                               for g, a, b in draws])
 
         logits = self._prompt_pass(cond, seq[:, :start], batch, sampling.guided, keys, values, cross)
+        native = self._native_step(cross, rows, keys, values) if self.kernels == "native" else None
         total = max_length - start
         for step, t in enumerate(range(start, max_length)):
             tok = sample(logits)
@@ -470,7 +537,10 @@ class FastDecoder:
             if t + 1 == max_length:
                 break
             x = embed(seq[:, t:t + 1]) + self.positions.weights[prefix_len + t:prefix_len + t + 1]
-            logits = self._forward(x, prefix_len + t, keys, values, cross)
+            if native is not None:
+                logits = native.step(x, prefix_len + t).view(rows * K, 1, -1)
+            else:
+                logits = self._forward(x, prefix_len + t, keys, values, cross)
         # undo the delay pattern as generate() does: drop the start/pad tokens
         return seq[seq != self._start_id()].reshape(batch, K, -1)
 
@@ -530,7 +600,7 @@ class _Cross:
     fast: bool = False  # the fused kernels: steps take _cross_step's shortcuts
     live: int = 0  # rows [live:] attend alike whatever the query
     const: list | None = None  # per layer, their output (rows - live, 1, hidden)
-    folded: list | None = None  # per layer (A, a0, B) of the live rows, see FastDecoder._fold
+    folded: list | None = None  # per layer (A^T, a0, B^T) of the live rows, see FastDecoder._fold
     live_mask: torch.Tensor | None = None  # (live, 1, heads * S) additive, -inf = masked
 
 
