@@ -7,10 +7,9 @@ the matrix products one decoding step must do with transformers' own
 ``F.linear`` (the products the ``exact`` kernels keep, for identical tokens):
 each layer's self-attention q, k, v, out, the cross-attention q and out (its
 keys and values are computed once per job), fc1, fc2, then the codebook heads.
-``rows`` are the batch rows of a step (2 for one item with guidance).  It times
-them with the weights where transformers puts them (4 KiB pages), then in
-transparent huge pages as musegen loads them, and times a plain sum over the
-same bytes, about the most a core pair streams from memory.  Divide ``generate()``'s ms/step (``bench_musicgen.py``) by the product
+``rows`` are the batch rows of a step (2 for one item with guidance).  It also
+times a plain sum over the same bytes, the most a core pair streams from
+memory.  Divide ``generate()``'s ms/step (``bench_musicgen.py``) by the product
 time to get the most any loop with those products can gain.  Run it on an
 otherwise idle machine.
 """
@@ -49,42 +48,31 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from musegen.engines.musicgen.pages import adopt_huge_pages
     from musegen.engines.musicgen.testing import build_model
 
     model, _ = build_model(args.arch, seed=0)
-    for layout in ("4 KiB pages", "huge pages"):
-        if layout == "huge pages" and not adopt_huge_pages(model.decoder):
-            print("# no transparent huge pages on this system")
-            break
-        weights = step_weights(model)
-        gb = sum(w.numel() * w.element_size() for w, _ in weights) / 1e9
-        print(f"# {args.arch}, weights in {layout}: {len(weights)} products, {gb:.2f} GB of float32 weights "
-              f"per step, torch {torch.__version__}, {torch.get_num_threads()} threads")
-        with torch.inference_mode():
-            for rows in args.rows:
-                xs = {n: torch.randn(rows, 1, n) for n in {w.shape[1] for w, _ in weights}}
-                best = float("inf")
-                for _ in range(args.repeat + 1):  # the first pass warms up
-                    t = time.perf_counter()
-                    for w, b in weights:
-                        F.linear(xs[w.shape[1]], w, b)
-                    best = min(best, time.perf_counter() - t)
-                print(f"{rows} rows: the step's products alone take {1000 * best:.1f} ms "
-                      f"({gb / best:.1f} GB/s of weights)")
-    flat = torch.cat([w.flatten() for w, _ in weights])
-    flat_huge = torch.empty_like(flat)
-    huge = torch.nn.Module()
-    huge.flat = torch.nn.Parameter(flat_huge, requires_grad=False)
-    adopt_huge_pages(huge)
-    huge.flat.data.copy_(flat)
-    for name, t in (("4 KiB pages", flat), ("huge pages", huge.flat.data)):
+    weights = step_weights(model)
+    gb = sum(w.numel() * w.element_size() for w, _ in weights) / 1e9
+    print(f"# {args.arch}: {len(weights)} products, {gb:.2f} GB of float32 weights per step, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    with torch.inference_mode():
+        for rows in args.rows:
+            xs = {n: torch.randn(rows, 1, n) for n in {w.shape[1] for w, _ in weights}}
+            best = float("inf")
+            for _ in range(args.repeat + 1):  # the first pass warms up
+                t = time.perf_counter()
+                for w, b in weights:
+                    F.linear(xs[w.shape[1]], w, b)
+                best = min(best, time.perf_counter() - t)
+            print(f"{rows} rows: the step's products alone take {1000 * best:.1f} ms "
+                  f"({gb / best:.1f} GB/s of weights)")
+        flat = torch.cat([w.flatten() for w, _ in weights])
         best = float("inf")
         for _ in range(args.repeat + 1):
-            t0 = time.perf_counter()
-            t.sum()
-            best = min(best, time.perf_counter() - t0)
-        print(f"a plain sum over the same {gb:.2f} GB in {name}: {1000 * best:.1f} ms ({gb / best:.1f} GB/s)")
+            t = time.perf_counter()
+            flat.sum()
+            best = min(best, time.perf_counter() - t)
+        print(f"a plain sum over the same {gb:.2f} GB: {1000 * best:.1f} ms ({gb / best:.1f} GB/s)")
     return 0
 
 
