@@ -110,10 +110,6 @@ def main(argv=None) -> int:
     ap.add_argument("--kernels", nargs="+", default=["exact", "fused"], choices=["exact", "fused", "native"])
     ap.add_argument("--bf16", action="store_true",
                     help="also time musegen's loop with the language model in bfloat16 (not identical tokens)")
-    ap.add_argument("--no-huge-pages", action="store_true",
-                    help="leave the weights in ordinary pages for musegen's loop too")
-    ap.add_argument("--stock-again", action="store_true",
-                    help="also time stock generate() on musegen's memory layout (huge pages)")
     ap.add_argument("--json", help="also write the results here")
     args = ap.parse_args(argv)
 
@@ -131,8 +127,7 @@ def main(argv=None) -> int:
     dtype = pick_dtype(args.dtype, args.device)
     if dtype != torch.float32:
         model.to(dtype)  # stock generate() needs one dtype throughout
-    mg = MusicGenModel(model, tokenizer, name=f"random-{args.arch}", device=args.device, dtype=dtype,
-                       huge_pages=False)  # moved after the stock runs
+    mg = MusicGenModel(model, tokenizer, name=f"random-{args.arch}", device=args.device, dtype=dtype)
     n_params = {k: sum(p.numel() for p in getattr(model, k).parameters()) / 1e6
                 for k in ("decoder", "text_encoder", "audio_encoder")}
     print(f"# {args.arch} architecture, random weights, built in {time.perf_counter() - t0:.1f} s: "
@@ -148,7 +143,7 @@ def main(argv=None) -> int:
     ref_codes = {}
     stocks = {}
     texts_for = {b: [PROMPTS[i % len(PROMPTS)] for i in range(b)] for b in args.batches}
-    # stock generate() first, on the weights as transformers allocates them (4 KiB pages)
+    # stock generate() first for every batch size, then musegen's loop on the same weights
     for batch in args.batches:
         texts = texts_for[batch]
         # warm-up at this batch size: first calls pay for allocations and kernel selection
@@ -165,10 +160,6 @@ def main(argv=None) -> int:
         st = stocks[batch][1]
         print(f"batch {batch}: stock generate() {s_wall:.1f} s = {st['stock_audio_s_per_s']:.3f} audio s/s "
               f"(sampling {st['stock_sampling_ms_per_step']} ms/step)", flush=True)
-    if not args.no_huge_pages:
-        moved = mg.use_huge_pages()
-        print(f"# musegen: {moved / 1e9:.2f} GB of language-model weights moved into huge pages",
-              file=sys.stderr)
     for batch in args.batches:
         texts = texts_for[batch]
         s_audio, stock, s_wall, s_tok = stocks[batch]
@@ -178,12 +169,6 @@ def main(argv=None) -> int:
         for kernels in args.kernels:
             warm = fast_run(mg, texts, 8, sampling, args.seed, kernels)[2]
             print(f"batch {batch}: musegen ({kernels}) first call, 8 frames: {warm:.2f} s", file=sys.stderr)
-        if args.stock_again:  # the stock loop on musegen's memory layout, to show what the layout gives
-            stock_run(mg, texts, 8, sampling, args.seed)
-            a_codes, _, a_wall, a_tok = stock_run(mg, texts, frames, sampling, args.seed)
-            print(f"batch {batch}: stock generate() on the same memory as musegen {a_wall:.1f} s = "
-                  f"{audio_s * batch / a_wall:.3f} audio s/s (sampling {1000 * a_tok / steps:.1f} ms/step), "
-                  f"identical tokens: {bool(torch.equal(a_codes, s_codes))}", flush=True)
         for kernels in args.kernels:
             f_wall = f_tok = float("inf")
             for _ in range(args.repeat):

@@ -395,42 +395,6 @@ def test_native_kernels_without_a_compiler_say_what_to_install(monkeypatch, tmp_
         native.load()
 
 
-def test_huge_pages_move_the_weights_keeping_values_and_ties():
-    import torch
-
-    from musegen.engines.musicgen.pages import adopt_huge_pages, huge_pages_available
-
-    torch.manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Embedding(50, 16), torch.nn.Linear(16, 33), torch.nn.Linear(33, 50))
-    net[2].weight = torch.nn.Parameter(torch.randn(50, 33))
-    head = torch.nn.Linear(16, 50, bias=False)
-    head.weight = net[0].weight  # tied, as embeddings and heads often are
-    both = torch.nn.ModuleList([net, head])
-    before = [p.detach().clone() for p in both.parameters()]
-    x = torch.randint(0, 50, (3,))
-    out = net(x)
-    moved = adopt_huge_pages(both)
-    after = list(both.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(before, after))
-    assert torch.equal(net(x), out)
-    assert head.weight is net[0].weight
-    if not huge_pages_available():
-        assert moved == 0
-        return
-    assert moved == sum(p.numel() * 4 for p in after)
-    ptrs = sorted(p.data_ptr() for p in after)
-    assert ptrs[-1] - ptrs[0] < 2 << 20  # one mapping, packed together
-    assert all(ptr % 64 == 0 for ptr in ptrs)
-
-
-def test_loaded_models_decode_from_huge_pages(loaded):
-    from musegen.engines.musicgen.pages import huge_pages_available
-
-    mg = loaded["text"]
-    expected = sum(p.numel() * p.element_size() for p in mg.lm.parameters()) if huge_pages_available() else 0
-    assert mg.huge_page_bytes == expected
-
-
 def test_the_seed_changes_the_tokens(loaded):
     import torch
 

@@ -19,7 +19,6 @@ import numpy as np
 
 from musegen.engines.musicgen.chroma import ChromaLayout, window_chroma
 from musegen.engines.musicgen.fast import Conditioning, FastDecoder, Sampling
-from musegen.engines.musicgen.pages import adopt_huge_pages
 from musegen.engines.musicgen.longform import decode_chunked, plan_windows
 from musegen.engines.musicgen.resolve import ResolvedModel
 from musegen.errors import EngineError, ParameterError
@@ -117,13 +116,9 @@ class MusicGenModel:
         Of the language model; the text encoder and EnCodec stay in float32.
     path : path, optional
         The model folder (MusicGen-Melody reads its chroma layout there).
-    huge_pages : bool
-        Move the language model's weights into transparent huge pages on
-        the CPU (:meth:`use_huge_pages`); False leaves them where they are.
     """
 
-    def __init__(self, model, tokenizer, *, name: str, device: str = "cpu", dtype=None, path=None,
-                 huge_pages: bool = True):
+    def __init__(self, model, tokenizer, *, name: str, device: str = "cpu", dtype=None, path=None):
         import torch
 
         self.name = name
@@ -137,9 +132,6 @@ class MusicGenModel:
         self.model = model
         self.tokenizer = tokenizer
         self.lm = model.decoder
-        self.huge_page_bytes = 0
-        if huge_pages:
-            self.use_huge_pages()
         self.K = int(self.lm.num_codebooks)
         self.channels = int(getattr(model.config.decoder, "audio_channels", 1))
         codec = model.config.audio_encoder
@@ -154,16 +146,6 @@ class MusicGenModel:
         self.fast = FastDecoder(self.lm)
         self.last_windows: list[list[int]] = []
         self.lock = threading.Lock()
-
-    def use_huge_pages(self) -> int:
-        """Move the language model's CPU weights into transparent huge pages (see :mod:`.pages`).
-
-        The decoding loop streams them once per step; same values, faster reads.
-        Returns the bytes in huge-page memory.
-        """
-        if self.device == "cpu" and not self.huge_page_bytes:
-            self.huge_page_bytes = adopt_huge_pages(self.lm)
-        return self.huge_page_bytes
 
     @classmethod
     def load(cls, resolved: ResolvedModel, *, device: str = "cpu", dtype=None) -> "MusicGenModel":
