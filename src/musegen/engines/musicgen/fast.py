@@ -39,7 +39,7 @@ from musegen.errors import ParameterError
 #: cross-attention folded into the text's keys and values (or, for the unconditional rows,
 #: computed once), and on the CPU from 4 rows up oneDNN products on weights packed once per
 #: batch size with q/k/v and the codebook heads fused (logits within ~1e-5 of the exact ones);
-#: "native": "fused", with each step of up to 4 rows (2 items with guidance) run by a compiled
+#: "native": "fused", with each step of up to 8 rows (4 items with guidance) run by a compiled
 #: step (native/step.cpp, built on first use; CPU, float32; needs a C++ compiler and ninja)
 KERNELS = ("exact", "fused", "native")
 
@@ -314,11 +314,11 @@ class FastDecoder:
     def _native_step(self, cross: "_Cross | None", rows: int, keys, values):
         """The compiled step (``native/step.cpp``) for this job, or None where it does not apply.
 
-        It applies on the CPU in float32 to up to 4 rows (2 items with
+        It applies on the CPU in float32 to up to 8 rows (4 items with
         guidance) of a model with GELU layers.
         """
         p0 = self.positions.weights
-        if rows > 4 or p0.device.type != "cpu" or p0.dtype != torch.float32 \
+        if rows > 8 or p0.device.type != "cpu" or p0.dtype != torch.float32 \
                 or getattr(self.lm.config, "activation_function", "gelu") != "gelu":
             return None
         from musegen.engines.musicgen import native

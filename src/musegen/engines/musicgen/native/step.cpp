@@ -26,9 +26,9 @@ namespace {
 constexpr int64_t kPrefetch = 128;  // floats ahead of the rows being read
 #define MUSEGEN_HINT _MM_HINT_T0
 
-// Weight rows read side by side: 8 while the accumulators (rows x inputs) fit the registers.
+// Weight rows read side by side: as many as keep the accumulators (rows x inputs) in registers.
 template <int M>
-constexpr int rows_in_flight() { return M <= 2 ? 8 : 4; }
+constexpr int rows_in_flight() { return M <= 2 ? 8 : M <= 4 ? 4 : 2; }
 
 // y[m, n] = sum_k x[m, k] * w[n, k] + b[n] for m < M (x, y row strides ldx, ldy).
 template <int M>
@@ -59,19 +59,20 @@ void gemv_block(const float* x, int64_t ldx, const float* w, const float* b, flo
   }
 #elif defined(__AVX2__) && defined(__FMA__)
   const int64_t K8 = K - K % 8;
-  for (; n + 4 <= n1; n += 4) {  // 4 rows: AVX2 has 16 registers
-    __m256 acc[4][M];
-    for (int r = 0; r < 4; r++)
+  constexpr int kRows2 = M <= 2 ? 4 : M <= 4 ? 2 : 1;  // AVX2 has 16 registers
+  for (; n + kRows2 <= n1; n += kRows2) {
+    __m256 acc[kRows2][M];
+    for (int r = 0; r < kRows2; r++)
       for (int m = 0; m < M; m++) acc[r][m] = _mm256_setzero_ps();
     const float* w0 = w + n * K;
     for (int64_t k = 0; k < K8; k += 8) {
-      for (int r = 0; r < 4; r++) {
+      for (int r = 0; r < kRows2; r++) {
         if (k % 16 == 0) _mm_prefetch(reinterpret_cast<const char*>(w0 + r * K + k + kPrefetch), MUSEGEN_HINT);
         __m256 wv = _mm256_loadu_ps(w0 + r * K + k);
         for (int m = 0; m < M; m++) acc[r][m] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + m * ldx + k), acc[r][m]);
       }
     }
-    for (int r = 0; r < 4; r++)
+    for (int r = 0; r < kRows2; r++)
       for (int m = 0; m < M; m++) {
         alignas(32) float lanes[8];
         _mm256_store_ps(lanes, acc[r][m]);
@@ -104,17 +105,21 @@ void gemv_m(const float* x, int64_t ldx, const float* w, const float* b, float* 
   }
 }
 
-// y (rows, N) = x (rows, K) @ w (N, K)^T + b, for any number of rows (four at a time).
+// y (rows, N) = x (rows, K) @ w (N, K)^T + b, for any number of rows (eight per pass over w).
 void gemv(const float* x, int64_t ldx, const float* w, const float* b, float* y, int64_t ldy, int64_t rows,
           int64_t N, int64_t K) {
-  for (int64_t r = 0; r < rows; r += 4) {
+  for (int64_t r = 0; r < rows; r += 8) {
     const float* xr = x + r * ldx;
     float* yr = y + r * ldy;
-    switch (std::min<int64_t>(4, rows - r)) {
+    switch (std::min<int64_t>(8, rows - r)) {
       case 1: gemv_m<1>(xr, ldx, w, b, yr, ldy, N, K); break;
       case 2: gemv_m<2>(xr, ldx, w, b, yr, ldy, N, K); break;
       case 3: gemv_m<3>(xr, ldx, w, b, yr, ldy, N, K); break;
-      default: gemv_m<4>(xr, ldx, w, b, yr, ldy, N, K); break;
+      case 4: gemv_m<4>(xr, ldx, w, b, yr, ldy, N, K); break;
+      case 5: gemv_m<5>(xr, ldx, w, b, yr, ldy, N, K); break;
+      case 6: gemv_m<6>(xr, ldx, w, b, yr, ldy, N, K); break;
+      case 7: gemv_m<7>(xr, ldx, w, b, yr, ldy, N, K); break;
+      default: gemv_m<8>(xr, ldx, w, b, yr, ldy, N, K); break;
     }
   }
 }
