@@ -13,7 +13,7 @@ prompts with the same seed twice:
 - musegen: :class:`musegen.engines.musicgen.fast.FastDecoder` with a
   ``torch.Generator`` seeded alike, with its default ``exact`` kernels
   (transformers' own matrix products: bit-identical logits) and with the
-  opt-in ``fused`` kernels (``--kernels exact fused``); with ``--bf16`` also
+  opt-in ``fused`` and ``native`` kernels (``--kernels exact fused native``); with ``--bf16`` also
   with the language model in bfloat16 (faster on CPUs with AMX, but other
   arithmetic, so other tokens: reported as the share of tokens that agree).
 

@@ -141,7 +141,7 @@ class MusicGenEngine:
     ``midi_mode`` (melody/prompt/none), ``chroma_source`` (midi/audio),
     ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
     ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``kernels``
-    (exact/fused: the decoder's arithmetic, see :mod:`.fast`), ``batch_size`` (4),
+    (exact/fused/native: the decoder's arithmetic, see :mod:`.fast`), ``batch_size`` (4),
     ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
     ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
     ``threads`` (torch CPU threads; 0 = torch's default).

@@ -19,8 +19,9 @@ random generator it samples the same tokens, but with:
 
 It decodes both MusicGen (text through cross-attention) and MusicGen-Melody
 (chroma and text as a prefix of the decoder's sequence).  The opt-in
-``fused`` kernels (:data:`KERNELS`) regroup the arithmetic to read fewer
-bytes per step, at the price of bit-identity with ``generate()``.
+``fused`` and ``native`` kernels (:data:`KERNELS`) regroup the arithmetic to
+read fewer bytes and run less between the products, at the price of
+bit-identity with ``generate()``.
 """
 
 from __future__ import annotations
@@ -133,16 +134,18 @@ class FastDecoder:
     ----------
     lm : MusicgenForCausalLM or MusicgenMelodyForCausalLM
         ``model.decoder`` of a loaded model (eval mode).
-    kernels : {"exact", "fused"}
+    kernels : {"exact", "fused", "native"}
         ``"exact"`` runs transformers' own matrix products, so the tokens are
         those of ``generate()``.  ``"fused"`` regroups the arithmetic to read
         fewer bytes: each step's cross-attention reads the text's keys and
         values folded into the q and out projections (short texts, few
         items) and runs once for the unconditional rows; on the CPU in
         float32, batches of 4+ rows multiply with weights packed for oneDNN
-        (q, k, v as one product, the K heads as one).  Its logits differ
-        from the exact ones by ~1e-6, so a sampled token can differ where two
-        candidates are that close.
+        (q, k, v as one product, the K heads as one).  ``"native"`` is
+        ``"fused"`` with every single-position step of up to 8 rows on the
+        CPU in float32 run by a compiled step (:mod:`.native`).  Their logits
+        differ from the exact ones by ~1e-6, so a sampled token can differ
+        where two candidates are that close.
     """
 
     def __init__(self, lm, *, kernels: str = "exact"):
@@ -167,7 +170,7 @@ class FastDecoder:
 
     @property
     def kernels(self) -> str:
-        """Arithmetic: ``"exact"`` (default) or ``"fused"``; see :data:`KERNELS`."""
+        """Arithmetic: ``"exact"`` (default), ``"fused"`` or ``"native"``; see :data:`KERNELS`."""
         return self._kernels
 
     @kernels.setter

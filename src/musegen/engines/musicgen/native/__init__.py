@@ -5,13 +5,16 @@ from memory; what runs between the products (layer norms, attention, GELU,
 some 700 small torch calls dispatched from Python) adds a fifth to the step.
 ``step.cpp`` runs a whole step in one call.  It is compiled here, on the
 user's machine, for the user's CPU (``-march=native``) with torch's extension
-builder: that needs a C++ compiler and ninja (``pip install ninja``), takes
-about half a minute the first time and is cached by torch
-(``TORCH_EXTENSIONS_DIR``, by default ``~/.cache/torch_extensions``).
+builder: that needs a C++ compiler and ninja (the ``musicgen`` extra installs
+ninja's PyPI package, used when no ``ninja`` is on the PATH), takes about half
+a minute the first time and is cached by torch (``TORCH_EXTENSIONS_DIR``, by
+default ``~/.cache/torch_extensions``).
 """
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -40,6 +43,8 @@ def load():
         try:
             from torch.utils.cpp_extension import load as build
 
+            _ninja_on_path()
+
             _module = build(name="musegen_native_step", sources=[str(_SOURCE)],
                             extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
                             verbose=False)
@@ -49,3 +54,14 @@ def load():
                         "compiler (g++ or clang++) and ninja (pip install ninja); use kernels=fused instead")
             raise EngineError(_failure) from exc
         return _module
+
+
+def _ninja_on_path() -> None:
+    """Put the ``ninja`` PyPI package's binary on the PATH when no other ninja is there."""
+    if shutil.which("ninja"):
+        return
+    try:
+        import ninja
+    except ImportError:
+        return
+    os.environ["PATH"] = str(ninja.BIN_DIR) + os.pathsep + os.environ.get("PATH", "")
