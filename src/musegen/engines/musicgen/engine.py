@@ -313,6 +313,12 @@ class MusicGenEngine:
             if opts.threads:
                 stack.enter_context(_torch_threads(opts.threads))
             mg.fast.kernels = opts.kernels
+            if opts.kernels == "native" and mg.device == "cpu":
+                from musegen.engines.musicgen import native
+
+                if not native.loaded():  # the first use builds it: say why nothing moves for ~30 s
+                    report(0, n_batches, "musicgen: building the compiled step of kernels=native (first use)")
+                native.load()
             generators: dict[int, Any] = {}
             for job in (j for chunk in chunks for j, _ in chunk):
                 if id(job) in generators:

@@ -26,6 +26,11 @@ _module = None
 _failure: str | None = None
 
 
+def loaded() -> bool:
+    """Whether this process has the compiled module already."""
+    return _module is not None
+
+
 def load():
     """The compiled module (built once per process, cached on disk by torch).
 
