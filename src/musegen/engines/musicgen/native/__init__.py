@@ -51,7 +51,7 @@ def load():
             _ninja_on_path()
 
             _module = build(name="musegen_native_step", sources=[str(_SOURCE)],
-                            extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
+                            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"], extra_ldflags=["-fopenmp"],
                             verbose=False)
         except (OSError, RuntimeError, ImportError, ValueError) as exc:
             reason = " ".join(str(exc).split())[:300] or type(exc).__name__

@@ -142,12 +142,60 @@ void softmax_inplace(float* s, int64_t n) {
   float mx = -INFINITY;
   for (int64_t i = 0; i < n; i++) mx = std::max(mx, s[i]);
   float sum = 0.f;
+#pragma omp simd reduction(+ : sum)  // vectorized exp (glibc's libmvec; built with -fno-math-errno)
   for (int64_t i = 0; i < n; i++) {
     s[i] = std::exp(s[i] - mx);
     sum += s[i];
   }
   const float inv = 1.f / sum;
   for (int64_t i = 0; i < n; i++) s[i] *= inv;
+}
+
+// One query against L cached keys and values of one head: out (hd) = softmax(q . k_t * scale) @ v.
+void attend(const float* qv, const float* kb, const float* vb, int64_t L, int64_t hd, float scale, float* s,
+            float* out) {
+#if defined(__AVX512F__)
+  if (hd == 64) {  // every MusicGen size: the query and the output stay in four registers
+    const __m512 q0 = _mm512_loadu_ps(qv), q1 = _mm512_loadu_ps(qv + 16), q2 = _mm512_loadu_ps(qv + 32),
+                 q3 = _mm512_loadu_ps(qv + 48);
+    for (int64_t t = 0; t < L; t++) {
+      const float* k = kb + t * 64;
+      __m512 acc = _mm512_mul_ps(q0, _mm512_loadu_ps(k));
+      acc = _mm512_fmadd_ps(q1, _mm512_loadu_ps(k + 16), acc);
+      acc = _mm512_fmadd_ps(q2, _mm512_loadu_ps(k + 32), acc);
+      acc = _mm512_fmadd_ps(q3, _mm512_loadu_ps(k + 48), acc);
+      s[t] = _mm512_reduce_add_ps(acc) * scale;
+    }
+    softmax_inplace(s, L);
+    __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps(), o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
+    for (int64_t t = 0; t < L; t++) {
+      const float* v = vb + t * 64;
+      const __m512 w = _mm512_set1_ps(s[t]);
+      o0 = _mm512_fmadd_ps(w, _mm512_loadu_ps(v), o0);
+      o1 = _mm512_fmadd_ps(w, _mm512_loadu_ps(v + 16), o1);
+      o2 = _mm512_fmadd_ps(w, _mm512_loadu_ps(v + 32), o2);
+      o3 = _mm512_fmadd_ps(w, _mm512_loadu_ps(v + 48), o3);
+    }
+    _mm512_storeu_ps(out, o0);
+    _mm512_storeu_ps(out + 16, o1);
+    _mm512_storeu_ps(out + 32, o2);
+    _mm512_storeu_ps(out + 48, o3);
+    return;
+  }
+#endif
+  for (int64_t t = 0; t < L; t++) {
+    float d = 0.f;
+#pragma omp simd reduction(+ : d)
+    for (int64_t i = 0; i < hd; i++) d += qv[i] * kb[t * hd + i];
+    s[t] = d * scale;
+  }
+  softmax_inplace(s, L);
+  for (int64_t i = 0; i < hd; i++) out[i] = 0.f;
+  for (int64_t t = 0; t < L; t++) {
+    const float w = s[t];
+#pragma omp simd
+    for (int64_t i = 0; i < hd; i++) out[i] += w * vb[t * hd + i];
+  }
 }
 
 const float* ptr(const torch::Tensor& t) { return t.defined() && t.numel() ? t.data_ptr<float>() : nullptr; }
@@ -223,23 +271,8 @@ class Step {
 #pragma omp for schedule(static)
         for (int64_t rj = 0; rj < R * H; rj++) {
           const int64_t r = rj / H, j = rj % H;
-          const float* qv = &q[r * D + j * hd];
-          const float* kb = kc + (rj * length_) * hd;
-          const float* vb = vc + (rj * length_) * hd;
-          for (int64_t t = 0; t < L; t++) {
-            float d = 0.f;
-#pragma omp simd reduction(+ : d)
-            for (int64_t i = 0; i < hd; i++) d += qv[i] * kb[t * hd + i];
-            s[t] = d * scale_;
-          }
-          softmax_inplace(s.data(), L);
-          float* out = &a[r * D + j * hd];
-          for (int64_t i = 0; i < hd; i++) out[i] = 0.f;
-          for (int64_t t = 0; t < L; t++) {
-            const float w = s[t];
-#pragma omp simd
-            for (int64_t i = 0; i < hd; i++) out[i] += w * vb[t * hd + i];
-          }
+          attend(&q[r * D + j * hd], kc + (rj * length_) * hd, vc + (rj * length_) * hd, L, hd, scale_, s.data(),
+                 &a[r * D + j * hd]);
         }
       }
       gemv(a.data(), D, ptr(p[8]), ptr(p[9]), tmp.data(), D, R, D, D);
