@@ -394,8 +394,13 @@ def test_native_kernels_without_a_compiler_say_what_to_install(monkeypatch, tmp_
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
     with pytest.raises(EngineError, match="kernels=native could not build.*ninja.*kernels=fused"):
         native.load()
+    import torch.utils.cpp_extension
+
+    tries = []
+    monkeypatch.setattr(torch.utils.cpp_extension, "load", lambda *a, **k: tries.append(a))
     with pytest.raises(EngineError, match="kernels=native could not build"):  # remembered, not retried
         native.load()
+    assert not tries
 
 
 def test_the_seed_changes_the_tokens(loaded):

@@ -238,12 +238,12 @@ class FastDecoder:
         linear = self._linear_fn(rows) if n == 1 else F.linear
         # the packed kernels run q, k, v as one product and the K heads as one (fewer calls; packing
         # copies the weights anyway); the exact ones keep transformers' separate products
-        fused = linear is not F.linear
+        packed = linear is not F.linear
         for i, layer in enumerate(self.layers):
             sa = layer.self_attn
             res = x
             h = self._norm(layer.self_attn_layer_norm, x)
-            if fused:
+            if packed:
                 qkv = linear(h, *self._fused_weights(i))
                 q, k, v = qkv.view(rows, n, 3, self.heads_n, self.head_dim).permute(2, 0, 3, 1, 4)
             else:
@@ -270,7 +270,7 @@ class FastDecoder:
             h = layer.activation_fn(linear(h, layer.fc1.weight, layer.fc1.bias))
             x = res + linear(h, layer.fc2.weight, layer.fc2.bias)
         x = self._norm(self.final_norm, x)
-        if fused:
+        if packed:
             logits = linear(x, *self._fused_weights("heads")).view(rows, n, self.K, -1).transpose(1, 2)
         else:
             logits = torch.stack([linear(x, hd.weight, hd.bias) for hd in self.heads], dim=1)
@@ -336,7 +336,8 @@ class FastDecoder:
                 and not bool(cross.mask[:cross.live].all()):
             m = cross.mask[:cross.live, 0, 0]
             cross_mask = torch.zeros(m.shape, dtype=torch.float32).masked_fill(~m, float("-inf"))
-        norms = [m for layer in self.layers for m in (layer.self_attn_layer_norm, layer.final_layer_norm)]
+        norms = [m for layer in self.layers for m in (layer.self_attn_layer_norm, layer.final_layer_norm)
+                 + ((layer.encoder_attn_layer_norm,) if cross is not None else ())]
         eps = {float(m.eps) for m in norms + [self.final_norm]}
         if len(eps) != 1:
             return None
