@@ -333,7 +333,7 @@ def test_fused_kernels_fold_the_cross_attention_of_short_texts(loaded, texts, fo
     assert plan.live == len(texts) and len(plan.const) == len(fd.layers)
     assert (plan.folded is not None) == folded
     if len(texts) == 2:  # texts of different lengths: the folded scores keep the padding mask
-        assert plan.live_mask is not None and bool(torch.isinf(plan.live_mask).any())
+        assert plan.live_add is not None and bool(torch.isinf(plan.live_add).any())
     exact = FastDecoder(mg.lm)
     torch.testing.assert_close(fd.first_logits(cond, batch=len(texts), guided=True),
                                exact.first_logits(cond, batch=len(texts), guided=True), rtol=1e-4, atol=1e-5)

@@ -299,10 +299,10 @@ class FastDecoder:
         hl = h[:live]
         if cross.folded is not None:
             At, a0, Bt = cross.folded[i]
-            s = torch.baddbmm(a0, hl, At.transpose(1, 2))
-            if cross.live_mask is not None:
-                s = s + cross.live_mask
-            p = F.softmax(s.view(live, self.heads_n, -1), dim=-1).view(live, 1, -1)
+            s = torch.baddbmm(a0, hl, At.transpose(1, 2)).view(live, self.heads_n, -1)
+            if cross.live_add is not None:
+                s = s + cross.live_add[:, None, :]
+            p = F.softmax(s, dim=-1).view(live, 1, -1)
             B = Bt.transpose(1, 2)
             out = torch.bmm(p, B) if ca.out_proj.bias is None else torch.baddbmm(ca.out_proj.bias, p, B)
         else:
@@ -331,11 +331,6 @@ class FastDecoder:
         def t(x):
             return torch.empty(0) if x is None else x.detach().contiguous()
 
-        cross_mask = None  # additive (live, S) for an unfolded cross-attention over padded texts
-        if cross is not None and cross.folded is None and cross.mask is not None \
-                and not bool(cross.mask[:cross.live].all()):
-            m = cross.mask[:cross.live, 0, 0]
-            cross_mask = torch.zeros(m.shape, dtype=torch.float32).masked_fill(~m, float("-inf"))
         norms = [m for layer in self.layers for m in (layer.self_attn_layer_norm, layer.final_layer_norm)
                  + ((layer.encoder_attn_layer_norm,) if cross is not None else ())]
         eps = {float(m.eps) for m in norms + [self.final_norm]}
@@ -348,20 +343,18 @@ class FastDecoder:
             for m in (sa.q_proj, sa.k_proj, sa.v_proj, sa.out_proj):
                 tensors += [t(m.weight), t(m.bias)]
             tensors += [keys[i], values[i]]
-            unfolded = [torch.empty(0)] * 6
+            unfolded = [torch.empty(0)] * 5
             if cross is not None:
                 ca = layer.encoder_attn
                 live = cross.live
                 const = None if cross.const is None else cross.const[i].reshape(rows - live, -1)
                 if cross.folded is not None:
                     At, a0, Bt = cross.folded[i]
-                    mask = None if cross.live_mask is None else cross.live_mask.reshape(live, -1)
-                    folded = [At, t(a0.reshape(live, -1)), t(mask), Bt]
+                    folded = [At, t(a0.reshape(live, -1)), t(cross.live_add), Bt]
                 else:
-                    folded = [torch.empty(0)] * 4
+                    folded = [torch.empty(0), torch.empty(0), t(cross.live_add), torch.empty(0)]
                     ck, cv = cross.kv[i]
-                    unfolded = [t(ca.q_proj.weight), t(ca.q_proj.bias), t(ck), t(cv), t(cross_mask),
-                                t(ca.out_proj.weight)]
+                    unfolded = [t(ca.q_proj.weight), t(ca.q_proj.bias), t(ck), t(cv), t(ca.out_proj.weight)]
                 tensors += [t(layer.encoder_attn_layer_norm.weight), t(layer.encoder_attn_layer_norm.bias),
                             *folded, t(ca.out_proj.bias), t(const)]
             else:
@@ -410,16 +403,15 @@ class FastDecoder:
             const = [self._cross_attend(i, zeros, (k[live:], v[live:]), None if mask is None else mask[live:],
                                         F.linear) for i, (k, v) in enumerate(kv)]
         heads, length = kv[0][0].shape[1], kv[0][0].shape[2]
-        folded = live_mask = None
+        folded = live_add = None
         # the folded form reads live * heads * S * hidden * 2 numbers per layer instead of the
         # q and out projections' 2 * hidden * hidden: worth it for short texts and few items
         if live * heads * length < self.hidden:
             folded = [self._fold(i, k[:live], v[:live]) for i, (k, v) in enumerate(kv)]
-            if mask is not None and not bool(mask[:live].all()):
-                m = mask[:live, 0, 0]  # (live, S), True = attend
-                add = torch.zeros(m.shape, dtype=kv[0][0].dtype, device=m.device).masked_fill(~m, float("-inf"))
-                live_mask = add[:, None, None, :].expand(live, 1, heads, length).reshape(live, 1, heads * length)
-        return _Cross(kv=kv, mask=mask, fast=True, live=live, const=const, folded=folded, live_mask=live_mask)
+        if mask is not None and not bool(mask[:live].all()):  # padded texts among the live rows
+            m = mask[:live, 0, 0]  # (live, S), True = attend
+            live_add = torch.zeros(m.shape, dtype=kv[0][0].dtype, device=m.device).masked_fill(~m, float("-inf"))
+        return _Cross(kv=kv, mask=mask, fast=True, live=live, const=const, folded=folded, live_add=live_add)
 
     def _fold(self, i: int, k: torch.Tensor, v: torch.Tensor):
         """Layer ``i``'s cross-attention folded into the keys and values of ``live`` rows.
@@ -605,7 +597,7 @@ class _Cross:
     live: int = 0  # rows [live:] attend alike whatever the query
     const: list | None = None  # per layer, their output (rows - live, 1, hidden)
     folded: list | None = None  # per layer (A^T, a0, B^T) of the live rows, see FastDecoder._fold
-    live_mask: torch.Tensor | None = None  # (live, 1, heads * S) additive, -inf = masked
+    live_add: torch.Tensor | None = None  # (live, S) additive mask of the live rows' padding, -inf = masked
 
 
 def _alike(t: torch.Tensor) -> bool:

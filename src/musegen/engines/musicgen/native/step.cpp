@@ -212,13 +212,13 @@ void check(const torch::Tensor& t, const char* what) {
 //  0 ln1 weight, 1 ln1 bias, 2 q weight, 3 q bias, 4 k weight, 5 k bias, 6 v weight, 7 v bias,
 //  8 out weight, 9 out bias, 10 key cache (rows, heads, L, hd), 11 value cache,
 //  12 cross ln weight, 13 cross ln bias, 14 At (live, heads*S, hidden), 15 a0 (live, heads*S),
-//  16 additive mask (live, heads*S), 17 Bt (live, hidden, heads*S), 18 cross out bias,
+//  16 additive mask of the live rows' padding (live, S), 17 Bt (live, hidden, heads*S), 18 cross out bias,
 //  19 constant cross output of rows live.. (rows - live, hidden),
 //  20 ffn ln weight, 21 ffn ln bias, 22 fc1 weight, 23 fc1 bias, 24 fc2 weight, 25 fc2 bias,
 //  and for a cross-attention that is not folded (14-17 empty): 26 q weight, 27 q bias,
-//  28 text keys (rows, heads, S, hd), 29 text values, 30 additive mask (live, S), 31 out weight.
+//  28 text keys (rows, heads, S, hd), 29 text values, 30 out weight.
 // Then the final norm's weight and bias, then the K codebook heads (weight, bias) pairs.
-constexpr int kPerLayer = 32;
+constexpr int kPerLayer = 31;
 
 class Step {
  public:
@@ -291,14 +291,15 @@ class Step {
             float* s = &sc[r * hs_];
             gemv(&h[r * D], D, At + r * hs_ * D, a0 + r * hs_, s, hs_, 1, hs_, D);
             if (mask)
-              for (int64_t i = 0; i < hs_; i++) s[i] += mask[r * hs_ + i];
+              for (int64_t j = 0; j < H; j++)
+                for (int64_t t = 0; t < S; t++) s[j * S + t] += mask[r * S + t];
             for (int64_t j = 0; j < H; j++) softmax_inplace(s + j * S, S);
             gemv(s, hs_, Bt + r * D * hs_, ptr(p[18]), &tmp[r * D], D, 1, D, hs_);
           }
         } else {
           const float* ck = p[28].data_ptr<float>();
           const float* cv = p[29].data_ptr<float>();
-          const float* mask = ptr(p[30]);
+          const float* mask = ptr(p[16]);
           const float cscale = cross_scale_;
           gemv(h.data(), D, ptr(p[26]), ptr(p[27]), q.data(), D, live_, D, D);
 #pragma omp parallel for schedule(static)
@@ -317,7 +318,7 @@ class Step {
             for (int64_t t = 0; t < S; t++)
               for (int64_t i = 0; i < hd; i++) out[i] += s[t] * cv[(rj * S + t) * hd + i];
           }
-          gemv(a.data(), D, ptr(p[31]), ptr(p[18]), tmp.data(), D, live_, D, D);
+          gemv(a.data(), D, ptr(p[30]), ptr(p[18]), tmp.data(), D, live_, D, D);
         }
         for (int64_t i = 0; i < live_ * D; i++) x[i] += tmp[i];
         if (live_ < R) {
