@@ -125,6 +125,7 @@ def test_generate_writes_results_of_the_right_length(base_run):
         assert r["mid"] is None  # no seed, no transcription: no MIDI
     info = doc["engine"]["info"]
     assert info["model_kind"] == "text" and info["decoder"] == "fast"
+    assert info["kernels"] == "native"  # kernels=auto on the CPU in float32
     assert info["frames"] == math.ceil(music_s * FPS - 1e-9)
     assert doc["parameters"]["prompt"].startswith("A mellow lo-fi")  # the preset's description
     assert len(set(wav_digests(base_run))) == 3  # variations differ
@@ -133,8 +134,11 @@ def test_generate_writes_results_of_the_right_length(base_run):
 def test_same_seed_same_audio_and_stock_decoder_agrees(base_run, models, env, tmp_path):
     again = generate(env, models["text"], tmp_path / "again", *BASE)
     assert wav_digests(again) == wav_digests(base_run)
+    # transformers' generate() samples the same tokens as the exact kernels (bit-identical logits;
+    # the default native ones differ by ~1e-6, enough to move a draw that lands on a boundary)
+    exact = generate(env, models["text"], tmp_path / "exact", *BASE, "--option", "kernels=exact")
     stock = generate(env, models["text"], tmp_path / "stock", *BASE, "--option", "decoder=stock")
-    for f, s in zip(base_run, stock):  # transformers' generate() samples the same tokens
+    for f, s in zip(exact, stock):
         np.testing.assert_array_equal(read_wav(f["wav"])[0], read_wav(s["wav"])[0])
 
 
@@ -390,17 +394,57 @@ def test_native_kernels_without_a_compiler_say_what_to_install(monkeypatch, tmp_
 
     monkeypatch.setattr(native, "_module", None)
     monkeypatch.setattr(native, "_failure", None)
+    monkeypatch.setattr(native, "_reason", None)
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    with pytest.raises(EngineError, match="kernels=native could not build.*ninja.*kernels=fused"):
+    with pytest.raises(EngineError, match="could not build its compiled step .no C.. compiler: .*no-such-compiler"
+                                          ".*ninja.*kernels=fused"):
         native.load()
+    assert "no-such-compiler" in native.failure_reason()
     import torch.utils.cpp_extension
 
     tries = []
+    monkeypatch.delenv("CXX")  # a retry would now get as far as the builder
     monkeypatch.setattr(torch.utils.cpp_extension, "load", lambda *a, **k: tries.append(a))
     with pytest.raises(EngineError, match="kernels=native could not build"):  # remembered, not retried
         native.load()
     assert not tries
+
+
+def test_auto_kernels_fall_back_to_fused_without_a_compiler_and_say_so(models, env, tmp_path):
+    """The default kernels=auto says it is building, and decodes with fused when the build fails."""
+    env = {**env, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "CXX": str(tmp_path / "no-such-compiler")}
+    (r,) = generate(env, models["text"], tmp_path / "out", "--preset", "lofi-chill", "--seconds", "1",
+                    "--seed", "3", "--no-post")
+    assert sidecar(r)["engine"]["info"]["kernels"] == "fused"
+    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "-o", tmp_path / "again",
+               "--preset", "lofi-chill", "--seconds", "1", "--seed", "3", "--no-post")
+    assert proc.returncode == 0, proc.stderr
+    assert "musicgen: building the compiled decoding step (kernels=native)" in proc.stderr
+    assert "kernels=native is unavailable here" in proc.stderr and "decoding with kernels=fused" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    # asked for by name, it must build
+    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "-o", tmp_path / "named",
+               "--preset", "lofi-chill", "--seconds", "1", "--option", "kernels=native")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith("Error: kernels=native could not build")
+    assert not (tmp_path / "named").exists() or not any((tmp_path / "named").iterdir())
+
+
+def test_a_killed_builds_lock_is_cleared_and_a_live_one_kept(monkeypatch, tmp_path):
+    """torch's builder waits forever on a lock file; one left by a killed build must not hang every run."""
+    import time
+
+    from musegen.engines.musicgen import native
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
+    lock = native._build_directory() / "lock"
+    lock.touch()
+    assert native._build_directory() == lock.parent and lock.exists()  # a build in progress: wait for it
+    old = time.time() - native.STALE_LOCK_S - 60
+    os.utime(lock, (old, old))
+    native._build_directory()
+    assert not lock.exists()
 
 
 def test_the_seed_changes_the_tokens(loaded):
@@ -602,13 +646,13 @@ def test_generate_many_gives_each_request_its_solo_audio(models):
 
     eng = MusicGenEngine()
     m = models["text"]
-    long = dict(window=2.0, extend_stride=1.0)
+    long = dict(window=2.0, extend_stride=1.0, kernels="exact")
     requests = [
-        _mg_request(m, 1, batch_size=8),
-        _mg_request(m, 2, "jazz piano trio with brass and choir", batch_size=8),
-        _mg_request(m, 3, "bass", variations=2, prompts=["warm", "dusty vinyl crackle"], batch_size=8),
-        _mg_request(m, 4, temperature=0.8, batch_size=8),        # another temperature: another pass
-        _mg_request(m, 5, decoder="stock", batch_size=8),        # transformers' generate(): alone
+        _mg_request(m, 1, batch_size=8, kernels="exact"),
+        _mg_request(m, 2, "jazz piano trio with brass and choir", batch_size=8, kernels="exact"),
+        _mg_request(m, 3, "bass", variations=2, prompts=["warm", "dusty vinyl crackle"], batch_size=8, kernels="exact"),
+        _mg_request(m, 4, temperature=0.8, batch_size=8, kernels="exact"),        # another temperature: another pass
+        _mg_request(m, 5, decoder="stock", batch_size=8, kernels="exact"),        # transformers' generate(): alone
         _mg_request(m, 6, "reel", **long),                       # long form: windows of their own
         _mg_request(m, 7, "fiddle", **long),
         _mg_request(m, 8, "reel", variations=5, **long),         # more rows than batch_size (4): alone

@@ -9,6 +9,7 @@ failure); ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from typing import Any
 
@@ -22,6 +23,21 @@ CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 def _say(msg: str) -> None:
     click.echo(msg, err=True)
+
+
+class _LogLines(logging.Handler):
+    """The library's log records (``musegen.*``, INFO and up) as plain lines on stderr."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        _say(record.getMessage())
+
+
+def _log_to_stderr() -> None:
+    logger = logging.getLogger("musegen")
+    if not any(isinstance(h, _LogLines) for h in logger.handlers):
+        logger.addHandler(_LogLines())
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def _emit_json(doc: Any) -> None:
@@ -67,6 +83,7 @@ def cli(debug: bool) -> None:
     \b
       musegen generate --preset lofi-chill --midi samples/melody.mid --bars 16 -o out/
     """
+    _log_to_stderr()
 
 
 # -- presets ------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import logging
 import threading
 import time
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from musegen.engines.base import EngineOutput, Request, continuation_start
 from musegen.errors import EngineError, ParameterError
 
 _LOCK = threading.Lock()
+log = logging.getLogger(__name__)
 MIDI_MODES = ("melody", "prompt", "none")
 CHROMA_SOURCES = ("midi", "audio")
 
@@ -47,7 +49,7 @@ class Options:
     window: float = 30.0
     extend_stride: float = 18.0
     decoder: str = "fast"
-    kernels: str = "exact"
+    kernels: str = "auto"
     batch_size: int = 4
     prompts: tuple[str, ...] = ()
     decode_chunk: float = 40.0
@@ -95,14 +97,47 @@ class Options:
                                  f"got {self.extend_stride!r}")
         if self.decoder not in ("fast", "stock"):
             raise ParameterError(f"decoder must be fast or stock, got {self.decoder!r}")
-        if self.kernels not in ("exact", "fused", "native"):  # fast.KERNELS, named here without importing torch
-            raise ParameterError(f"kernels must be exact, fused or native, got {self.kernels!r}")
+        if self.kernels not in ("auto", "exact", "fused", "native"):  # fast.KERNELS + auto, without torch
+            raise ParameterError(f"kernels must be auto, exact, fused or native, got {self.kernels!r}")
         if not 1 <= self.batch_size <= 64:
             raise ParameterError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
         if not 0 <= self.threads <= 1024:
             raise ParameterError(f"threads must be >= 0 (0 = torch's default), got {self.threads!r}")
         if not 2.0 <= self.decode_chunk <= 600.0:
             raise ParameterError(f"decode_chunk must be between 2 and 600 seconds, got {self.decode_chunk!r}")
+
+
+def _pick_kernels(requested: str, mg, say) -> str:
+    """The decoder's kernels for ``requested`` on this model's device and dtype.
+
+    ``auto`` is ``native`` on the CPU in float32 (built on first use), ``fused``
+    there when the compiled step cannot be built (with a warning naming why),
+    and ``exact`` on GPUs and in other dtypes.  ``native`` asked for by name
+    must build, or the run stops with the reason.
+    """
+    import torch
+
+    from musegen.engines.musicgen import native
+
+    cpu32 = mg.device == "cpu" and mg.dtype == torch.float32
+    if requested == "auto" and not cpu32:
+        return "exact"
+    if requested not in ("auto", "native") or mg.device != "cpu":
+        return requested
+    if not native.loaded() and not native.cached():  # the first use builds it: say why nothing moves
+        msg = "musicgen: building the compiled decoding step (kernels=native), once, about 30 s"
+        log.info(msg)
+        say(msg)
+    if requested == "native":
+        native.load()
+        return "native"
+    try:
+        native.load()
+        return "native"
+    except EngineError:
+        log.warning("musicgen: kernels=native is unavailable here (%s); decoding with kernels=fused. "
+                    "A C++ compiler and ninja (pip install ninja) make it available.", native.failure_reason())
+        return "fused"
 
 
 def _coerce(key: str, value: Any, default: Any) -> Any:
@@ -141,7 +176,9 @@ class MusicGenEngine:
     ``midi_mode`` (melody/prompt/none), ``chroma_source`` (midi/audio),
     ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
     ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``kernels``
-    (exact/fused/native: the decoder's arithmetic, see :mod:`.fast`), ``batch_size`` (4),
+    (auto/exact/fused/native: the decoder's arithmetic, see :mod:`.fast`;
+    auto = native on the CPU in float32, fused there if native cannot be
+    built, exact elsewhere), ``batch_size`` (4),
     ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
     ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
     ``threads`` (torch CPU threads; 0 = torch's default).
@@ -312,13 +349,11 @@ class MusicGenEngine:
         with contextlib.ExitStack() as stack:
             if opts.threads:
                 stack.enter_context(_torch_threads(opts.threads))
-            mg.fast.kernels = opts.kernels
-            if opts.kernels == "native" and mg.device == "cpu":
-                from musegen.engines.musicgen import native
-
-                if not native.loaded():  # the first use builds it: say why nothing moves for ~30 s
-                    report(0, n_batches, "musicgen: building the compiled step of kernels=native (first use)")
-                native.load()
+            if opts.decoder == "fast":  # (transformers' generate() has its own arithmetic)
+                kernels = _pick_kernels(opts.kernels, mg, lambda msg: report(0, n_batches, msg))
+                mg.fast.kernels = kernels
+                for job in (j for chunk in chunks for j, _ in chunk):
+                    job.info["kernels"] = kernels
             generators: dict[int, Any] = {}
             for job in (j for chunk in chunks for j, _ in chunk):
                 if id(job) in generators:

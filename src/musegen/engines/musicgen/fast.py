@@ -41,7 +41,8 @@ from musegen.errors import ParameterError
 #: computed once), and on the CPU from 4 rows up oneDNN products on weights packed once per
 #: batch size with q/k/v and the codebook heads fused (logits within ~1e-5 of the exact ones);
 #: "native": "fused", with each step of up to 8 rows (4 items with guidance) run by a compiled
-#: step (native/step.cpp, built on first use; CPU, float32; needs a C++ compiler and ninja)
+#: step (native/step.cpp, built on first use; CPU, float32; needs a C++ compiler and ninja).
+#: The engine's default, "auto", is "native" on the CPU in float32 and "exact" elsewhere.
 KERNELS = ("exact", "fused", "native")
 
 

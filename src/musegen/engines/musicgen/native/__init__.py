@@ -7,15 +7,21 @@ some 700 small torch calls dispatched from Python) adds a fifth to the step.
 user's machine, for the user's CPU (``-march=native``) with torch's extension
 builder: that needs a C++ compiler and ninja (the ``musicgen`` extra installs
 ninja's PyPI package, used when no ``ninja`` is on the PATH), takes about half
-a minute the first time and is cached by torch (``TORCH_EXTENSIONS_DIR``, by
-default ``~/.cache/torch_extensions``).
+a minute the first time and is cached on disk (under ``TORCH_EXTENSIONS_DIR``,
+by default ``~/.cache/torch_extensions``, in a folder per Python and torch
+version).  ``kernels=auto``, the engine's default, uses it on the CPU in
+float32 and falls back to ``fused`` where it cannot be built.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
+import subprocess
+import sys
 import threading
+import time
 from pathlib import Path
 
 from musegen.errors import EngineError
@@ -24,6 +30,9 @@ _SOURCE = Path(__file__).with_name("step.cpp")
 _lock = threading.Lock()
 _module = None
 _failure: str | None = None
+_reason: str | None = None
+#: a build lock older than this is a leftover of a killed build (a build takes about 30 s)
+STALE_LOCK_S = 600.0
 
 
 def loaded() -> bool:
@@ -39,26 +48,84 @@ def load():
     EngineError
         When it cannot be built here, with the reason and what to install.
     """
-    global _module, _failure
+    global _module, _failure, _reason
     with _lock:
         if _module is not None:
             return _module
         if _failure is not None:
             raise EngineError(_failure)
         try:
+            from torch.utils.cpp_extension import get_cxx_compiler
             from torch.utils.cpp_extension import load as build
 
+            compiler = get_cxx_compiler()
+            if not shutil.which(compiler.split()[0] if compiler.strip() else "c++"):
+                raise OSError(f"no C++ compiler: {compiler!r} is not on the PATH")
             _ninja_on_path()
-
-            _module = build(name="musegen_native_step", sources=[str(_SOURCE)],
-                            extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"], extra_ldflags=["-fopenmp"],
-                            verbose=False)
-        except (OSError, RuntimeError, ImportError, ValueError) as exc:
-            reason = " ".join(str(exc).split())[:300] or type(exc).__name__
-            _failure = (f"kernels=native could not build its compiled step ({reason}); it needs a C++ "
+            where = _build_directory()
+            torch_log = logging.getLogger("torch.utils.cpp_extension")
+            level = torch_log.level
+            torch_log.setLevel(logging.ERROR)  # its compiler warnings are banners many lines long
+            try:
+                _module = build(name="musegen_native_step", sources=[str(_SOURCE)], build_directory=str(where),
+                                extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
+                                extra_ldflags=["-fopenmp"], verbose=False)
+            finally:
+                torch_log.setLevel(level)
+        except (OSError, RuntimeError, ImportError, ValueError, subprocess.SubprocessError) as exc:
+            _reason = _short(exc)
+            _failure = (f"kernels=native could not build its compiled step ({_reason}); it needs a C++ "
                         "compiler (g++ or clang++) and ninja (pip install ninja); use kernels=fused instead")
             raise EngineError(_failure) from exc
         return _module
+
+
+def cached() -> bool:
+    """Whether a build of the current ``step.cpp`` is on disk (loading it then takes about a second)."""
+    try:
+        where = _build_directory()
+        newest = max((p.stat().st_mtime for p in where.glob("musegen_native_step*.so")), default=None)
+        return newest is not None and newest >= _SOURCE.stat().st_mtime
+    except (OSError, ImportError):
+        return False
+
+
+def _short(exc: BaseException) -> str:
+    """The gist of a build failure: the compiler's first error line where there is one."""
+    text = str(exc)
+    errors = [line.strip() for line in text.splitlines() if "error" in line.lower() and ": " in line]
+    gist = errors[1] if len(errors) > 1 and errors[0].startswith("Error building extension") else \
+        (errors[0] if errors else text)
+    return " ".join(gist.split())[:300] or type(exc).__name__
+
+
+def failure_reason() -> str | None:
+    """Why the build failed in this process (None if it did not, or was not tried)."""
+    return _reason
+
+
+def _build_directory() -> Path:
+    """The build folder for this Python and torch, with a killed build's lock removed.
+
+    torch's builder waits, without end, for the ``lock`` file of a build in
+    progress; a build killed hard (SIGKILL, a power cut) leaves that file
+    behind, and every later run would hang.  A lock older than
+    :data:`STALE_LOCK_S` is such a leftover.
+    """
+    import torch
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}".replace("+", "-")
+    where = root / "musegen" / tag
+    where.mkdir(parents=True, exist_ok=True)
+    lock = where / "lock"
+    try:
+        if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
+            lock.unlink()
+    except FileNotFoundError:
+        pass
+    return where
 
 
 def _ninja_on_path() -> None:
