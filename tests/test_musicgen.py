@@ -38,9 +38,10 @@ def hub_cache(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("hf-home")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session", autouse=True)
 def extensions_dir(tmp_path_factory):
-    """An empty torch extensions cache: kernels=native is built from scratch once per session."""
+    """An empty torch extensions cache for every test here (kernels=auto builds native in process
+    too): kernels=native is built from scratch once per session, never into the user's cache."""
     path = tmp_path_factory.mktemp("torch-extensions")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TORCH_EXTENSIONS_DIR", str(path))
