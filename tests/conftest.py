@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,6 +49,15 @@ def make_sketch(path: Path, *, tempo: float = 100.0, meter=(4, 4), bars: int = 2
 @pytest.fixture
 def sketch(tmp_path: Path) -> Path:
     return make_sketch(tmp_path / "sketch.mid")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+#: Popen keywords for a child that a test interrupts with SIGINT: a shell starts background jobs
+#: with SIGINT ignored, children inherit that, and Python then never raises KeyboardInterrupt
+INTERRUPTIBLE = {"preexec_fn": _default_sigint}
 
 
 def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeout: float = 300):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, SAMPLES, make_sketch, run_cli
+from conftest import INTERRUPTIBLE, ROOT, SAMPLES, make_sketch, run_cli
 from musegen.batch.manifest import Manifest
 from musegen.batch.params import ALL_PARAMS, CHECKS, build_chain
 from musegen.batch.plan import job_id, load_plan, parse_plan
@@ -362,7 +362,7 @@ grid.seed = [1, 2, 3, 4, 5, 6, 7, 8]
 def _batch_with_one_job_done(plan: Path, out: Path) -> subprocess.Popen:
     """A 2-worker batch in a subprocess, returned once its first job has finished."""
     proc = subprocess.Popen([sys.executable, "-m", "musegen", "batch", str(plan), "-o", str(out), "--workers", "2"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **INTERRUPTIBLE)
     try:
         _wait_for(lambda: _ok_rows(out) >= 1, 120, proc)
     except BaseException:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import POP909, run_cli
+from conftest import INTERRUPTIBLE, POP909, run_cli
 from musegen.errors import InputError, ParameterError
 from musegen.engines.symbolic.finetune import add_adapters, merge_adapters
 from musegen.style.profile import preset_table, profile_files, roman, summarize
@@ -206,7 +206,7 @@ def test_interrupted_learning_leaves_no_style(songs, styles):
     """Ctrl-C during the fine-tune: no style, no work folder, a one-line message."""
     proc = subprocess.Popen([sys.executable, "-m", "musegen", "style", "learn", str(songs[0].parent),
                              "--name", "cut", "--steps", "500"], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "MUSEGEN_STYLE_DIR": str(styles)})
+                            env={**os.environ, "MUSEGEN_STYLE_DIR": str(styles)}, **INTERRUPTIBLE)
     deadline = time.time() + 120
     while time.time() < deadline and not (styles.is_dir() and any(styles.iterdir())):
         time.sleep(0.05)
