@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -430,6 +431,18 @@ def test_auto_kernels_fall_back_to_fused_without_a_compiler_and_say_so(models, e
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: kernels=native could not build")
     assert not (tmp_path / "named").exists() or not any((tmp_path / "named").iterdir())
+
+
+def test_native_builds_vector_products_per_kind_of_cpu(extensions_dir):
+    """Built for this CPU (x86 with AVX2 or AVX-512 here), in a folder of its own per kind of CPU, so a
+    home folder shared by a cluster's machines never hands one machine another's instructions."""
+    from musegen.engines.musicgen import native
+
+    assert native.load().simd() in ("avx2", "avx512")
+    where = native._build_directory()
+    assert where.parent == extensions_dir / "musegen"
+    assert re.fullmatch(r"py\d+-torch[\w.-]+-cpu[0-9a-f]{8}", where.name), where.name
+    assert native.cached() and list(where.glob("musegen_native_step*.so"))
 
 
 def test_a_killed_builds_lock_is_cleared_and_a_live_one_kept(monkeypatch, tmp_path):

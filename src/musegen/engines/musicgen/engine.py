@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import importlib.util
 import logging
+import platform
 import threading
 import time
 from dataclasses import dataclass
@@ -111,7 +112,8 @@ def _pick_kernels(requested: str, mg, say) -> str:
     """The decoder's kernels for ``requested`` on this model's device and dtype.
 
     ``auto`` is ``native`` on the CPU in float32 (built on first use), ``fused``
-    there when the compiled step cannot be built (with a warning naming why),
+    there when the compiled step cannot be built (with a warning naming why)
+    or was built without vector products (CPUs other than x86 with AVX2),
     and ``exact`` on GPUs and in other dtypes.  ``native`` asked for by name
     must build, or the run stops with the reason.
     """
@@ -124,6 +126,8 @@ def _pick_kernels(requested: str, mg, say) -> str:
         return "exact"
     if requested not in ("auto", "native") or mg.device != "cpu":
         return requested
+    if requested == "auto" and platform.machine().lower() not in ("x86_64", "amd64"):
+        return "fused"  # step.cpp's vector products are x86's; elsewhere MKL/oneDNN are faster
     if not native.loaded() and not native.cached():  # the first use builds it: say why nothing moves
         msg = "musicgen: building the compiled decoding step (kernels=native), once, about 30 s"
         log.info(msg)
@@ -132,7 +136,9 @@ def _pick_kernels(requested: str, mg, say) -> str:
         native.load()
         return "native"
     try:
-        native.load()
+        if not native.load().simd():  # built without vector products (not x86 with AVX2): MKL is faster
+            log.info("musicgen: the compiled step has no vector products for this CPU; decoding with kernels=fused")
+            return "fused"
         return "native"
     except EngineError:
         log.warning("musicgen: kernels=native is unavailable here (%s); decoding with kernels=fused. "

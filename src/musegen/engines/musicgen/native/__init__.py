@@ -116,7 +116,7 @@ def _build_directory() -> Path:
     from torch.utils.cpp_extension import get_default_build_root
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}".replace("+", "-")
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}-cpu{_cpu_tag()}".replace("+", "-")
     where = root / "musegen" / tag
     where.mkdir(parents=True, exist_ok=True)
     lock = where / "lock"
@@ -126,6 +126,26 @@ def _build_directory() -> Path:
     except FileNotFoundError:
         pass
     return where
+
+
+def _cpu_tag() -> str:
+    """A short digest of this CPU's instruction sets.
+
+    The step is built with ``-march=native``; a build made on one machine of a
+    cluster sharing a home folder would stop another, older one with an illegal
+    instruction, so each kind of CPU gets its own build.
+    """
+    import hashlib
+    import platform
+
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            flags = next((line for line in f if line.startswith(("flags", "Features"))), "")
+    except OSError:
+        pass
+    text = " ".join(sorted(flags.split(":", 1)[-1].split())) or f"{platform.machine()} {platform.processor()}"
+    return hashlib.sha1(text.encode()).hexdigest()[:8]
 
 
 def _ninja_on_path() -> None:

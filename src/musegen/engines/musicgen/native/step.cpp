@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <string>
 #include <vector>
 
 #if defined(__AVX512F__) || (defined(__AVX2__) && defined(__FMA__))
@@ -372,7 +373,19 @@ class Step {
   int64_t hidden_ = 0, hd_ = 0, ffn_ = 0, length_ = 0, hs_ = 0, codebooks_ = 0, vocab_ = 0;
 };
 
+// The vector instructions the products were built with ("" = none: then they are slower than MKL's).
+std::string simd() {
+#if defined(__AVX512F__)
+  return "avx512";
+#elif defined(__AVX2__) && defined(__FMA__)
+  return "avx2";
+#else
+  return "";
+#endif
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("simd", &simd);
   pybind11::class_<Step>(m, "Step", pybind11::module_local())
       .def(pybind11::init<std::vector<torch::Tensor>, int64_t, int64_t, int64_t, int64_t, bool, double, double,
                           double>())
