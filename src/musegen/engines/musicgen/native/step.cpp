@@ -173,9 +173,10 @@ void softmax_inplace(float* s, int64_t n) {
   for (int64_t i = 0; i < n; i++) s[i] *= inv;
 }
 
-// One query against L cached keys and values of one head: out (hd) = softmax(q . k_t * scale) @ v.
+// One query against L keys and values of one head: out (hd) = softmax(q . k_t * scale + add_t) @ v,
+// with add (L numbers, e.g. -inf at padding) optional.
 void attend(const float* qv, const float* kb, const float* vb, int64_t L, int64_t hd, float scale, float* s,
-            float* out) {
+            float* out, const float* add = nullptr) {
 #if defined(__AVX512F__)
   if (hd == 64) {  // every MusicGen size: the query and the output stay in four registers
     const __m512 q0 = _mm512_loadu_ps(qv), q1 = _mm512_loadu_ps(qv + 16), q2 = _mm512_loadu_ps(qv + 32),
@@ -186,7 +187,7 @@ void attend(const float* qv, const float* kb, const float* vb, int64_t L, int64_
       acc = _mm512_fmadd_ps(q1, _mm512_loadu_ps(k + 16), acc);
       acc = _mm512_fmadd_ps(q2, _mm512_loadu_ps(k + 32), acc);
       acc = _mm512_fmadd_ps(q3, _mm512_loadu_ps(k + 48), acc);
-      s[t] = _mm512_reduce_add_ps(acc) * scale;
+      s[t] = _mm512_reduce_add_ps(acc) * scale + (add ? add[t] : 0.f);
     }
     softmax_inplace(s, L);
     __m512 o0 = _mm512_setzero_ps(), o1 = _mm512_setzero_ps(), o2 = _mm512_setzero_ps(), o3 = _mm512_setzero_ps();
@@ -209,7 +210,7 @@ void attend(const float* qv, const float* kb, const float* vb, int64_t L, int64_
     float d = 0.f;
 #pragma omp simd reduction(+ : d)
     for (int64_t i = 0; i < hd; i++) d += qv[i] * kb[t * hd + i];
-    s[t] = d * scale;
+    s[t] = d * scale + (add ? add[t] : 0.f);
   }
   softmax_inplace(s, L);
   for (int64_t i = 0; i < hd; i++) out[i] = 0.f;
@@ -327,18 +328,8 @@ class Step {
 #pragma omp parallel for schedule(static)
           for (int64_t rj = 0; rj < live_ * H; rj++) {
             const int64_t r = rj / H, j = rj % H;
-            float* s = &sc[rj * S];
-            const float* qv = &q[r * D + j * hd];
-            for (int64_t t = 0; t < S; t++) {
-              float d = 0.f;
-              for (int64_t i = 0; i < hd; i++) d += qv[i] * ck[(rj * S + t) * hd + i];
-              s[t] = d * cscale + (mask ? mask[r * S + t] : 0.f);
-            }
-            softmax_inplace(s, S);
-            float* out = &a[r * D + j * hd];
-            for (int64_t i = 0; i < hd; i++) out[i] = 0.f;
-            for (int64_t t = 0; t < S; t++)
-              for (int64_t i = 0; i < hd; i++) out[i] += s[t] * cv[(rj * S + t) * hd + i];
+            attend(&q[r * D + j * hd], ck + rj * S * hd, cv + rj * S * hd, S, hd, cscale, &sc[rj * S],
+                   &a[r * D + j * hd], mask ? mask + r * S : nullptr);
           }
           gemv(a.data(), D, ptr(p[30]), ptr(p[18]), tmp.data(), D, live_, D, D);
         }
