@@ -127,7 +127,10 @@ def _pick_kernels(requested: str, mg, say) -> str:
     if requested not in ("auto", "native") or mg.device != "cpu":
         return requested
     if requested == "auto" and platform.machine().lower() not in ("x86_64", "amd64"):
-        return "fused"  # step.cpp's vector products are x86's; elsewhere MKL/oneDNN are faster
+        # step.cpp's vector products are x86's; elsewhere torch's own products are faster
+        log.info("musicgen: the compiled step is for x86 CPUs, this is %s; decoding with kernels=fused",
+                 platform.machine() or "another CPU")
+        return "fused"
     if not native.loaded() and not native.cached():  # the first use builds it: say why nothing moves
         msg = "musicgen: building the compiled decoding step (kernels=native), once, about 30 s"
         log.info(msg)
