@@ -354,6 +354,7 @@ def test_fused_kernels_fold_the_cross_attention_of_short_texts(loaded, texts, fo
     (["warm jazz"], 3.0, True), (["a", "warm"], 1.0, True), (["a", "warm"], 3.0, True),
     (["lofi beats with mellow rhodes chords", "dark techno"], 3.0, False),  # padded texts
     (["a", "warm", "dark techno", "lofi"], 3.0, False),  # 8 rows
+    (["a", "warm", "dark techno"], 1.0, False),  # 3 rows, no guidance
 ])
 def test_native_kernels_step_like_the_exact_ones(loaded, extensions_dir, kind, texts, guidance, folded):
     import torch
@@ -395,7 +396,6 @@ def test_native_kernels_without_a_compiler_say_what_to_install(monkeypatch, tmp_
     from musegen.errors import EngineError
 
     monkeypatch.setattr(native, "_module", None)
-    monkeypatch.setattr(native, "_failure", None)
     monkeypatch.setattr(native, "_reason", None)
     monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
     monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
@@ -416,21 +416,35 @@ def test_native_kernels_without_a_compiler_say_what_to_install(monkeypatch, tmp_
 def test_auto_kernels_fall_back_to_fused_without_a_compiler_and_say_so(models, env, tmp_path):
     """The default kernels=auto says it is building, and decodes with fused when the build fails."""
     env = {**env, "TORCH_EXTENSIONS_DIR": str(tmp_path / "ext"), "CXX": str(tmp_path / "no-such-compiler")}
-    (r,) = generate(env, models["text"], tmp_path / "out", "--preset", "lofi-chill", "--seconds", "1",
-                    "--seed", "3", "--no-post")
-    assert sidecar(r)["engine"]["info"]["kernels"] == "fused"
-    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "-o", tmp_path / "again",
-               "--preset", "lofi-chill", "--seconds", "1", "--seed", "3", "--no-post")
+    args = ["--engine", "musicgen", "--model", models["text"], "--preset", "lofi-chill", "--seconds", "1"]
+    proc = run(env, "generate", *args, "-o", tmp_path / "out", "--seed", "3", "--no-post", "--json")
     assert proc.returncode == 0, proc.stderr
     assert "musicgen: building the compiled decoding step (kernels=native)" in proc.stderr
-    assert "kernels=native is unavailable here" in proc.stderr and "decoding with kernels=fused" in proc.stderr
-    assert "Traceback" not in proc.stderr
+    assert "kernels=native is unavailable here (no C++ compiler" in proc.stderr
+    assert "decoding with kernels=fused" in proc.stderr and "Traceback" not in proc.stderr
+    (r,) = json.loads(proc.stdout)["results"]
+    assert sidecar(r)["engine"]["info"]["kernels"] == "fused"
     # asked for by name, it must build
-    proc = run(env, "generate", "--engine", "musicgen", "--model", models["text"], "-o", tmp_path / "named",
-               "--preset", "lofi-chill", "--seconds", "1", "--option", "kernels=native")
+    proc = run(env, "generate", *args, "-o", tmp_path / "named", "--option", "kernels=native")
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: kernels=native could not build")
     assert not (tmp_path / "named").exists() or not any((tmp_path / "named").iterdir())
+
+
+def test_a_failed_compile_is_named_by_the_compilers_error(monkeypatch, tmp_path):
+    """A real compile that fails: the one-line reason is the compiler's error, not ninja's command line."""
+    from musegen.engines.musicgen import native
+    from musegen.errors import EngineError
+
+    broken = tmp_path / "step.cpp"
+    broken.write_text("#include <no_such_header_here.h>\n")
+    monkeypatch.setattr(native, "_SOURCE", broken)
+    monkeypatch.setattr(native, "_module", None)
+    monkeypatch.setattr(native, "_reason", None)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    with pytest.raises(EngineError, match=r"\(.*no_such_header_here\.h: No such file or directory\)"):
+        native.load()
+    assert "-DTORCH_EXTENSION_NAME" not in native.failure_reason()
 
 
 def test_native_builds_vector_products_per_kind_of_cpu(extensions_dir):
@@ -445,20 +459,21 @@ def test_native_builds_vector_products_per_kind_of_cpu(extensions_dir):
     assert native.cached() and list(where.glob("musegen_native_step*.so"))
 
 
-def test_a_killed_builds_lock_is_cleared_and_a_live_one_kept(monkeypatch, tmp_path):
+def test_a_killed_builds_lock_is_cleared_and_a_live_one_kept(tmp_path):
     """torch's builder waits forever on a lock file; one left by a killed build must not hang every run."""
     import time
 
     from musegen.engines.musicgen import native
 
-    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path))
-    lock = native._build_directory() / "lock"
+    lock = tmp_path / "lock"
     lock.touch()
-    assert native._build_directory() == lock.parent and lock.exists()  # a build in progress: wait for it
+    native._clear_stale_lock(lock)
+    assert lock.exists()  # a build in progress: wait for it
     old = time.time() - native.STALE_LOCK_S - 60
     os.utime(lock, (old, old))
-    native._build_directory()
+    native._clear_stale_lock(lock)
     assert not lock.exists()
+    native._clear_stale_lock(lock)  # and none at all is fine
 
 
 def test_the_seed_changes_the_tokens(loaded):
@@ -660,16 +675,20 @@ def test_generate_many_gives_each_request_its_solo_audio(models):
 
     eng = MusicGenEngine()
     m = models["text"]
-    long = dict(window=2.0, extend_stride=1.0, kernels="exact")
+    long = dict(window=2.0, extend_stride=1.0)
+
+    def req(*args, **kw):
+        return _mg_request(*args, kernels="exact", **kw)
+
     requests = [
-        _mg_request(m, 1, batch_size=8, kernels="exact"),
-        _mg_request(m, 2, "jazz piano trio with brass and choir", batch_size=8, kernels="exact"),
-        _mg_request(m, 3, "bass", variations=2, prompts=["warm", "dusty vinyl crackle"], batch_size=8, kernels="exact"),
-        _mg_request(m, 4, temperature=0.8, batch_size=8, kernels="exact"),        # another temperature: another pass
-        _mg_request(m, 5, decoder="stock", batch_size=8, kernels="exact"),        # transformers' generate(): alone
-        _mg_request(m, 6, "reel", **long),                       # long form: windows of their own
-        _mg_request(m, 7, "fiddle", **long),
-        _mg_request(m, 8, "reel", variations=5, **long),         # more rows than batch_size (4): alone
+        req(m, 1, batch_size=8),
+        req(m, 2, "jazz piano trio with brass and choir", batch_size=8),
+        req(m, 3, "bass", variations=2, prompts=["warm", "dusty vinyl crackle"], batch_size=8),
+        req(m, 4, temperature=0.8, batch_size=8),        # another temperature: another pass
+        req(m, 5, decoder="stock", batch_size=8),        # transformers' generate(): alone
+        req(m, 6, "reel", **long),                       # long form: windows of their own
+        req(m, 7, "fiddle", **long),
+        req(m, 8, "reel", variations=5, **long),         # more rows than batch_size (4): alone
     ]
     many = eng.generate_many(requests)
     assert [len(o) for o in many] == [r.variations for r in requests]

@@ -108,13 +108,13 @@ class Options:
             raise ParameterError(f"decode_chunk must be between 2 and 600 seconds, got {self.decode_chunk!r}")
 
 
-def _pick_kernels(requested: str, mg, say) -> str:
+def _pick_kernels(requested: str, mg) -> str:
     """The decoder's kernels for ``requested`` on this model's device and dtype.
 
-    ``auto`` is ``native`` on the CPU in float32 (built on first use), ``fused``
-    there when the compiled step cannot be built (with a warning naming why)
-    or was built without vector products (CPUs other than x86 with AVX2),
-    and ``exact`` on GPUs and in other dtypes.  ``native`` asked for by name
+    ``auto`` is ``native`` on x86 CPUs in float32 (built on first use, said
+    in a log line), ``fused`` there when the compiled step cannot be built
+    (a warning names why) or was built without vector products (no AVX2) and
+    on other CPUs, and ``exact`` on GPUs and in other dtypes.  ``native`` asked for by name
     must build, or the run stops with the reason.
     """
     import torch
@@ -132,9 +132,7 @@ def _pick_kernels(requested: str, mg, say) -> str:
                  platform.machine() or "another CPU")
         return "fused"
     if not native.loaded() and not native.cached():  # the first use builds it: say why nothing moves
-        msg = "musicgen: building the compiled decoding step (kernels=native), once, about 30 s"
-        log.info(msg)
-        say(msg)
+        log.info("musicgen: building the compiled decoding step (kernels=native), once, about 30 s")
     if requested == "native":
         native.load()
         return "native"
@@ -186,8 +184,8 @@ class MusicGenEngine:
     ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
     ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``kernels``
     (auto/exact/fused/native: the decoder's arithmetic, see :mod:`.fast`;
-    auto = native on the CPU in float32, fused there if native cannot be
-    built, exact elsewhere), ``batch_size`` (4),
+    auto = native on x86 CPUs in float32, fused on other CPUs or if native
+    cannot be built, exact elsewhere), ``batch_size`` (4),
     ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
     ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
     ``threads`` (torch CPU threads; 0 = torch's default).
@@ -359,7 +357,7 @@ class MusicGenEngine:
             if opts.threads:
                 stack.enter_context(_torch_threads(opts.threads))
             if opts.decoder == "fast":  # (transformers' generate() has its own arithmetic)
-                kernels = _pick_kernels(opts.kernels, mg, lambda msg: report(0, n_batches, msg))
+                kernels = _pick_kernels(opts.kernels, mg)
                 mg.fast.kernels = kernels
                 for job in (j for chunk in chunks for j, _ in chunk):
                     job.info["kernels"] = kernels

@@ -18,10 +18,10 @@ random generator it samples the same tokens, but with:
 - no masks or cache objects built per step.
 
 It decodes both MusicGen (text through cross-attention) and MusicGen-Melody
-(chroma and text as a prefix of the decoder's sequence).  The opt-in
-``fused`` and ``native`` kernels (:data:`KERNELS`) regroup the arithmetic to
-read fewer bytes and run less between the products, at the price of
-bit-identity with ``generate()``.
+(chroma and text as a prefix of the decoder's sequence).  The ``fused`` and
+``native`` kernels (:data:`KERNELS`; the engine's default on x86 CPUs is
+``native``) regroup the arithmetic to read fewer bytes and run less between
+the products, at the price of bit-identity with ``generate()``.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from musegen.errors import ParameterError
 #: batch size with q/k/v and the codebook heads fused (logits within ~1e-5 of the exact ones);
 #: "native": "fused", with each step of up to 8 rows (4 items with guidance) run by a compiled
 #: step (native/step.cpp, built on first use; CPU, float32; needs a C++ compiler and ninja).
-#: The engine's default, "auto", is "native" on the CPU in float32 and "exact" elsewhere.
+#: The engine's default, "auto", is "native" on x86 CPUs in float32 and "exact" on GPUs.
 KERNELS = ("exact", "fused", "native")
 
 
@@ -322,7 +322,10 @@ class FastDecoder:
         guidance) of a model with GELU layers.
         """
         p0 = self.positions.weights
-        if rows > 8 or p0.device.type != "cpu" or p0.dtype != torch.float32 \
+        norms = [m for layer in self.layers for m in (layer.self_attn_layer_norm, layer.final_layer_norm)
+                 + ((layer.encoder_attn_layer_norm,) if cross is not None else ())]
+        eps = {float(m.eps) for m in norms + [self.final_norm]}  # step.cpp takes one
+        if rows > 8 or p0.device.type != "cpu" or p0.dtype != torch.float32 or len(eps) != 1 \
                 or getattr(self.lm.config, "activation_function", "gelu") != "gelu":
             return None
         from musegen.engines.musicgen import native
@@ -332,11 +335,6 @@ class FastDecoder:
         def t(x):
             return torch.empty(0) if x is None else x.detach().contiguous()
 
-        norms = [m for layer in self.layers for m in (layer.self_attn_layer_norm, layer.final_layer_norm)
-                 + ((layer.encoder_attn_layer_norm,) if cross is not None else ())]
-        eps = {float(m.eps) for m in norms + [self.final_norm]}
-        if len(eps) != 1:
-            return None
         tensors = []
         for i, layer in enumerate(self.layers):
             sa = layer.self_attn

@@ -8,8 +8,8 @@ user's machine, for the user's CPU (``-march=native``) with torch's extension
 builder: that needs a C++ compiler and ninja (the ``musicgen`` extra installs
 ninja's PyPI package, used when no ``ninja`` is on the PATH), takes about half
 a minute the first time and is cached on disk (under ``TORCH_EXTENSIONS_DIR``,
-by default ``~/.cache/torch_extensions``, in a folder per Python and torch
-version).  ``kernels=auto``, the engine's default, uses it on the CPU in
+by default ``~/.cache/torch_extensions``, in a folder per Python, torch and
+kind of CPU).  ``kernels=auto``, the engine's default, uses it on x86 CPUs in
 float32 and falls back to ``fused`` where it cannot be built.
 """
 
@@ -29,8 +29,7 @@ from musegen.errors import EngineError
 _SOURCE = Path(__file__).with_name("step.cpp")
 _lock = threading.Lock()
 _module = None
-_failure: str | None = None
-_reason: str | None = None
+_reason: str | None = None  # why the build failed, once it has
 #: a build lock older than this is a leftover of a killed build (a build takes about 30 s)
 STALE_LOCK_S = 600.0
 
@@ -41,50 +40,60 @@ def loaded() -> bool:
 
 
 def load():
-    """The compiled module (built once per process, cached on disk by torch).
+    """The compiled module (built once per process; the build is cached on disk).
 
     Raises
     ------
     EngineError
-        When it cannot be built here, with the reason and what to install.
+        When it cannot be built here, with the reason and what to install
+        (remembered: a failed build is not retried in the same process).
     """
-    global _module, _failure, _reason
+    global _module, _reason
     with _lock:
         if _module is not None:
             return _module
-        if _failure is not None:
-            raise EngineError(_failure)
+        if _reason is not None:
+            raise EngineError(_failure_message())
         try:
-            from torch.utils.cpp_extension import get_cxx_compiler
-            from torch.utils.cpp_extension import load as build
-
-            compiler = get_cxx_compiler()
-            if not shutil.which(compiler.split()[0] if compiler.strip() else "c++"):
-                raise OSError(f"no C++ compiler: {compiler!r} is not on the PATH")
-            _ninja_on_path()
-            where = _build_directory()
-            torch_log = logging.getLogger("torch.utils.cpp_extension")
-            level = torch_log.level
-            torch_log.setLevel(logging.ERROR)  # its compiler warnings are banners many lines long
-            try:
-                _module = build(name="musegen_native_step", sources=[str(_SOURCE)], build_directory=str(where),
-                                extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
-                                extra_ldflags=["-fopenmp"], verbose=False)
-            finally:
-                torch_log.setLevel(level)
+            _module = _build()
         except (OSError, RuntimeError, ImportError, ValueError, subprocess.SubprocessError) as exc:
             _reason = _short(exc)
-            _failure = (f"kernels=native could not build its compiled step ({_reason}); it needs a C++ "
-                        "compiler (g++ or clang++) and ninja (pip install ninja); use kernels=fused instead")
-            raise EngineError(_failure) from exc
+            raise EngineError(_failure_message()) from exc
         return _module
+
+
+def _failure_message() -> str:
+    return (f"kernels=native could not build its compiled step ({_reason}); it needs a C++ compiler "
+            "(g++ or clang++) and ninja (pip install ninja); use kernels=fused instead")
+
+
+def _build():
+    from torch.utils.cpp_extension import get_cxx_compiler
+    from torch.utils.cpp_extension import load as build
+
+    compiler = get_cxx_compiler()
+    if not shutil.which(compiler.split()[0] if compiler.strip() else "c++"):
+        raise OSError(f"no C++ compiler: {compiler!r} is not on the PATH")
+    _ninja_on_path()
+    where = _build_directory()
+    where.mkdir(parents=True, exist_ok=True)
+    _clear_stale_lock(where / "lock")
+    torch_log = logging.getLogger("torch.utils.cpp_extension")
+    level = torch_log.level
+    torch_log.setLevel(logging.ERROR)  # its compiler warnings are banners many lines long
+    try:
+        return build(name="musegen_native_step", sources=[str(_SOURCE)], build_directory=str(where),
+                     extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
+                     extra_ldflags=["-fopenmp"], verbose=False)
+    finally:
+        torch_log.setLevel(level)
 
 
 def cached() -> bool:
     """Whether a build of the current ``step.cpp`` is on disk (loading it then takes about a second)."""
     try:
-        where = _build_directory()
-        newest = max((p.stat().st_mtime for p in where.glob("musegen_native_step*.so")), default=None)
+        newest = max((p.stat().st_mtime for p in _build_directory().glob("musegen_native_step*.so")),
+                     default=None)
         return newest is not None and newest >= _SOURCE.stat().st_mtime
     except (OSError, ImportError):
         return False
@@ -105,27 +114,28 @@ def failure_reason() -> str | None:
 
 
 def _build_directory() -> Path:
-    """The build folder for this Python and torch, with a killed build's lock removed.
+    """The build folder for this Python, torch and kind of CPU."""
+    import torch
+    from torch.utils.cpp_extension import get_default_build_root
+
+    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
+    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}-cpu{_cpu_tag()}".replace("+", "-")
+    return root / "musegen" / tag
+
+
+def _clear_stale_lock(lock: Path) -> None:
+    """Remove a build lock left by a killed build.
 
     torch's builder waits, without end, for the ``lock`` file of a build in
     progress; a build killed hard (SIGKILL, a power cut) leaves that file
     behind, and every later run would hang.  A lock older than
     :data:`STALE_LOCK_S` is such a leftover.
     """
-    import torch
-    from torch.utils.cpp_extension import get_default_build_root
-
-    root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
-    tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}-cpu{_cpu_tag()}".replace("+", "-")
-    where = root / "musegen" / tag
-    where.mkdir(parents=True, exist_ok=True)
-    lock = where / "lock"
     try:
         if time.time() - lock.stat().st_mtime > STALE_LOCK_S:
             lock.unlink()
     except FileNotFoundError:
         pass
-    return where
 
 
 def _cpu_tag() -> str:

@@ -1,14 +1,13 @@
-// One MusicGen decoding step for a few rows, compiled (kernels=native; see native.py).
+// One MusicGen decoding step for a few rows, compiled (kernels=native; see __init__.py).
 //
 // A step at batch 1 reads the whole decoder from memory once and does little
 // arithmetic, so its time is the time memory takes to deliver the weights plus
 // whatever runs between the products. This file runs the whole step in one
 // call: products as matrix-vector passes over each weight (each thread reading
 // up to eight long sequential streams with software prefetch, AVX-512 or AVX2
-// where the CPU has it), and the layer
-// norms, GELU, attention over the key/value cache and the folded
-// cross-attention in plain loops, with no Python or dispatcher work between
-// them. The arithmetic is MusicGen's in another summation order: logits agree
+// where the CPU has it), and the layer norms, GELU, attention over the
+// key/value cache and the cross-attention in plain loops, with no Python or
+// dispatcher work between them. The arithmetic is MusicGen's in another summation order: logits agree
 // with transformers' to about 1e-6, not bit for bit.
 #include <torch/extension.h>
 #include <omp.h>
@@ -23,6 +22,8 @@
 
 namespace {
 
+// The few vector operations the products use, for the widest instruction set the build has
+// (the two definitions are alike on purpose: one product loop serves both).
 #if defined(__AVX512F__)
 struct Vec {  // 16 floats, 32 registers
   using T = __m512;
