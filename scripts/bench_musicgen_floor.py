@@ -8,9 +8,10 @@ the matrix products one decoding step must do with transformers' own
 each layer's self-attention q, k, v, out, the cross-attention q and out (its
 keys and values are computed once per job), fc1, fc2, then the codebook heads.
 ``rows`` are the batch rows of a step (2 for one item with guidance).  It also
-times a plain sum over the same bytes, the most a core pair streams from
-memory.  Divide ``generate()``'s ms/step (``bench_musicgen.py``) by the product
-time to get the most any loop with those products can gain.  Run it on an
+times a plain torch sum over the same bytes, for scale (it is not the ceiling:
+``kernels=native``'s streamed products read faster).  Divide ``generate()``'s
+ms/step (``bench_musicgen.py``) by the product time to get the most any loop
+with MKL's products can gain.  Run it on an
 otherwise idle machine.
 """
 
