@@ -108,3 +108,14 @@ def test_extends_loop_is_reported(tmp_path, monkeypatch):
                                           ("d dorian", (2, "dorian")), ("C", (0, None))])
 def test_parse_key(text, expect):
     assert parse_key(text) == expect
+
+
+def test_extends_unknown_names_the_file_that_says_it(tmp_path, monkeypatch):
+    (tmp_path / "top.toml").write_text('extends = "middle"\nname = "top"\n')
+    (tmp_path / "middle.toml").write_text('extends = "nope"\nname = "middle"\n')
+    monkeypatch.setenv("MUSEGEN_PRESET_PATH", str(tmp_path))
+    with pytest.raises(PresetError) as info:
+        load_preset("top")
+    message = str(info.value)
+    assert str(tmp_path / "middle.toml") in message and "'nope'" in message
+    assert "top.toml" not in message

@@ -532,7 +532,10 @@ def _load_merged(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
         raise PresetError(f"preset {path}: extends must be a preset name, got {parent!r}")
     if parent in seen or len(seen) > 8:
         raise PresetError(f"preset {path}: 'extends' loops through {' -> '.join(seen + (parent,))}")
-    base_path, _ = find_preset(parent)
+    try:
+        base_path, _ = find_preset(parent)
+    except PresetError as exc:  # name the file that says it, not only the missing name
+        raise PresetError(f"preset {path}: extends = {parent!r}: {exc}") from None
     return _merge(_load_merged(base_path, seen + (parent,)), data)
 
 
