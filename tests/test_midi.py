@@ -35,9 +35,11 @@ from musegen.midi import (
     ticks_to_seconds,
 )
 
+from conftest import POP909 as POP909_DATA
+
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-POP909 = Path("/work/shared/data/pop909")
+POP909 = POP909_DATA  # ../shared/data/pop909 beside the checkout, found by the conftest
 
 needs_pop909 = pytest.mark.skipif(not POP909.is_dir(), reason="POP909 data not available")
 
