@@ -35,11 +35,10 @@ from musegen.midi import (
     ticks_to_seconds,
 )
 
-from conftest import POP909 as POP909_DATA
+from conftest import POP909  # ../shared/data/pop909 beside the checkout
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "samples"
-POP909 = POP909_DATA  # ../shared/data/pop909 beside the checkout, found by the conftest
 
 needs_pop909 = pytest.mark.skipif(not POP909.is_dir(), reason="POP909 data not available")
 
