@@ -119,3 +119,32 @@ def test_extends_unknown_names_the_file_that_says_it(tmp_path, monkeypatch):
     message = str(info.value)
     assert str(tmp_path / "middle.toml") in message and "'nope'" in message
     assert "top.toml" not in message
+
+
+def test_inherited_scale_follows_an_overridden_mode(tmp_path, monkeypatch):
+    """lofi-chill's pentatonic-major scale must not survive a child's minor mode (no E-naturals in C minor)."""
+    from musegen.engines.base import Request
+    from musegen.engines.procedural import ProceduralEngine
+
+    (tmp_path / "dark-lofi.toml").write_text(
+        'extends = "lofi-chill"\nname = "dark-lofi"\nkey = "C"\nmode = "minor"\n[engine]\nname = "procedural"\n')
+    monkeypatch.setenv("MUSEGEN_PRESET_PATH", str(tmp_path))
+    child = load_preset("dark-lofi")
+    assert child.mode == "minor" and child.scale == "pentatonic-minor"
+    req = Request(preset=child, bars=8, tempo_bpm=76.0, meter=(4, 4), tonic=0, mode="minor", random_seed=1)
+    score = ProceduralEngine().generate(req)[0].score
+    lead = next(t for t in score.tracks if t.name.lower().startswith("lead") or t.program == 11)
+    pcs = [n.pitch % 12 for n in lead.notes]
+    assert pcs and 4 not in pcs  # E natural
+    # a child that overrides both keeps what it says
+    (tmp_path / "both.toml").write_text('extends = "lofi-chill"\nname = "both"\nmode = "dorian"\nscale = "blues"\n')
+    assert load_preset("both").scale == "blues"
+
+
+def test_a_scale_that_contradicts_the_mode_is_refused(tmp_path):
+    path = tmp_path / "clash.toml"
+    path.write_text(MINIMAL.replace('mode = "dorian"', 'mode = "minor"\nscale = "pentatonic-major"'))
+    with pytest.raises(PresetError) as info:
+        load_preset(str(path))
+    message = str(info.value)
+    assert "'pentatonic-major'" in message and "'minor'" in message and "pentatonic-minor" in message

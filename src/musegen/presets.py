@@ -411,6 +411,12 @@ def preset_from_dict(data: dict[str, Any], *, where: str = "<dict>", source: str
         except PresetError as exc:
             raise c.fail(str(exc)) from None
     scale = data.get("scale")
+    mode = c.string(data.get("mode", "major"), "mode", MODES)
+    if scale is not None:
+        scale = c.string(scale, "scale", SCALES)
+        if _third(scale) not in (None, _third(mode)):
+            raise c.fail(f"scale {scale!r} has a {_third(scale)} third but mode {mode!r} a {_third(mode)} one; "
+                         f"use scale = {scale_for_mode(scale, mode)!r} or leave scale out")
     return Preset(
         name=name,
         description=desc.strip(),
@@ -418,8 +424,8 @@ def preset_from_dict(data: dict[str, Any], *, where: str = "<dict>", source: str
         tempo=_tempo(c, data.get("tempo", 100)),
         meter=parse_meter(data.get("meter", "4/4"), c),
         key=key,
-        mode=c.string(data.get("mode", "major"), "mode", MODES),
-        scale=None if scale is None else c.string(scale, "scale", SCALES),
+        mode=mode,
+        scale=scale,
         instruments=_instruments(c, data.get("instruments")),
         groove=_groove(c, data.get("groove")),
         harmony=_harmony(c, data.get("harmony")),
@@ -455,6 +461,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise PresetError(f"preset {path} is not valid TOML: {exc}") from None
     except RecursionError:  # tomllib recurses once per level of [[[...]]] or {a = {...}}
         raise PresetError(f"preset {path} nests arrays or tables too deeply") from None
+
+
+def _third(scale: str) -> str | None:
+    """``"major"`` or ``"minor"``: the third above the tonic of a mode or scale; None for
+    scales that hold both or colour either (blues, chromatic)."""
+    if scale in ("blues", "chromatic"):
+        return None
+    return "minor" if scale in MINOR_MODES or scale == "pentatonic-minor" else "major"
+
+
+def scale_for_mode(scale: str, mode: str) -> str:
+    """The scale of the same kind as ``scale`` that fits ``mode``.
+
+    A pentatonic scale takes the mode's third, a seven-note scale gives way to the
+    mode itself, blues and chromatic stay.
+    """
+    if _third(scale) is None or scale == mode:
+        return scale
+    if scale.startswith("pentatonic"):
+        return f"pentatonic-{_third(mode)}"
+    return mode
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -536,7 +563,12 @@ def _load_merged(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
         base_path, _ = find_preset(parent)
     except PresetError as exc:  # name the file that says it, not only the missing name
         raise PresetError(f"preset {path}: extends = {parent!r}: {exc}") from None
-    return _merge(_load_merged(base_path, seen + (parent,)), data)
+    merged = _merge(_load_merged(base_path, seen + (parent,)), data)
+    if "mode" in data and "scale" not in data and isinstance(merged.get("scale"), str) \
+            and isinstance(data["mode"], str) and data["mode"] in MODES and merged["scale"] in SCALES:
+        # the inherited scale was chosen for the parent's mode: follow the mode the child set
+        merged["scale"] = scale_for_mode(merged["scale"], data["mode"])
+    return merged
 
 
 def _style_preset(name: str) -> Path | None:
