@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 
 from conftest import run_cli
 from musegen.batch.local import MAX_CHUNK, JobQueue, batch_key
@@ -127,6 +128,45 @@ def test_generate_many_batches_and_keeps_a_failure_to_its_own_call(tmp_path, mon
     assert "sample rate" in str(done[4])
     assert [r[0].wav.is_file() for i, r in sorted(done.items()) if i not in (1, 4)] == [True] * 3
     assert flaky.calls == [("many", 4), ("one", 1), ("one", 13), ("one", 2), ("one", 3)]
+
+
+def test_a_failed_batched_call_is_logged_with_its_reason(tmp_path, monkeypatch, caplog):
+    """Falling back to one request at a time says why, in one warning line."""
+    from musegen import pipeline
+    from musegen.engines import registry
+
+    flaky = _FlakyEngine()
+    monkeypatch.setattr(registry, "get_engine", lambda name, **kw: flaky)
+    calls = [dict(preset="synthwave", bars=2, seed=s, engine="flaky", out_dir=tmp_path / str(s), post=[])
+             for s in (1, 13)]
+    with caplog.at_level("WARNING", logger="musegen"):
+        done = {i: out for i, out, _ in pipeline.generate_many(calls)}
+    assert done[0][0].wav.is_file() and isinstance(done[1], EngineError)
+    (line,) = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "batched call of 2 requests failed" in line and "EngineError: seed 13 is unlucky" in line
+    assert "\n" not in line
+
+
+class _GreedyEngine(_FlakyEngine):
+    name = "greedy"
+
+    def generate_many(self, requests, progress=None):
+        self.calls.append(("many", len(requests)))
+        raise MemoryError
+
+
+def test_running_out_of_memory_in_a_batch_is_not_retried_one_by_one(tmp_path, monkeypatch):
+    from musegen import pipeline
+    from musegen.engines import registry
+
+    greedy = _GreedyEngine()
+    monkeypatch.setattr(registry, "get_engine", lambda name, **kw: greedy)
+    calls = [dict(preset="synthwave", bars=2, seed=s, engine="greedy", out_dir=tmp_path / str(s), post=[])
+             for s in (1, 2)]
+    with pytest.raises(MemoryError):
+        list(pipeline.generate_many(calls))
+    assert greedy.calls == [("many", 2)]
+    assert not list(tmp_path.rglob("*.wav"))
 
 
 # -- chunks -------------------------------------------------------------------------------

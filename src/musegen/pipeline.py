@@ -8,6 +8,7 @@ length, seeds) so that engines get a complete :class:`Request`.
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import os
 import platform
@@ -25,6 +26,7 @@ from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_st
 from musegen.presets import DEFAULT_PRESET, MINOR_MODES, NOTE_NAMES, Preset, load_preset, parse_key
 
 Progress = Callable[[float, float, str], None]
+log = logging.getLogger(__name__)
 
 #: Defaults of the ``bars``, ``seconds`` and ``variations`` limits (see :mod:`musegen.limits`;
 #: ``MUSEGEN_MAX_BARS`` ... override them).
@@ -316,8 +318,11 @@ def _run_engine(engine, requests: list[Request]) -> list[tuple["list | Exception
             outs = many(requests)
             if len(outs) != len(requests):
                 raise EngineError(f"engine {engine.name!r} returned {len(outs)} results for {len(requests)} requests")
-        except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: retry one by one
-            pass
+        except MemoryError:  # retrying would only run out again, and slower
+            raise
+        except Exception as exc:  # noqa: BLE001 - one bad request must not fail its neighbours: retry one by one
+            log.warning("%s: the batched call of %d requests failed (%s); generating them one by one",
+                        engine.name, len(requests), _one_line(exc))
         else:
             share = (time.perf_counter() - t) / len(requests)
             return [(out, share) for out in outs]
@@ -326,9 +331,17 @@ def _run_engine(engine, requests: list[Request]) -> list[tuple["list | Exception
         t = time.perf_counter()
         try:
             done.append((engine.generate(request), time.perf_counter() - t))
+        except MemoryError:
+            raise
         except Exception as exc:  # noqa: BLE001
             done.append((exc, time.perf_counter() - t))
     return done
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` of an exception, for a log line."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 @dataclass
