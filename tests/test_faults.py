@@ -280,15 +280,29 @@ def test_name_templates_stay_in_the_folder(template):
 
 
 @pytest.mark.parametrize("template,words", [
-    ("{seed:04d}", "cannot be filled"), ("{seed:>99999999}", "wider than 1000"),
-    ("{preset.__class__}", "unknown field"), ("{0}", "unknown field"), ("{seed:{nope}}", "cannot be filled"),
+    ("{seed:04d}", "is not a text spec"), ("{seed:>99999999}", "wider than 255"),
+    ("{preset.__class__}", "unknown field"), ("{0}", "unknown field"), ("{seed:{nope}}", "field inside a field"),
+    # a nested field once slipped past the width guard: {preset:{seed}} with seed 400000000 built 400 MB
+    ("{preset:{seed}}", "field inside a field"), ("{preset:>{seed}}", "field inside a field"),
+    ("{seed!r}", "is not allowed"), ("{seed!s:>9}", "is not allowed"), ("{seed:>256}", "wider than 255"),
+    ("{seed:.9999}", "wider than 255"), ("{seed:,}", "is not a text spec"), ("{" * 600 + "}" * 600, "name template"),
+    ("x" * 1001, "longer than 1000 bytes"),
 ])
 def test_bad_name_templates_are_clean_errors(template, words):
     from musegen.errors import ParameterError
     from musegen.outputs import format_stem
 
-    with pytest.raises(ParameterError, match=re.escape(words)):
-        format_stem(template, preset="lofi-chill", seed=1)
+    with pytest.raises(ParameterError, match=re.escape(words)) as info:
+        format_stem(template, preset="lofi-chill", seed=400_000_000)
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+
+
+def test_name_template_fields_pad_and_cut():
+    from musegen.outputs import format_stem
+
+    assert format_stem("{preset:.4}-{seed:_>5}-{variation:<3}x", preset="lofi-chill", seed=7, variation=1) == \
+        "lofi-____7-1_x"  # the padding spaces become one _
+    assert len(format_stem("{preset:>255}{seed:>255}", preset="a", seed=1)) <= 255
 
 
 def test_generate_name_cannot_leave_the_folder(tmp_path):

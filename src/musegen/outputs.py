@@ -20,6 +20,10 @@ from musegen.errors import OutputError, ParameterError
 DEFAULT_TEMPLATE = "{preset}-s{seed}"
 TEMPLATE_FIELDS = ("preset", "seed", "variation", "midi", "engine", "bars", "tempo", "key")
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
+#: the most a path component may hold (bytes, on every common file system)
+MAX_STEM_BYTES = 255
+#: a field's spec: [[fill]align][width][.precision][s]
+_SPEC = re.compile(r"(?:[^{}]?[<>^])?(?P<width>\d+)?(?:\.(?P<precision>\d+))?s?")
 
 
 def safe_stem(text: str, *, max_len: int = 120) -> str:
@@ -30,26 +34,45 @@ def safe_stem(text: str, *, max_len: int = 120) -> str:
 
 
 def format_stem(template: str, **fields: Any) -> str:
-    """Fill a name template such as ``"{preset}-s{seed}-v{variation}"``."""
+    """Fill a name template such as ``"{preset}-s{seed}-v{variation}"``.
+
+    Only the names in :data:`TEMPLATE_FIELDS` are fields, with at most a
+    small text spec (fill, alignment, width and precision up to 255, as in
+    ``{seed:>4}`` or ``{preset:.10}``); conversions (``!r``), attributes,
+    indexes and fields nested in a spec are refused, so no template can
+    build a name longer than its own text plus 255 characters a field.
+    """
+    if not isinstance(template, str) or len(template.encode("utf-8", "replace")) > 1000:
+        raise ParameterError(f"name template {str(template)[:60]!r}... is longer than 1000 bytes")
     try:
-        parsed = [(f, spec) for _, f, spec, _ in string.Formatter().parse(template) if f is not None]
+        parsed = list(string.Formatter().parse(template))
     except ValueError as exc:
         raise ParameterError(f"name template {template!r} is malformed: {exc}") from None
-    bad = [n for n, _ in parsed if n not in TEMPLATE_FIELDS]
-    if bad:
-        raise ParameterError(
-            f"name template {template!r} uses unknown field {{{bad[0]}}} (fields: {', '.join(TEMPLATE_FIELDS)})"
-        )
-    # values are text: a spec may pad or cut ({seed:>4}), but never build a huge string
-    if any(int(n) > 1000 for _, spec in parsed for n in re.findall(r"\d+", spec or "")):
-        raise ParameterError(f"name template {template!r} asks for a field wider than 1000 characters")
     values = {k: safe_stem(str(v)) for k, v in fields.items()}
-    try:
-        text = template.format(**{k: values.get(k, "") for k in TEMPLATE_FIELDS})
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise ParameterError(f"name template {template!r} cannot be filled: {exc} "
-                             f"(fields are text: use {{seed}} or {{seed:>4}}, not {{seed:04d}})") from None
-    return safe_stem(text)
+    pieces = []
+    for literal, name, spec, conversion in parsed:
+        pieces.append(literal)
+        if name is None:
+            continue
+        if name not in TEMPLATE_FIELDS:
+            raise ParameterError(
+                f"name template {template!r} uses unknown field {{{name}}} (fields: {', '.join(TEMPLATE_FIELDS)})"
+            )
+        if conversion is not None:
+            raise ParameterError(f"name template {template!r}: {{{name}!{conversion}}} is not allowed "
+                                 "(fields are text: use {" + name + "} or {" + name + ":>4})")
+        if spec and ("{" in spec or "}" in spec):
+            raise ParameterError(f"name template {template!r}: a field inside a field ({{{name}:{spec}}}) "
+                                 "is not allowed")
+        m = _SPEC.fullmatch(spec or "")
+        if m is None:
+            raise ParameterError(f"name template {template!r}: {{{name}:{spec}}} is not a text spec "
+                                 f"(fields are text: use {{seed}} or {{seed:>4}}, not {{seed:04d}})")
+        if max(int(m["width"] or 0), int(m["precision"] or 0)) > MAX_STEM_BYTES:
+            raise ParameterError(f"name template {template!r} asks for a field wider than "
+                                 f"{MAX_STEM_BYTES} characters ({{{name}:{spec}}})")
+        pieces.append(format(values.get(name, ""), spec or ""))
+    return safe_stem("".join(pieces))
 
 
 def ensure_dir(path: str | os.PathLike[str]) -> Path:
@@ -61,6 +84,63 @@ def ensure_dir(path: str | os.PathLike[str]) -> Path:
     if not out.is_dir():
         raise OutputError(f"output {str(path)!r} is not a folder")
     return out
+
+
+def _same(a: str, b: str) -> bool:
+    """Whether two paths name one file: the same resolved path, or one inode (hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet): only its resolved path counts
+        return False
+
+
+def _inside(path: str, folder: str) -> bool:
+    real, top = os.path.realpath(path), os.path.realpath(folder)
+    return real == top or real.startswith(top.rstrip(os.sep) + os.sep)
+
+
+def check_outputs(
+    outputs: "list[str | os.PathLike[str]]",
+    inputs: "list[str | os.PathLike[str] | None]" = (),
+    *,
+    folders: "list[str | os.PathLike[str]]" = (),
+) -> None:
+    """Refuse a run that would write over one of its own inputs or give two results one path.
+
+    ``outputs`` are the files a run writes (existing ones are replaced: an
+    earlier run's results may be), ``folders`` the folders it replaces as a
+    whole, ``inputs`` the files and folders it reads (``None`` entries are
+    skipped; give a folder's files where an output could land in it).  Paths are compared
+    resolved, and by inode, so links and hard links count as the same file.
+
+    Raises
+    ------
+    ParameterError
+        Naming the first path at fault.
+    """
+    ins: list[str] = []
+    for p in inputs:
+        if p is None:
+            continue
+        ins.append(os.fspath(p))
+    seen: dict[str, str] = {}
+    for out in map(os.fspath, outputs):
+        key = os.path.realpath(out)
+        if key in seen:
+            raise ParameterError(f"two results would be written to {out!r}: give each its own name "
+                                 "(a name template with {variation} or {seed}, or another folder)")
+        seen[key] = out
+        for src in ins:
+            if _same(out, src):
+                raise ParameterError(f"output {out!r} is an input of this run ({src!r}): musegen never "
+                                     "writes over its inputs; choose another name or folder")
+    for folder in map(os.fspath, folders):
+        for src in ins:
+            if _inside(src, folder):
+                raise ParameterError(f"output folder {folder!r} holds an input of this run ({src!r}): "
+                                     "musegen never replaces its inputs; choose another folder")
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
