@@ -455,8 +455,55 @@ def test_native_builds_vector_products_per_kind_of_cpu(extensions_dir):
     assert native.load().simd() in ("avx2", "avx512")
     where = native._build_directory()
     assert where.parent == extensions_dir / "musegen"
-    assert re.fullmatch(r"py\d+-torch[\w.-]+-cpu[0-9a-f]{8}", where.name), where.name
+    assert re.fullmatch(r"py\d+-torch[\w.-]+-cpu[0-9a-f]{8}-src[0-9a-f]{10}", where.name), where.name
     assert native.cached() and list(where.glob("musegen_native_step*.so"))
+
+
+def test_the_build_folder_is_keyed_by_the_source_and_the_flags(monkeypatch, tmp_path):
+    """Installs sharing one cache with another step.cpp or other flags get a folder each (no rebuilds
+    of each other's step); the same source from another install's path shares the folder."""
+    from musegen.engines.musicgen import native
+
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    here = native._build_directory()
+    elsewhere = tmp_path / "other-install" / "step.cpp"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(native._SOURCE.read_bytes())
+    monkeypatch.setattr(native, "_SOURCE", elsewhere)
+    assert native._build_directory() == here  # same bytes, another path: the same build
+    elsewhere.write_bytes(native._SOURCE.read_bytes() + b"\n// edited\n")
+    edited = native._build_directory()
+    assert edited != here and edited.parent == here.parent
+    monkeypatch.setattr(native, "_CFLAGS", (*native._CFLAGS, "-DMUSEGEN_OTHER"))
+    assert native._build_directory() not in (here, edited)
+
+
+def test_every_build_that_starts_says_so(monkeypatch, tmp_path):
+    """The message comes from the function that starts the build (no compile here: there is no compiler),
+    on every start, not only where a guess said the cache was empty."""
+    import logging
+
+    from musegen.engines.musicgen import native
+    from musegen.errors import EngineError
+
+    said: list[str] = []
+    handler = logging.Handler(logging.INFO)
+    handler.emit = lambda record: said.append(record.getMessage())
+    monkeypatch.setattr(native.log, "level", logging.INFO)
+    native.log.addHandler(handler)
+    monkeypatch.setenv("TORCH_EXTENSIONS_DIR", str(tmp_path / "ext"))
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    try:
+        for _ in range(2):
+            monkeypatch.setattr(native, "_module", None)
+            monkeypatch.setattr(native, "_reason", None)
+            said.clear()
+            with pytest.raises(EngineError):
+                native.load()
+            (line,) = [m for m in said if "building the compiled decoding step" in m]
+            assert str(native._build_directory()) in line
+    finally:
+        native.log.removeHandler(handler)
 
 
 def test_a_killed_builds_lock_is_cleared_and_a_live_one_kept(tmp_path):

@@ -131,8 +131,6 @@ def _pick_kernels(requested: str, mg) -> str:
         log.info("musicgen: the compiled step is for x86 CPUs, this is %s; decoding with kernels=fused",
                  platform.machine() or "another CPU")
         return "fused"
-    if not native.loaded() and not native.cached():  # the first use builds it: say why nothing moves
-        log.info("musicgen: building the compiled decoding step (kernels=native), once, about 30 s")
     if requested == "native":
         native.load()
         return "native"

@@ -8,8 +8,9 @@ user's machine, for the user's CPU (``-march=native``) with torch's extension
 builder: that needs a C++ compiler and ninja (the ``musicgen`` extra installs
 ninja's PyPI package, used when no ``ninja`` is on the PATH), takes about half
 a minute the first time and is cached on disk (under ``TORCH_EXTENSIONS_DIR``,
-by default ``~/.cache/torch_extensions``, in a folder per Python, torch and
-kind of CPU).  ``kernels=auto``, the engine's default, uses it on x86 CPUs in
+by default ``~/.cache/torch_extensions``, in a folder per Python, torch, kind
+of CPU and digest of the source and build flags, so installs sharing a cache
+never rebuild each other's step).  Every build says so in a log line.  ``kernels=auto``, the engine's default, uses it on x86 CPUs in
 float32 and falls back to ``fused`` where it cannot be built.
 """
 
@@ -26,6 +27,10 @@ from pathlib import Path
 
 from musegen.errors import EngineError
 
+log = logging.getLogger(__name__)
+_NAME = "musegen_native_step"
+_CFLAGS = ("-O3", "-march=native", "-fopenmp", "-fno-math-errno")
+_LDFLAGS = ("-fopenmp",)
 _SOURCE = Path(__file__).with_name("step.cpp")
 _lock = threading.Lock()
 _module = None
@@ -71,20 +76,23 @@ def _build():
     from torch.utils.cpp_extension import get_cxx_compiler
     from torch.utils.cpp_extension import load as build
 
+    where = _build_directory()
+    if not (where / f"{_NAME}.so").is_file():  # said before anything can fail, and every time
+        log.info("musicgen: building the compiled decoding step (kernels=native) in %s, "
+                 "once per source and build flags, about 30 s", where)
     compiler = get_cxx_compiler()
     if not shutil.which(compiler.split()[0] if compiler.strip() else "c++"):
         raise OSError(f"no C++ compiler: {compiler!r} is not on the PATH")
     _ninja_on_path()
-    where = _build_directory()
     where.mkdir(parents=True, exist_ok=True)
     _clear_stale_lock(where / "lock")
+    source = _source_copy(where)
     torch_log = logging.getLogger("torch.utils.cpp_extension")
     level = torch_log.level
     torch_log.setLevel(logging.ERROR)  # its compiler warnings are banners many lines long
     try:
-        return build(name="musegen_native_step", sources=[str(_SOURCE)], build_directory=str(where),
-                     extra_cflags=["-O3", "-march=native", "-fopenmp", "-fno-math-errno"],
-                     extra_ldflags=["-fopenmp"], verbose=False)
+        return build(name=_NAME, sources=[str(source)], build_directory=str(where),
+                     extra_cflags=list(_CFLAGS), extra_ldflags=list(_LDFLAGS), verbose=False)
     finally:
         torch_log.setLevel(level)
 
@@ -92,11 +100,24 @@ def _build():
 def cached() -> bool:
     """Whether a build of the current ``step.cpp`` is on disk (loading it then takes about a second)."""
     try:
-        newest = max((p.stat().st_mtime for p in _build_directory().glob("musegen_native_step*.so")),
-                     default=None)
-        return newest is not None and newest >= _SOURCE.stat().st_mtime
+        return (_build_directory() / f"{_NAME}.so").is_file()
     except (OSError, ImportError):
         return False
+
+
+def _source_copy(where: Path) -> Path:
+    """``step.cpp`` copied into its build folder, which its digest names.
+
+    ninja rebuilds when a source's path changes, and every install has its
+    own path; built from one path per digest, installs with the same source
+    share one build.  Written once (a new mtime would rebuild too), atomically.
+    """
+    copy = where / _SOURCE.name
+    if not copy.is_file():
+        partial = where / f".{_SOURCE.name}.{os.getpid()}.tmp"
+        partial.write_bytes(_SOURCE.read_bytes())
+        os.replace(partial, copy)
+    return copy
 
 
 def _short(exc: BaseException) -> str:
@@ -114,13 +135,32 @@ def failure_reason() -> str | None:
 
 
 def _build_directory() -> Path:
-    """The build folder for this Python, torch and kind of CPU."""
+    """The build folder for this Python, torch, kind of CPU, source and build flags."""
     import torch
     from torch.utils.cpp_extension import get_default_build_root
 
     root = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or get_default_build_root())
     tag = f"py{sys.version_info[0]}{sys.version_info[1]}-torch{torch.__version__}-cpu{_cpu_tag()}".replace("+", "-")
-    return root / "musegen" / tag
+    return root / "musegen" / f"{tag}-src{_build_digest()}"
+
+
+def _build_digest() -> str:
+    """A short digest of what goes into the build: the source, the flags, the compiler, the headers' paths.
+
+    Anything here that differs between two installs sharing one cache (an
+    edited ``step.cpp``, another venv's torch headers) would make ninja rebuild
+    the other's step on every alternate run; each gets its own folder instead.
+    """
+    import hashlib
+    import sysconfig
+
+    from torch.utils.cpp_extension import get_cxx_compiler, include_paths
+
+    digest = hashlib.sha256(_SOURCE.read_bytes())
+    for part in (*_CFLAGS, "|", *_LDFLAGS, "|", get_cxx_compiler(), *include_paths(),
+                 sysconfig.get_paths().get("include", "")):
+        digest.update(part.encode() + b"\0")
+    return digest.hexdigest()[:10]
 
 
 def _clear_stale_lock(lock: Path) -> None:
