@@ -69,6 +69,15 @@ def test_plan_expands_defaults_jobs_sweeps_and_globs(tmp_path):
     assert len({j.id for j in plan.jobs}) == len(plan.jobs)
 
 
+def test_a_path_that_exists_is_a_path_not_a_glob(tmp_path):
+    # take[1].mid used to be read as the glob "take" + one of "1" + ".mid" and rendered take1.mid
+    for name in ("take[1].mid", "take1.mid", "what?.mid", "whatX.mid", "a*b.mid", "axxb.mid"):
+        make_sketch(tmp_path / name)
+    plan = parse_plan({"job": [{"command": "render", "midi": m} for m in ("take[1].mid", "what?.mid", "a*b.mid")]
+                       + [{"command": "render", "midi": "take[0-9].mid"}]}, base=tmp_path)
+    assert [j.params["midi"] for j in plan.jobs] == ["take[1].mid", "what?.mid", "a*b.mid", "take1.mid"]
+
+
 def test_sample_plan_loads():
     plan = load_plan(SAMPLES / "plan.toml")
     assert 10 <= len(plan.jobs) <= 40

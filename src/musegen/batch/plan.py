@@ -20,7 +20,7 @@ A plan holds ``[defaults]`` for every job, explicit ``[[job]]`` tables and
 
 Paths (``midi``, ``audio``, ``soundfont``, ``model``, preset files) are
 relative to the plan's folder; ``midi``/``audio`` may be globs, one job per
-matching file.  A job's id is a readable slug plus a hash of its command and
+matching file (a name that exists as a file is that file, ``take[1].mid`` too).  A job's id is a readable slug plus a hash of its command and
 parameters, so the same parameters get the same id in any plan, in any order.
 """
 
@@ -273,7 +273,9 @@ class _Expander:
         choices = []
         for key in GLOB_PARAMS:
             value = params.get(key)
-            if isinstance(value, str) and _GLOB_CHARS & set(value):
+            # a file that exists under its own name is that file, even when the name holds [ ] * ?
+            if (isinstance(value, str) and _GLOB_CHARS & set(value)
+                    and not os.path.exists(resolve_path(self.base, value))):
                 pattern = os.path.expanduser(value)
                 found = sorted(_glob.glob(pattern, root_dir=self.base))
                 if not found:
