@@ -20,7 +20,8 @@ A plan holds ``[defaults]`` for every job, explicit ``[[job]]`` tables and
 
 Paths (``midi``, ``audio``, ``soundfont``, ``model``, preset files) are
 relative to the plan's folder; ``midi``/``audio`` may be globs, one job per
-matching file (a name that exists as a file is that file, ``take[1].mid`` too).  A job's id is a readable slug plus a hash of its command and
+matching file (a name that exists as a file is that file, ``take[1].mid``
+too).  A job's id is a readable slug plus a hash of its command and
 parameters, so the same parameters get the same id in any plan, in any order.
 """
 
