@@ -40,7 +40,7 @@ def render(
     from musegen.errors import check_range
     from musegen.render.synth import MAX_SR, MIN_SR, render_score
 
-    _check_out(out, AUDIO_SUFFIXES[:3])
+    _check_out(out, AUDIO_SUFFIXES[:3], midi, soundfont)
     check_range("sample rate", sample_rate, MIN_SR, MAX_SR, integer=True)
     chain = validate_chain(list(steps))
     score = load_midi(midi)
@@ -64,7 +64,7 @@ def post(
     from musegen.audio.chain import apply_chain, validate_chain
     from musegen.audio.io import read_audio, write_audio
 
-    _check_out(out, AUDIO_SUFFIXES[:3])
+    _check_out(out, AUDIO_SUFFIXES[:3], src)
     chain = validate_chain(list(steps))
     y, sr = read_audio(src)
     y, sr = apply_chain(y, sr=sr, steps=chain)
@@ -76,6 +76,10 @@ def post(
 
 def analyze(path: str | os.PathLike[str], *, plot: str | os.PathLike[str] | None = None) -> dict[str, Any]:
     """Analyse an audio or MIDI file; optionally save a PNG (spectrogram or piano roll)."""
+    if plot is not None:
+        from musegen.outputs import check_outputs
+
+        check_outputs([plot], [path])
     suffix = Path(path).suffix.lower()
     if suffix in MIDI_SUFFIXES:
         from musegen.midi.analysis import analyze_score
@@ -101,7 +105,10 @@ def analyze(path: str | os.PathLike[str], *, plot: str | os.PathLike[str] | None
     return result
 
 
-def _check_out(out: str | os.PathLike[str], allowed: tuple[str, ...]) -> None:
+def _check_out(out: str | os.PathLike[str], allowed: tuple[str, ...], *inputs) -> None:
+    from musegen.outputs import check_outputs
+
+    check_outputs([out], list(inputs))
     suffix = Path(out).suffix.lower()
     if suffix not in allowed:
         raise ParameterError(f"output {str(out)!r} must end in one of {', '.join(allowed)}")

@@ -92,6 +92,17 @@ def _sync_folder(folder: Path) -> None:
         _fsync_file(folder)
 
 
+def _keep_mode(tmp: Path, mode: int) -> None:
+    """Give the finished file the umask's mode again.
+
+    Some writers (safetensors) replace the file they are handed with one of
+    mode 600, which other users of a shared install then cannot read.
+    """
+    st = os.stat(tmp, follow_symlinks=False)
+    if not os.path.islink(tmp) and st.st_mode & 0o7777 != mode:
+        os.chmod(tmp, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str], *, create_parent: bool = False) -> Iterator[Path]:
     """Yield a temporary path to write; it replaces ``path`` once the block succeeds.
@@ -129,7 +140,9 @@ def atomic_path(path: str | os.PathLike[str], *, create_parent: bool = False) ->
         else:
             raise OutputError(f"cannot write {str(path)!r}: no free temporary name")
         _lock_live(live)
+        mode = os.fstat(live).st_mode & 0o7777  # what the umask allows an ordinary file
         yield tmp
+        _keep_mode(tmp, mode)
         _fsync_file(tmp)
         os.replace(tmp, path)
         tmp = None

@@ -358,7 +358,7 @@ class _Job:
     sample_rate: int
     soundfont: Any
     steps: list[dict[str, Any]]
-    template: str
+    stems: list[str]
     command: str
 
 
@@ -399,13 +399,40 @@ def _prepare(call: dict[str, Any]) -> _Job:
     samples = int((music_s + TAIL_SECONDS) * sr) * 2
     limits.check("audio_samples", samples, what=f"{music_s:.0f} s of stereo audio at {sr} Hz is {samples:,} samples")
     sf_path = resolve_soundfont(c.soundfont if c.soundfont is not None else p.render.soundfont)
+    request.soundfont = sf_path  # engines that render the seed themselves (musicgen's prompt) use it too
     out = ensure_dir(c.out_dir)
     engine_name = c.engine or p.engine.name
     eng = get_engine(engine_name)
     template = c.name or (DEFAULT_TEMPLATE + ("-v{variation}" if c.variations > 1 else ""))
     if c.midi is not None and c.name is None:
         template = "{midi}-" + template
-    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, template, c.command)
+    stems = [
+        format_stem(template, preset=p.name, seed=request.random_seed, variation=i + 1, engine=engine_name,
+                    midi=Path(c.midi).stem if c.midi is not None else "", bars=request.bars,
+                    tempo=f"{request.tempo_bpm:g}", key=f"{NOTE_NAMES[request.tonic]}{request.mode}")
+        for i in range(request.variations)
+    ]
+    _check_result_paths(out, stems, c.midi, sf_path, request.options)
+    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, stems, c.command)
+
+
+def _check_result_paths(out: Path, stems: list[str], midi, soundfont, options: dict[str, Any]) -> None:
+    """Before the engine runs: no two results share a file, and none lands on an input of the call."""
+    from musegen.outputs import check_outputs
+
+    outputs = [out / f"{stem}.{ext}" for stem in stems for ext in ("wav", "mid", "json")]
+    inputs = [midi, soundfont]
+    for key in ("audio_prompt", "model"):
+        ref = options.get(key)
+        if isinstance(ref, (str, os.PathLike)):
+            inputs.append(ref)
+            if key == "model":  # outputs could land among a checkpoint's files
+                inputs.extend(Path(ref) / name for name in ("config.json", "tokenizer.json", "model.safetensors"))
+    twice = next((s for i, s in enumerate(stems) if s in stems[:i]), None)
+    if twice is not None:
+        raise ParameterError(f"the name template gives two of {len(stems)} variations the name {twice!r} "
+                             "(one would be lost): put {variation} in --name")
+    check_outputs(outputs, inputs)
 
 
 def _finish(job: _Job, outputs: list, t_eng: float, report: Progress) -> list[Result]:
@@ -417,14 +444,9 @@ def _finish(job: _Job, outputs: list, t_eng: float, report: Progress) -> list[Re
     report(1, n_steps, "rendering")
     results = []
     for i, item in enumerate(outputs):
-        stem = format_stem(
-            job.template, preset=job.preset.name, seed=request.random_seed, variation=i + 1,
-            engine=job.engine_name, midi=Path(job.midi).stem if job.midi is not None else "", bars=request.bars,
-            tempo=f"{request.tempo_bpm:g}", key=f"{NOTE_NAMES[request.tonic]}{request.mode}",
-        )
         results.append(
             _finish_item(
-                item, request, job.preset, stem, job.out, job.sample_rate, job.soundfont, job.steps, job.command,
+                item, request, job.preset, job.stems[i], job.out, job.sample_rate, job.soundfont, job.steps, job.command,
                 job.engine_name, i, job.midi, job.seed_sha, report, 1 + 3 * i, n_steps, t_eng / variations,
             )
         )

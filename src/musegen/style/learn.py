@@ -105,6 +105,14 @@ def learn_style(
     except OSError as exc:
         raise OutputError(f"cannot create the styles folder {str(root)!r}: {exc.strerror or exc}") from None
     final = style_dir(name)
+    if os.path.lexists(final):  # replaced below: only an earlier style, never a user's folder
+        from musegen.outputs import check_outputs
+        from musegen.style.store import check_made_by_learn
+
+        if final.is_symlink() or not final.is_dir():
+            raise InputError(f"{str(final)!r} is in the way of style {name!r} and is not a learned style")
+        check_made_by_learn(final)
+        check_outputs([], files, folders=[final])
     work = root / f".{name}.{secrets.token_hex(4)}.part"
     try:
         work.mkdir()

@@ -84,5 +84,25 @@ def remove_style(name: str) -> Path:
     if not folder.is_dir() or folder.is_symlink():
         raise PresetError(f"no learned style named {name!r} in {str(style_root())!r} "
                           f"(styles: {', '.join(list_styles()) or 'none'})")
+    check_made_by_learn(folder)
     shutil.rmtree(folder)
     return folder
+
+
+def check_made_by_learn(folder: Path) -> None:
+    """Refuse to delete or replace a folder that ``style learn`` cannot have made.
+
+    A style folder holds ``preset.toml`` (a file, not a link) and nothing but
+    what :func:`musegen.style.learn.learn_style` writes.
+    """
+    preset = folder / PRESET_FILE
+    if preset.is_symlink() or not preset.is_file():
+        raise PresetError(f"{str(folder)!r} is not a learned style (it has no {PRESET_FILE}); "
+                          "musegen deletes only what it made: leaving it alone")
+    try:
+        extra = sorted(n for n in os.listdir(folder) if n not in (PRESET_FILE, INFO_FILE, MODEL_DIR))
+    except OSError as exc:
+        raise PresetError(f"cannot read the style folder {str(folder)!r}: {exc.strerror or exc}") from None
+    if extra:
+        raise PresetError(f"style folder {str(folder)!r} holds {extra[0]!r}, which `style learn` did not write; "
+                          "musegen deletes only what it made: move it away first")
