@@ -139,3 +139,102 @@ def test_report_screenshot(run_folder, tmp_path):
     img = imread(shot)
     assert img.shape[:2] == (1800, 1400)
     assert float(np.std(img[:, :, :3])) > 0.05, "the page is not blank"
+
+
+# Names and values a hand-edited or hostile manifest may hold, in every place the page shows one.
+HOSTILE = ['x" onmouseover="alert(1)', "x' onclick='alert(1)", "a b=c", "<script>alert(1)</script>",
+           "</script><script>alert(1)</script>", "<!--", "\u2028\u2029", "Seed", "seed", "p.x", "data-id",
+           "onload", 'x"/><svg onload=alert(1)>', "\x00\x1b[31m"]
+
+
+def hostile_rows() -> list[dict]:
+    rows = []
+    for i, word in enumerate(HOSTILE):
+        rows.append({
+            "id": f"{word}-{i}", "index": i, "status": "ok" if i % 2 else "failed", "command": word,
+            "label": word, "error": word, "wall_s": 1.0,
+            "params": {word: word, "prompt": f"v{i} {word}", "seed": i},
+            "analysis": {"duration_s": 1.0, "key": word, "meter": word},
+            "outputs": {"wav": ["javascript:alert(1)", "../../../etc/passwd", "/etc/passwd",
+                                "data:text/html,<script>alert(1)</script>", f"{word}/x.wav"][i % 5],
+                        "mid": f"{word}.mid", "spectrogram": "JaVaScRiPt:alert(1)", word: f"{word}.json"},
+        })
+    return rows
+
+
+class _Page:
+    """What html.parser sees: every tag's attributes and every script's text."""
+
+    def __init__(self, text: str):
+        from html.parser import HTMLParser
+
+        self.attrs: list[tuple[str, str, str | None]] = []
+        self.scripts: list[str] = []
+        page = self
+
+        class Parser(HTMLParser):
+            in_script = False
+
+            def handle_starttag(self, tag, attrs):
+                page.attrs.extend((tag, k, v) for k, v in attrs)
+                if tag == "script":
+                    self.in_script = True
+                    page.scripts.append("")
+
+            def handle_endtag(self, tag):
+                if tag == "script":
+                    self.in_script = False
+
+            def handle_data(self, data):
+                if self.in_script:
+                    page.scripts[-1] += data
+
+        p = Parser(convert_charrefs=True)
+        p.feed(text)
+        p.close()
+
+
+def test_hostile_names_and_values_stay_text():
+    from musegen.batch.report import _JS
+
+    text = render_report(hostile_rows(), title=HOSTILE[0], description=HOSTILE[4])
+    page = _Page(text)
+    names = {k for _, k, _ in page.attrs}
+    handlers = [(t, k, v) for t, k, v in page.attrs if k.startswith("on")]
+    assert handlers == [("form", "onsubmit", "return false")], handlers  # the page's own, and only it
+    assert not [t for t, _, _ in page.attrs if t == "svg"]
+    assert page.scripts == [_JS], "a value broke out into a script or out of one"
+    for tag, k, v in page.attrs:
+        if k in ("href", "src"):
+            assert not re.match(r"[a-zA-Z][a-zA-Z0-9+.-]*:", v) and not v.startswith("/") and ".." not in v, v
+    # the values are all still there, as text
+    for word in ('x" onmouseover="alert(1)', "</script><script>alert(1)</script>"):
+        assert f'data-label="{__import__("html").escape(word, quote=True)}"' in text
+    # a filter per varying parameter, and each card carries the attribute that filter reads
+    filters = [v for t, k, v in page.attrs if k == "data-filter" and v.startswith("p-")]
+    for f in filters:
+        assert re.fullmatch(r"p-[a-z0-9_.-]+", f), f
+        assert f"data-{f}" in names, f
+    assert len({f for f in filters}) == len(filters), "two parameter names share one filter"
+
+
+@needs_chromium
+def test_hostile_report_runs_no_script_of_theirs(tmp_path):
+    page = tmp_path / "report.html"
+    text = render_report(hostile_rows(), title=HOSTILE[0])
+    # alert() is taken over before the page's own script: any call of it is a value that ran
+    spy = ("<script>window.__calls = []; ['alert', 'confirm', 'prompt'].forEach(function (n) {"
+           " window[n] = function () { window.__calls.push(n); }; });</script>")
+    probe = ("<script>var ev = document.createEvent('MouseEvents');"
+             "document.querySelectorAll('*').forEach(function (el) {"
+             " ['mouseover', 'click', 'load', 'error'].forEach(function (t) { el.dispatchEvent(new Event(t)); }); });"
+             "setTimeout(function () { var p = document.createElement('pre'); p.id = 'probe';"
+             " p.textContent = 'calls=' + window.__calls.length + ' shown=' +"
+             " document.getElementById('shown').textContent; document.body.appendChild(p); }, 500);</script>")
+    page.write_text(text.replace("<head>", "<head>" + spy, 1).replace("</body>", probe + "</body>"),
+                    encoding="utf-8")
+    r = chromium("--virtual-time-budget=5000", "--dump-dom", page.as_uri())
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout)
+    assert m, "the page's scripts did not run: " + r.stdout[-2000:]
+    assert m.group(1) == f"calls=0 shown={len(HOSTILE)} of {len(HOSTILE)} shown"

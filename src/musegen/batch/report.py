@@ -40,8 +40,31 @@ def _e(value: Any) -> str:
     return html.escape(_fmt(value), quote=True)
 
 
-def _href(path: str) -> str:
-    return html.escape(quote(path), quote=True)
+def _href(path: Any) -> str | None:
+    """A relative link to a file of the run, or None for anything else (absolute, ``..``, a scheme).
+
+    Every path part is percent-encoded, so ``javascript:`` or a ``#`` in a
+    name can only ever be a file name inside the run folder.
+    """
+    if not isinstance(path, str) or not path or path.startswith(("/", "\\")) or "\\" in path:
+        return None
+    parts = path.split("/")
+    if any(p in ("..", ".") for p in parts) or any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        return None
+    return html.escape("/".join(quote(p, safe="") for p in parts), quote=True)
+
+
+_ATTR_SAFE = frozenset("abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def _attr_key(name: Any) -> str:
+    """A parameter name as the tail of a ``data-`` attribute name (and a filter key).
+
+    Attribute names cannot be escaped, only spelled safely: every character
+    outside ``a-z0-9_-`` becomes ``.<hex>.``, so ``x" onmouseover="`` stays
+    inside one name and two names never share one spelling.
+    """
+    return "".join(c if c in _ATTR_SAFE else f".{ord(c):x}." for c in str(name))
 
 
 def _figures_line(a: dict[str, Any]) -> str:
@@ -93,6 +116,10 @@ def _card(r: dict[str, Any], varying: set[str]) -> str:
     params = r.get("params") or {}
     a = r.get("analysis") or {}
     outputs = r.get("outputs") or {}
+    # a manifest may have been edited by hand: what is not a table shows as nothing
+    params, a, outputs = (x if isinstance(x, dict) else {} for x in (params, a, outputs))
+    outputs = {str(k): _href(p) for k, p in outputs.items()}  # links inside the run folder only
+    outputs = {k: p for k, p in outputs.items() if p is not None}
     attrs = {
         "id": f"job-{rid}", "data-id": rid, "data-index": r.get("index", 0), "data-status": status,
         "data-command": r.get("command", ""), "data-label": r.get("label", ""),
@@ -101,12 +128,13 @@ def _card(r: dict[str, Any], varying: set[str]) -> str:
                                *(f"{k}={_fmt(v)}" for k, v in params.items())]).lower(),
     }
     for k, v in params.items():
-        attrs[f"data-p-{k}"] = _fmt(v)
+        attrs[f"data-p-{_attr_key(k)}"] = _fmt(v)
     for k in SORT_FIGURES:
         if a.get(k) is not None:
             attrs[f"data-f-{k}"] = a[k]
     attr_text = " ".join(f'{k}="{_e(v)}"' for k, v in attrs.items())
-    name = f'<a href="{_href(rid + "/")}">{html.escape(rid)}</a>' if status == "ok" else html.escape(rid)
+    folder = _href(rid + "/")
+    name = f'<a href="{folder}">{html.escape(rid)}</a>' if status == "ok" and folder else html.escape(rid)
     head = [f'<h2>{name}</h2>',
             f'<span class="badge {html.escape(status)}">{html.escape(status)}</span>']
     if r.get("label"):
@@ -114,7 +142,7 @@ def _card(r: dict[str, Any], varying: set[str]) -> str:
     head.append(f'<span class="tag">{_e(r.get("command", ""))}</span>')
     info = [f'<div class="head">{"".join(head)}</div>']
     if status == "ok" and "wav" in outputs:
-        info.append(f'<audio controls preload="none" src="{_href(outputs["wav"])}"></audio>')
+        info.append(f'<audio controls preload="none" src="{outputs["wav"]}"></audio>')
         info.append(f'<p class="figures">{_figures_line(a)}</p>')
     if r.get("error"):
         info.append(f'<pre class="error">{html.escape(str(r["error"]))}</pre>')
@@ -123,7 +151,7 @@ def _card(r: dict[str, Any], varying: set[str]) -> str:
         for k, v in params.items()
     )
     info.append(f'<table class="params">{rows_html}</table>')
-    links = [f'<a href="{_href(p)}">{html.escape(k)}</a>' for k, p in outputs.items()
+    links = [f'<a href="{p}">{html.escape(k)}</a>' for k, p in outputs.items()
              if k in ("wav", "mid", "json")]
     timing = f'{float(r["wall_s"]):.1f} s' if r.get("wall_s") is not None else ""
     if links or timing:
@@ -131,7 +159,7 @@ def _card(r: dict[str, Any], varying: set[str]) -> str:
     pictures = []
     for kind, alt in (("spectrogram", "spectrogram"), ("pianoroll", "piano roll")):
         if kind in outputs:
-            src = _href(outputs[kind])
+            src = outputs[kind]
             pictures.append(f'<figure class="{kind}"><a href="{src}"><img src="{src}" loading="lazy" '
                             f'alt="{alt} of {html.escape(rid)}"></a></figure>')
         elif status == "ok":
@@ -282,13 +310,14 @@ def render_report(rows: list[dict[str, Any]], *, title: str = "batch", descripti
         if len(values) > 1:
             controls.append(select(attr, name, values))
     for k, values in varying.items():
-        controls.append(select(f"p-{k}", k, values))
+        controls.append(select(f"p-{_attr_key(k)}", k, values))
     sort_opts = [("index", "plan order"), ("id", "id"), ("status", "status")]
-    sort_opts += [(f"p-{k}", k) for k in varying]
+    sort_opts += [(f"p-{_attr_key(k)}", k) for k in varying]
     sort_opts += [(f"f-{k}", label) for k, label in SORT_FIGURES.items()]
     sort_opts += [("wall", "run time")]
     controls.append('<label>sort by<select id="sort">'
-                    + "".join(f'<option value="{html.escape(v)}">{html.escape(t)}</option>' for v, t in sort_opts)
+                    + "".join(f'<option value="{html.escape(v, quote=True)}">{html.escape(t)}</option>'
+                            for v, t in sort_opts)
                     + '</select></label><button type="button" id="dir">ascending</button>')
     controls.append('<span id="shown"></span>')
     cards = "\n".join(_card(r, set(varying)) for r in rows)
