@@ -119,6 +119,9 @@ def analyze_audio(y: np.ndarray, *, sr: int) -> dict[str, Any]:
         ``spectral_centroid_hz`` (mean over non-silent frames).  Plain
         floats, ints, strings or ``None`` only.
     """
+    from musegen.audio._numba import configure_numba_cache
+
+    configure_numba_cache()  # before numba loads
     import librosa
 
     from musegen.audio.io import resample

@@ -363,6 +363,9 @@ def time_stretch(y: np.ndarray, *, sr: int, rate: float) -> np.ndarray:
     rate = check_range("rate", rate, *RATE_RANGE)
     if rate == 1.0:
         return y.copy()
+    from musegen.audio._numba import configure_numba_cache
+
+    configure_numba_cache()  # before numba loads
     import librosa
 
     out_len = max(1, int(round(y.shape[1] / rate)))
@@ -419,6 +422,9 @@ def pitch_shift(y: np.ndarray, *, sr: int, semitones: float) -> np.ndarray:
     semitones = check_range("semitones", semitones, -MAX_SEMITONES, MAX_SEMITONES)
     if semitones == 0.0:
         return y.copy()
+    from musegen.audio._numba import configure_numba_cache
+
+    configure_numba_cache()  # before numba loads
     import librosa
 
     def shift(x):

@@ -1,0 +1,87 @@
+"""Constrained machines: a read-only install without a home, low memory, an unreachable Ray cluster."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_cli
+
+
+def _tone_wav(path: Path, seconds: float = 3.0, sr: int = 22050) -> Path:
+    import soundfile as sf
+
+    t = np.arange(int(seconds * sr)) / sr
+    y = 0.3 * np.sin(2 * np.pi * 440.0 * t) * (1 + np.sign(np.sin(2 * np.pi * 2 * t))) / 2
+    sf.write(str(path), np.stack([y, y], axis=1).astype(np.float32), sr)
+    return path
+
+
+def _can_mount_read_only() -> bool:
+    if shutil.which("unshare") is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return False
+    probe = subprocess.run(["unshare", "-m", "mount", "--bind", "-o", "ro", "/", "/"],
+                           capture_output=True, timeout=30)
+    return probe.returncode == 0
+
+
+def _venv_root() -> Path:
+    return Path(sys.prefix)
+
+
+@pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces (unshare -m)")
+@pytest.mark.parametrize("args", [["post", "{wav}", "-o", "{out}", "--pitch-shift", "2"]])
+def test_read_only_install_without_home_still_post_processes(tmp_path, args):
+    # A service user: the install (venv and sources) read-only, HOME pointing nowhere
+    # musegen or numba could create. numba used to fail with "cannot cache function".
+    wav = _tone_wav(tmp_path / "in.wav")
+    out = tmp_path / "out.wav"
+    argv = [a.format(wav=wav, out=out) for a in args]
+    ro = [str(_venv_root()), str(ROOT / "src")]
+    script = " && ".join(f"mount --bind -o ro '{p}' '{p}'" for p in ro)
+    script += " && exec \"$@\""
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "MUSEGEN_CACHE_DIR")}
+    env["HOME"] = "/proc/nonexistent-home"  # nothing can be created under /proc
+    env["TMPDIR"] = str(tmp_path)
+    proc = subprocess.run(["unshare", "-m", "sh", "-c", script, "sh", sys.executable, "-m", "musegen", *argv],
+                          capture_output=True, text=True, env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert "cannot cache" not in proc.stderr
+    import soundfile as sf
+
+    y, _ = sf.read(str(out))
+    assert np.abs(y).max() > 0.01  # audio, not silence
+
+
+def test_numba_cache_goes_under_musegen_cache_dir(tmp_path):
+    # The cache lands where MUSEGEN_CACHE_DIR says, and the second run finds it there.
+    wav = _tone_wav(tmp_path / "in.wav")
+    cache = tmp_path / "cache"
+    env = {"MUSEGEN_CACHE_DIR": str(cache), "NUMBA_CACHE_DIR": ""}
+    proc = run_cli("post", wav, "-o", tmp_path / "out.wav", "--pitch-shift", "2", env=env, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    assert any((cache / "numba").rglob("*.nbi")), "no numba index files under MUSEGEN_CACHE_DIR/numba"
+
+
+def test_numba_cache_dir_candidates_follow_the_environment(tmp_path):
+    from musegen.audio._numba import numba_cache_candidates
+
+    got = numba_cache_candidates({"MUSEGEN_CACHE_DIR": "/a", "XDG_CACHE_HOME": "/x", "HOME": "/h"})
+    assert got[:3] == [Path("/a/numba"), Path("/x/musegen/numba"), Path("/h/.cache/musegen/numba")]
+    assert numba_cache_candidates({})[0].parent.name.startswith("musegen-")  # the temp fallback
+
+
+def test_a_user_numba_cache_dir_is_kept(tmp_path, monkeypatch):
+    from musegen.audio._numba import configure_numba_cache
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    monkeypatch.setenv("MUSEGEN_CACHE_DIR", str(tmp_path / "musegen"))
+    assert configure_numba_cache() == str(tmp_path / "mine")
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
