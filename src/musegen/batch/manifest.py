@@ -82,6 +82,48 @@ class Manifest:
         atomic_write_text(self.csv_path, to_csv(rows))
 
 
+_NUM = (int, float)
+_OPTIONAL = {  # field -> types a value may have besides None
+    "label": str, "command": str, "engine": str, "error": str, "error_type": str, "worker": str,
+    "started_at": str, "finished_at": str, "wall_s": _NUM, "worker_rss_mb": _NUM, "worker_maxrss_mb": _NUM,
+    "index": int, "params": dict, "analysis": dict, "timings": dict, "outputs": dict,
+}
+
+
+def row_problem(row: Any) -> str | None:
+    """Why a manifest row (written by an earlier run, maybe edited or torn) cannot be trusted; None if it can."""
+    if not isinstance(row, dict):
+        return "not a JSON object"
+    if not isinstance(row.get("id"), str) or not row["id"]:
+        return "no job id"
+    if row.get("status") not in STATUSES:
+        return f"status {row.get('status')!r:.40}"
+    for key, kind in _OPTIONAL.items():
+        value = row.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            return f"{key} {value!r:.40}"
+    for key, value in (row.get("outputs") or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str) or not value:
+            return f"outputs.{key} {value!r:.40}"
+        parts = Path(value).parts
+        # results live in the row's own job folder: <id>/<file>
+        if len(parts) != 2 or parts[0] != row["id"] or parts[1] in (".", ".."):
+            return f"outputs.{key} {value!r:.40} is not a file of job folder {row['id']!r}"
+    for key in ("analysis", "timings"):
+        for name, value in (row.get(key) or {}).items():
+            if isinstance(value, (dict, list)):
+                return f"{key}.{name} {value!r:.40}"
+    return None
+
+
+def finished_files_exist(folder: Path, row: dict[str, Any]) -> bool:
+    """Whether every output a checked ``ok`` row lists is a file in its job folder (a JSON sidecar among them)."""
+    outputs = row.get("outputs") or {}
+    if "json" not in outputs or not (folder / row["id"]).is_dir() or (folder / row["id"]).is_symlink():
+        return False
+    return all((folder / rel).is_file() for rel in outputs.values())
+
+
 _FIRST = ("id", "label", "status", "command", "engine")
 _LAST = ("error", "worker", "started_at", "finished_at", "wall_s", "worker_rss_mb", "worker_maxrss_mb")
 

@@ -16,6 +16,7 @@ exists; ``resume=True`` skips finished jobs and runs the rest.
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from musegen.batch.job import STAGING, base_row, now_iso
-from musegen.batch.manifest import MANIFEST, Manifest, atomic_write_text
+from musegen.batch.manifest import MANIFEST, Manifest, atomic_write_text, row_problem
 from musegen.batch.plan import Plan
 from musegen.errors import MusegenError, ParameterError
 
@@ -114,10 +115,11 @@ def make_executor(name: str, *, workers: int | None = None, address: str | None 
 
 def is_finished(out: Path, row: dict[str, Any] | None) -> bool:
     """A job is finished when its row says ok and its JSON sidecar exists."""
-    if not row or row.get("status") != "ok":
+    from musegen.batch.manifest import finished_files_exist, row_problem
+
+    if not row or row_problem(row) is not None or row.get("status") != "ok":
         return False
-    side = (row.get("outputs") or {}).get("json")
-    return bool(side) and (out / side).is_file()
+    return finished_files_exist(out, row)
 
 
 def run_batch(
@@ -179,6 +181,7 @@ def run_batch(
         if previous and not resume:
             raise ParameterError(f"{out_dir} already holds a batch run ({MANIFEST}); "
                                  "resume it (--resume) or choose another output folder")
+        _check_inputs(plan, out)
         _clean_staging(out)
         rows: dict[str, dict[str, Any]] = {}
         todo: list[dict[str, Any]] = []
@@ -191,7 +194,8 @@ def run_batch(
             else:
                 rows[job.id] = base_row(spec)
                 todo.append(spec)
-        older = [r for i, r in previous.items() if i not in rows]  # jobs of earlier plans stay listed
+        # jobs of earlier plans stay listed, unless their rows do not check out (hand-edited, torn)
+        older = [r for i, r in previous.items() if i not in rows and row_problem(r) is None]
         manifest.write([*rows.values(), *older])
         if plan.text and (plan.path is None or plan.path.resolve() != out / "plan.toml"):
             atomic_write_text(out / "plan.toml", plan.text)
@@ -242,6 +246,31 @@ def run_batch(
     if interrupted:
         raise BatchInterrupted(summary)
     return summary
+
+
+def _check_inputs(plan: Plan, out: Path) -> None:
+    """Refuse a plan whose jobs read a file the run replaces: a job folder, or the run's own records."""
+    from musegen.batch.plan import is_path, resolve_path
+    from musegen.outputs import check_outputs
+
+    job_dirs = {os.path.realpath(out / job.id) for job in plan.jobs} | {os.path.realpath(out / STAGING)}
+    inputs = []
+    for job in plan.jobs:
+        for key in ("midi", "audio", "soundfont", "preset", "model"):
+            ref = job.params.get(key)
+            if not isinstance(ref, str) or (key in ("soundfont", "preset") and not is_path(ref)):
+                continue
+            path = resolve_path(plan.base, ref)
+            inputs.append(path)
+            real = Path(os.path.realpath(path))
+            for folder in (real, *real.parents):
+                if str(folder) in job_dirs:
+                    raise ParameterError(f"job {job.id!r} reads {path!r}, inside a job folder this run replaces: "
+                                         "musegen never replaces its inputs; copy it out of the run folder")
+    records = [out / name for name in (MANIFEST, "manifest.csv", "report.html")]
+    if plan.path is None or plan.path.resolve() != out / "plan.toml":
+        records.append(out / "plan.toml")
+    check_outputs(records, inputs)
 
 
 def _clean_staging(out: Path) -> None:

@@ -74,8 +74,40 @@ def style_info(name: str) -> dict[str, Any]:
         info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise PresetError(f"style {name!r} has no readable {INFO_FILE}: {exc}") from None
+    check_info(info, str(folder / INFO_FILE))
     info["folder"] = str(folder)
     return info
+
+
+_NUM = (int, float)
+#: The shape of ``style.json`` as ``style show`` reads it: key -> type, or a nested table.
+INFO_SHAPE: dict[str, Any] = {
+    "name": str, "created": str, "base_preset": str, "model_style": str, "files": list, "skipped": list,
+    "stats": {"tempo_bpm": {"p10": _NUM, "median": _NUM, "p90": _NUM}, "meters": dict, "keys": dict,
+              "programs_by_role": dict, "notes_per_bar": _NUM, "swing": _NUM,
+              "velocity": {"mean": _NUM, "std": _NUM}, "chords": (dict, list), "progressions": list},
+    "training": {"method": str, "steps": int, "base_valid_loss": _NUM, "best_valid_loss": _NUM},
+}
+
+
+def check_info(info: Any, where: str, shape: dict[str, Any] = INFO_SHAPE, prefix: str = "") -> None:
+    """Check a style's statistics against :data:`INFO_SHAPE`, naming the file and the key at fault."""
+    if not isinstance(info, dict):
+        raise PresetError(f"{where}: {prefix.rstrip('.') or 'the file'} must be a JSON object, "
+                          f"got {type(info).__name__}")
+    for key, want in shape.items():
+        if key not in info:
+            raise PresetError(f"{where} lacks the key {prefix + key!r}")
+        value = info[key]
+        if isinstance(want, dict):
+            check_info(value, where, want, f"{prefix}{key}.")
+        elif isinstance(value, bool) or not isinstance(value, want):
+            raise PresetError(f"{where}: {prefix + key!r} has the wrong type ({type(value).__name__}: "
+                              f"{value!r:.60})")
+    if prefix == "":
+        progressions = info["stats"]["progressions"]
+        if not all(isinstance(p, list) and all(isinstance(c, str) for c in p) for p in progressions):
+            raise PresetError(f"{where}: 'stats.progressions' must be lists of chord names")
 
 
 def remove_style(name: str) -> Path:

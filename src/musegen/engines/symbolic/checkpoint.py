@@ -67,9 +67,15 @@ def _read(path) -> tuple[Path, dict, Any, Any, dict]:
                                  "(train one with `musegen train` or scripts/train_symbolic.py)")
     if (folder / WEIGHTS).stat().st_size > MAX_WEIGHT_BYTES:
         raise ParameterError(f"weights in {str(folder)!r} are larger than {MAX_WEIGHT_BYTES >> 30} GB")
+    where = str(folder / CONFIG)
     try:
         config = json.loads((folder / CONFIG).read_text())
-        cfg = ModelConfig.from_dict(config["model"])
+    except (ValueError, OSError) as exc:
+        raise ParameterError(f"{where} is not readable JSON: {exc}") from None
+    if not isinstance(config, dict) or "model" not in config:
+        raise ParameterError(f"{where} must be a JSON object with a 'model' table")
+    cfg = ModelConfig.from_dict(config["model"], where=where)
+    try:
         tokenizer = build_tokenizer(folder / TOKENIZER)
         state = {k: v.astype(np.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
     except (ValueError, KeyError, TypeError, OSError, SafetensorError) as exc:
