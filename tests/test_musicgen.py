@@ -217,6 +217,40 @@ def test_text_model_continues_a_rendered_midi_seed(models, env, tmp_path):
     assert r["mid"] is not None
 
 
+def _silent_soundfont(path: Path) -> Path:
+    """The bundled SoundFont with its sample data zeroed: valid, and every note silent."""
+    from musegen.render import default_soundfont
+
+    data = bytearray(default_soundfont().read_bytes())
+    at = data.index(b"smpl", data.index(b"sdta"))
+    size = int.from_bytes(data[at + 4:at + 8], "little")
+    data[at + 8:at + 8 + size] = bytes(size)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_a_rendered_midi_seed_prompt_uses_the_requested_soundfont(models, tmp_path):
+    """--soundfont reaches the seed MusicGen continues: a silent font gives a silent prompt, the bundled
+    one an audible one.  (The tiny model's codec hears no difference at these levels, so the prompt's own
+    level, recorded in the sidecar, is what is compared.)"""
+    from musegen.pipeline import generate as run_pipeline
+    from musegen.render import default_soundfont
+
+    sketch = make_sketch(tmp_path / "sketch.mid", tempo=120, bars=1)
+    silent = _silent_soundfont(tmp_path / "silent.sf2")
+    info = {}
+    for name, font in (("default", None), ("silent", silent)):
+        (r,) = run_pipeline("pop-ballad", midi=sketch, seconds=1, seed=1, engine="musicgen", soundfont=font,
+                            out_dir=tmp_path / name, post=[],
+                            engine_options={"model": str(models["text"]), "threads": 1})
+        info[name] = r.sidecar["engine"]["info"]
+        assert info[name]["midi_mode"] == "prompt"
+    assert info["default"]["seed_prompt_soundfont"] == str(default_soundfont())
+    assert info["silent"]["seed_prompt_soundfont"] == str(silent)
+    assert info["default"]["seed_prompt_peak_dbfs"] > -40
+    assert info["silent"]["seed_prompt_peak_dbfs"] == -120
+
+
 def test_missing_model_is_one_clear_error(env, tmp_path):
     t0 = time.perf_counter()
     proc = run(env, "generate", "--engine", "musicgen", "--model", "facebook/musicgen-small", "--seconds", "2",

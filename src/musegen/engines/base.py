@@ -8,6 +8,7 @@ engines fill ``score``; audio engines fill ``audio``; an engine may fill both.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
@@ -56,6 +57,10 @@ class Request:
         Text prompt for neural engines (the preset description plus user words).
     options : dict
         Engine-specific options (preset ``[engine.options]`` merged with the CLI's).
+    soundfont : path or None
+        The SoundFont a MIDI result is rendered with (``--soundfont``, else the
+        preset's); an engine that renders the seed itself uses it too.  ``None``:
+        the preset's.
     """
 
     preset: "Preset"
@@ -72,6 +77,7 @@ class Request:
     temperature: float = 1.0
     prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    soundfont: "str | os.PathLike[str] | None" = None
 
     @property
     def seconds(self) -> float:

@@ -476,6 +476,10 @@ class MusicGenEngine:
                                          "(or set --option midi_mode=melody/none)")
                 prompt_audio = _render(request.seed, request, sr=mg.sample_rate, seconds=span)
                 info["seed_prompt_s"] = round(span, 3)
+                # what the seed sounded like to the model: its font, and its level (silent is a bad prompt)
+                info["seed_prompt_soundfont"] = str(_font(request) or "default")
+                peak = float(np.abs(prompt_audio).max(initial=0.0))
+                info["seed_prompt_peak_dbfs"] = round(max(-120.0, 20 * np.log10(max(peak, 1e-12))), 2)
         codes = mg.encode(prompt_audio) if prompt_audio is not None else None
         return codes, lead_s, chroma
 
@@ -573,11 +577,16 @@ def _only_tracks(score, tracks: list[int]):
     return out
 
 
+def _font(request: Request):
+    """The SoundFont of a request: ``--soundfont`` (resolved by the pipeline), else the preset's."""
+    return request.soundfont if request.soundfont is not None else request.preset.render.soundfont
+
+
 def _render(score, request: Request, *, sr: int, seconds: float) -> np.ndarray:
-    """The seed rendered with the preset's SoundFont, exactly ``seconds`` long, (2, n) at ``sr``."""
+    """The seed rendered with the request's SoundFont, exactly ``seconds`` long, (2, n) at ``sr``."""
     from musegen.render.synth import render_score
 
-    y = render_score(score, sample_rate=sr, soundfont=request.preset.render.soundfont,
+    y = render_score(score, sample_rate=sr, soundfont=_font(request),
                      gain_db=request.preset.render.gain_db)
     n = int(round(seconds * sr))
     if y.shape[1] >= n:
