@@ -85,3 +85,25 @@ def test_a_user_numba_cache_dir_is_kept(tmp_path, monkeypatch):
     monkeypatch.setenv("MUSEGEN_CACHE_DIR", str(tmp_path / "musegen"))
     assert configure_numba_cache() == str(tmp_path / "mine")
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
+def test_unreachable_ray_address_fails_at_once_and_makes_no_run_folder(tmp_path, address):
+    pytest.importorskip("ray")
+    out = tmp_path / "run"
+    proc = run_cli("batch", ROOT / "samples" / "plan.toml", "--executor", "ray", "--ray-address", address,
+                   "-o", out, timeout=120)
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and address in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
+def test_ray_address_of_no_known_shape_is_refused_by_name():
+    pytest.importorskip("ray")
+    from musegen.batch.ray_exec import probe_address
+    from musegen.errors import MusegenError
+
+    with pytest.raises(MusegenError, match="'nohost'"):
+        probe_address("nohost")

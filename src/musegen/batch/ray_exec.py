@@ -30,6 +30,46 @@ def _import_ray():
     return ray
 
 
+#: Seconds to wait for a TCP connection to a cluster's address before giving up.
+PROBE_TIMEOUT_S = 5.0
+
+
+def _host_port(address: str) -> tuple[str, int] | None:
+    """``host`` and ``port`` of ``ray://host:port`` or ``host:port``; None for ``auto`` and the like."""
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rstrip("/").rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+def probe_address(address: str, *, timeout: float = PROBE_TIMEOUT_S) -> None:
+    """Fail at once, naming ``address``, when nothing accepts connections there.
+
+    ``ray.init`` retries an unreachable cluster for minutes, printing Ray's own
+    log lines; a TCP connection to the address tells within seconds.
+
+    Raises
+    ------
+    MusegenError
+        Nothing listens at the address (or it is not ``host:port``-shaped and
+        not one Ray resolves itself, such as ``auto``).
+    """
+    import socket
+
+    where = _host_port(address)
+    if where is None:
+        if address in ("auto", "local"):
+            return
+        raise MusegenError(f"--ray-address must look like host:port or ray://host:port, got {address!r}")
+    try:
+        with socket.create_connection(where, timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, socket.timeout) else (exc.strerror or str(exc))
+        raise MusegenError(f"cannot reach the Ray cluster at {address!r}: {reason}") from None
+
+
 class JobActor:
     """A Ray actor running jobs in its own long-lived process."""
 
@@ -65,6 +105,8 @@ class RayExecutor:
         self.workers = workers
         self.address = address
         _import_ray()  # fail before the run folder is touched
+        if address:
+            probe_address(address)
 
     def run(self, jobs: list[dict[str, Any]], out_dir: str, *, images: bool, on_start: OnEvent,
             on_result: OnEvent) -> None:
