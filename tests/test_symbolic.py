@@ -525,3 +525,46 @@ def test_extend_writes_into_the_sketch_track_that_plays_not_an_empty_one(tiny_di
     (out,) = SymbolicEngine(model=str(tiny_dir)).generate(req)
     assert len(out.score.tracks[0].notes) == 0
     assert len(out.score.tracks[1].notes) > len(piano.notes)
+
+
+def _notes_of(track):
+    return [(n.time, n.duration, n.pitch, n.velocity) for n in track.notes]
+
+
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLES.glob("*.mid")))
+def test_every_sample_extends_with_the_shipped_model_and_all_its_parts_go_on(sample):
+    """A drum-only sketch used to fail ('no allowed program token'); every sketch part continues."""
+    from musegen.engines.symbolic.engine import SymbolicEngine
+
+    midi = SAMPLES / sample
+    req = _engine_request(midi=midi, bars=4, random_seed=1, continue_only=True)
+    (out,) = SymbolicEngine().generate(req)
+    seed = req.seed
+    end = max(n.time + n.duration for t in seed.tracks for n in t.notes)
+    assert len(out.score.tracks) == len(seed.tracks)
+    for st, gt in zip(seed.tracks, out.score.tracks):
+        assert _notes_of(gt)[: len(st.notes)] == _notes_of(st)
+        if len(st.notes):
+            assert any(n.time >= end for n in gt.notes), f"{sample}: track {st.name!r} stops with the sketch"
+
+
+def _with_roles(preset_name, **roles):
+    import dataclasses
+
+    from musegen.presets import Instruments, load_preset
+
+    p = load_preset(preset_name)
+    return dataclasses.replace(p, instruments=Instruments(**roles))
+
+
+@pytest.mark.parametrize("roles", [{"drums": 0}, {"lead": 73}, {"lead": 73, "drums": 0}, {"bass": 33, "drums": 0}])
+def test_symbolic_engine_writes_exactly_the_preset_roles(roles):
+    from musegen.engines.symbolic.engine import SymbolicEngine
+    from musegen.pipeline import plan_request
+
+    preset = _with_roles("pop-ballad", **roles)
+    (out,) = SymbolicEngine().generate(plan_request(preset, bars=4, random_seed=1))
+    playing = [t for t in out.score.tracks if len(t.notes)]
+    assert any(t.is_drum for t in playing) == ("drums" in roles)
+    melodic = sorted(int(t.program) for t in playing if not t.is_drum)
+    assert melodic == sorted(v for r, v in roles.items() if r != "drums"), [(t.name, t.program) for t in playing]

@@ -79,3 +79,34 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
         score.tracks.append(trk)
         added[part.role] = len(part.notes)
     return added
+
+
+def continue_sketch_drums(score, request, *, variation: int) -> dict[int, int]:
+    """Continue the sketch's own drum tracks in ``score`` with the procedural drummer.
+
+    For models that learned no drum parts (the shipped one): the sketch's groove
+    is looped with variations and fills into each drum track, after its notes.
+    Returns track index -> new notes.
+    """
+    from musegen.engines.procedural.chance import derive_seed
+    from musegen.engines.procedural.continuation import continue_drums
+    from musegen.engines.procedural.form import plan_form
+    from musegen.engines.procedural.arrange import clip, note_list
+    from musegen.engines.procedural.meter import Grid
+    from musegen.engines.procedural.seed import read_seed
+
+    view = read_seed(request.seed, request.seed_analysis)
+    drums = [t for t in view.tracks if t.is_drum]
+    if not drums:
+        return {}
+    num, den = request.meter
+    grid = Grid(view.tpq, int(num), int(den), request.bars, origin=view.start)
+    phrases = plan_form(request.bars, request.preset.melody.phrase_bars, request.preset.style)
+    rng = random.Random(derive_seed(request.random_seed, variation, "sketch-drums"))
+    added = {}
+    for t in drums:
+        new = clip(continue_drums(t, view, grid, phrases, rng=rng, temperature=float(request.temperature),
+                                  fills=True, ending=True), grid.start, grid.end)
+        score.tracks[t.index].notes.extend(note_list(new))
+        added[t.index] = len(new)
+    return added

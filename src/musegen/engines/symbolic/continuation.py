@@ -56,11 +56,10 @@ def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
         parts.setdefault(canonical_program(inst.harmony, False, "harmony"), (inst.harmony, "harmony"))
     if inst.pad is not None:
         parts.setdefault(canonical_program(inst.pad, False, "pad"), (inst.pad, "pad"))
-    if request.preset.style in ("chorale", "polyphony") and 0 not in parts:
+    if request.preset.style in ("chorale", "polyphony") and 0 not in parts and inst.harmony is not None:
         # inner voices: the model writes them as one accompaniment part in the voices' timbre
-        voice = inst.harmony if inst.harmony is not None else (inst.lead if inst.lead is not None else inst.bass)
-        if voice is not None:
-            parts[0] = (voice, "harmony")
+        # (only where the preset has a harmony role: a preset's roles are all it gets)
+        parts[0] = (inst.harmony, "harmony")
     if inst.bass is not None and request.preset.style in MODEL_BASS_STYLES:
         # the model learned bass voices from chorales and polyphony; for other styles
         # the procedural arranger writes the bass over the model's chords
@@ -68,7 +67,14 @@ def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
     return parts
 
 
-def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPlan:
+def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bool = False) -> PromptPlan:
+    """The prompt and the parts the model may write for ``request``.
+
+    ``drums``: the model learned drum parts (its checkpoint says so), so it continues a
+    sketch's drums; otherwise the procedural drummer does (see :func:`build_outputs`).
+    The model writes only the sketch's parts and the preset's melodic roles: with none
+    of either (a drum-only sketch, a drums-only preset) it writes empty bars.
+    """
     from musegen.midi.analysis import scale_pitch_classes
 
     try:
@@ -82,7 +88,7 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
     key_pcs = frozenset(scale_pitch_classes(request.tonic, request.mode))
     preset_parts = _preset_parts(request)
     if request.seed is None:
-        programs = tuple(sorted(preset_parts)) or (0,)
+        programs = tuple(sorted(preset_parts))
         # open the first bar with the meter and the tempo, so the model is conditioned on both
         body = [grammar.bar_id, ts_id, grammar.position_id(0), grammar.tempo_id(request.tempo_bpm)]
         profile = tuple((0.85 / len(key_pcs) if pc in key_pcs else 0.15 / (12 - len(key_pcs)))
@@ -111,11 +117,11 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int) -> PromptPla
         dropped = sum(1 for i in bar_pos if i < keep_from)
         body = body[keep_from:]
     prompt_bars = max(want_bars, have) - dropped
-    melodic_seed = {p for p in pmap.tracks if p != -1}
+    seed_parts = {p for p in pmap.tracks if p != -1 or drums}
     if request.continue_only:
-        programs = tuple(sorted(melodic_seed))
+        programs = tuple(sorted(seed_parts))
     else:
-        programs = tuple(sorted(melodic_seed | set(preset_parts)))
+        programs = tuple(sorted(seed_parts | set(preset_parts)))
     role_programs = dict(preset_parts)
     # every part of the sketch keeps playing; with generate, the preset's parts join in
     wanted = programs
@@ -206,6 +212,11 @@ def build_outputs(request: Request, tokenizer, plan: PromptPlan, new_rows: list[
             written[prog] = len(notes)
         info = {"model": model_name, "variation": v + 1, "tokens": len(new), "parts": written,
                 "prompt_bars": plan.prompt_bars}
+        if -1 in plan.part_map and -1 not in plan.programs:
+            # the sketch's drums go on, by the procedural drummer where the model learned none
+            from musegen.engines.symbolic.accompany import continue_sketch_drums
+
+            info["sketch_drums"] = continue_sketch_drums(base, request, variation=v)
         if accompany:
             from musegen.engines.symbolic.accompany import add_accompaniment
 

@@ -134,7 +134,7 @@ class SymbolicEngine:
         opts = request.options
         model_key = opts.get("model", self.model_path)
         model, tokenizer, config, sampler = self._load(model_key)
-        plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context)
+        plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context, drums=bool(config.get("drums", False)))
         top_p = float(_option(opts, "top_p", 0.95, 0, 1))
         if top_p == 0:
             raise ParameterError("top_p must be greater than 0, got 0")

@@ -3,8 +3,8 @@
 A small REMI grammar runs beside the model so that every sampled sequence
 decodes to valid MIDI: ``Bar -> TimeSig -> (Position -> [Program -> Pitch ->
 Velocity -> Duration]+)* -> Bar ...``, positions rising within the bar and
-inside the meter, only the allowed programs (parts), the meter fixed, no
-tempo changes, and optionally only in-key pitches.  Rows of a batch keep
+inside the meter, only the allowed programs (parts; none allowed: empty
+bars), the meter fixed, no tempo changes, and optionally only in-key pitches.  Rows of a batch keep
 their own grammar state, so N variations sample as one batch.
 
 Everything here is NumPy: the model runs through :class:`.runtime.NumpyLM`
@@ -165,6 +165,8 @@ class _Rules:
         table[S_TIMESIG] = pos_ok
         table[S_TIMESIG, g.bar_id] = True  # an empty bar
         table[S_POSITION] = prog_mask
+        if not prog_mask.any():
+            table[S_POSITION, g.bar_id] = True  # a prompt that opened a bar closes it empty
         table[S_PROGRAM_MEL] = pitch_mask
         table[S_PROGRAM_DRUM] = g.m_drum
         table[S_PITCH] = g.m_vel
@@ -249,6 +251,10 @@ class ConstrainedSampler:
             pitch_mask &= in_key
         positions = meter[0] * 8
         pos_ok = g.m_pos & (g.pos_index < positions)
+        if not prog_mask.any():
+            # no part for the model to write (a drum-only sketch, a drums-only preset): the
+            # rows are empty bars, and whatever plays in them is arranged elsewhere
+            pos_ok[:] = False
         return prog_mask, pitch_mask, pos_ok, g.timesig_id(meter)
 
     def sample(
@@ -280,8 +286,6 @@ class ConstrainedSampler:
         model = self.model
         rngs = _row_generators(generator, B)
         masks = self._static_masks(settings, meter)
-        if not masks[0].any():
-            raise ValueError("no allowed program token")
         rules = _Rules(g, settings, masks, meter[0] * 8)
         if len({len(p) for p in prompts}) != 1:
             raise ValueError("prompts in one batch must have the same length")

@@ -98,6 +98,9 @@ def train(
     model.to(tc.device)
     device_type = torch.device(tc.device).type
     pad_id = tokenizer.vocab["PAD_None"]
+    # whether the model sees drum parts: the engine lets it continue a sketch's drums only then
+    drum_id = tokenizer.vocab.get("Program_-1")
+    learned_drums = drum_id is not None and bool((train_corpus.ids == drum_id).any())
     tr = WindowSampler(tokenizer, train_corpus, cfg.context, seed=tc.seed)
     va = WindowSampler(tokenizer, valid_corpus, cfg.context, seed=tc.seed + 1, transpose=False) \
         if valid_corpus is not None and len(valid_corpus) else None
@@ -150,7 +153,7 @@ def train(
                     best, bad_evals = vl, 0
                     save_checkpoint(export(model) if export else model, tokenizer, out, {
                         **(meta or {}), "train": asdict(tc), "step": step, "valid_loss": vl,
-                        "train_tokens": tokens})
+                        "train_tokens": tokens, "drums": learned_drums})
                 else:
                     bad_evals += 1
                     if tc.patience and bad_evals >= tc.patience:
