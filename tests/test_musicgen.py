@@ -201,6 +201,10 @@ def test_audio_prompt_is_continued(models, env, tmp_path):
                     "--no-post", "--preset", "techno", "--tempo", "120")
     info = sidecar(r)["engine"]["info"]
     assert info["audio_prompt_s"] == 1.5
+    import hashlib
+
+    assert info["audio_prompt_sha256"] == hashlib.sha256(clip.read_bytes()).hexdigest()
+    assert "ignored_inputs" not in info  # musicgen uses the clip
     prompt_frames = math.ceil(1.5 * FPS)
     assert info["windows"][0][:2] == [0, prompt_frames]
     y, sr = read_wav(r["wav"])

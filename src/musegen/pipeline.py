@@ -360,6 +360,26 @@ class _Job:
     steps: list[dict[str, Any]]
     stems: list[str]
     command: str
+    ignored_inputs: list[str] = field(default_factory=list)
+
+
+def _unused_inputs(engine: Any, engine_name: str, prompt: str, request: Request) -> list[str]:
+    """The inputs of the call that ``engine`` does not use (``--prompt``, ``--audio-prompt``), each said once.
+
+    One policy for all of them: the run goes on without the input, a log
+    line says so, and the sidecar records it (``engine.info.ignored_inputs``).
+    An engine lists the inputs it uses in its ``inputs`` attribute.
+    """
+    uses = getattr(engine, "inputs", frozenset())
+    unused = []
+    if prompt and prompt.strip() and "prompt" not in uses:
+        unused.append("--prompt")
+    if request.options.get("audio_prompt") is not None and "audio_prompt" not in uses:
+        request.options.pop("audio_prompt")  # not handed on: it is named here, not among unknown options
+        unused.append("--audio-prompt")
+    for name in unused:
+        log.info("musegen: note: engine %r does not use %s; ignored", engine_name, name)
+    return unused
 
 
 def _prepare(call: dict[str, Any]) -> _Job:
@@ -413,7 +433,8 @@ def _prepare(call: dict[str, Any]) -> _Job:
         for i in range(request.variations)
     ]
     _check_result_paths(out, stems, c.midi, sf_path, request.options)
-    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, stems, c.command)
+    unused = _unused_inputs(eng, engine_name, c.prompt, request)
+    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, stems, c.command, unused)
 
 
 def _check_result_paths(out: Path, stems: list[str], midi, soundfont, options: dict[str, Any]) -> None:
@@ -442,6 +463,8 @@ def _finish(job: _Job, outputs: list, t_eng: float, report: Progress) -> list[Re
         raise EngineError(f"engine {job.engine_name!r} returned {len(outputs)} outputs for {variations} variations")
     n_steps = variations * 3 + 1
     report(1, n_steps, "rendering")
+    for item in outputs if job.ignored_inputs else ():
+        item.info["ignored_inputs"] = list(job.ignored_inputs)
     results = []
     for i, item in enumerate(outputs):
         results.append(

@@ -145,6 +145,17 @@ def _pick_kernels(requested: str, mg) -> str:
         return "fused"
 
 
+def _sha256(path) -> str:
+    """The hex SHA-256 of a file's bytes, read in blocks."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def _coerce(key: str, value: Any, default: Any) -> Any:
     if key == "prompts":
         if isinstance(value, str):
@@ -191,6 +202,8 @@ class MusicGenEngine:
 
     name = "musicgen"
     produces = "audio"
+    #: the call's inputs it uses beyond the preset (others are named as ignored by the pipeline)
+    inputs = frozenset({"prompt", "audio_prompt"})
 
     def __init__(self, model: str | None = None, **options: Any):
         if importlib.util.find_spec("torch") is None or importlib.util.find_spec("transformers") is None:
@@ -443,6 +456,7 @@ class MusicGenEngine:
 
             prompt_audio, _ = read_audio(opts.audio_prompt, sr=mg.sample_rate)
             info["audio_prompt"] = str(opts.audio_prompt)
+            info["audio_prompt_sha256"] = _sha256(opts.audio_prompt)  # the path alone does not trace a result
             info["audio_prompt_s"] = round(prompt_audio.shape[1] / mg.sample_rate, 3)
         chroma = None
         lead_s = 0.0
