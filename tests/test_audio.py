@@ -432,6 +432,52 @@ def test_read_audio_errors_name_the_problem(tmp_path):
         assert str(path) in str(info.value) and needle in str(info.value), str(info.value)
 
 
+def flac_of_unknown_length(path, y, sr):
+    """Write ``y`` as FLAC, then zero STREAMINFO's total-samples field (0 means "unknown")."""
+    sf.write(path, y.T, sr, format="FLAC", subtype="PCM_16")
+    data = bytearray(path.read_bytes())
+    # "fLaC", a 4-byte block header, then STREAMINFO: its bytes 13-17 end in the 36-bit count
+    assert data[:4] == b"fLaC" and data[4] & 0x7F == 0, "STREAMINFO comes first"
+    data[8 + 13] &= 0xF0
+    data[8 + 14:8 + 18] = bytes(4)
+    path.write_bytes(bytes(data))
+    assert sf.info(str(path)).frames > 10**15  # libsndfile's "unknown": the header no longer tells
+
+
+def test_flac_of_unknown_length_is_decoded_and_counted(tmp_path, cli):
+    path = tmp_path / "stream.flac"
+    y = sine(440, 1.5, sr=22050, amp=0.3)
+    flac_of_unknown_length(path, y, 22050)
+    got, sr = read_audio(path)
+    assert sr == 22050 and got.shape == y.shape
+    assert np.abs(got - y).max() < 1e-3
+
+    r = cli("analyze", path, "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["duration_s"] == pytest.approx(1.5, abs=1e-3)
+    out = tmp_path / "faded.wav"
+    r = cli("post", path, "-o", out, "--fade-out", "0.5", "--json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["duration_s"] == pytest.approx(1.5, abs=1e-3)
+    assert sf.info(str(out)).frames == y.shape[1]
+
+
+def test_flac_of_unknown_length_over_the_limit_is_refused_early(tmp_path, monkeypatch):
+    path = tmp_path / "long.flac"
+    flac_of_unknown_length(path, sine(220, 20.0, sr=8000, amp=0.3, channels=1), 8000)
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "2")
+    with pytest.raises(AudioError) as info:
+        read_audio(path)
+    msg = str(info.value)
+    assert str(path) in msg and "audio_seconds" in msg, msg
+    # counted block by block: refused after the first 65536 frames, not after all 20 s
+    assert "lasts at least 8.2 s" in msg, msg
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SECONDS", "3600")
+    monkeypatch.setenv("MUSEGEN_MAX_AUDIO_SAMPLES", "100000")
+    with pytest.raises(AudioError, match="audio_samples"):
+        read_audio(path)
+
+
 # --------------------------------------------------------------------------
 # Chains
 

@@ -56,6 +56,14 @@ def read_audio(
     sr : int
         Sample rate of ``y`` in Hz.
 
+    Notes
+    -----
+    The length limits (``audio_seconds``, ``audio_samples``) are checked
+    from the header before decoding.  A header that does not give the
+    length (a FLAC whose STREAMINFO says 0 samples, as streaming encoders
+    write) is decoded in blocks and counted, and refused as soon as the
+    count passes a limit.
+
     Raises
     ------
     AudioError
@@ -94,14 +102,18 @@ def read_audio(
         raise AudioError(
             f"audio file {name!r} has {info.channels} channels (at most {MAX_CHANNELS} are supported)"
         )
-    # before decoding: the header's frame count says how much memory the samples take
-    limits.check("audio_seconds", info.frames / info.samplerate,
-                 what=f"audio file {name!r} lasts {info.frames / info.samplerate:.0f} s", error=AudioError)
-    limits.check("audio_samples", info.frames * info.channels,
-                 what=f"audio file {name!r} holds {info.frames * info.channels:,} samples", error=AudioError)
+    unknown = info.frames >= _UNKNOWN_FRAMES
+    if not unknown:
+        # before decoding: the header's frame count says how much memory the samples take
+        _check_length(name, info.frames, info.samplerate, info.channels)
     try:
         with quiet():
-            data, file_sr = sf.read(name, dtype="float32", always_2d=True)
+            if unknown:
+                data, file_sr = _read_counting(name, info.samplerate, info.channels)
+            else:
+                data, file_sr = sf.read(name, dtype="float32", always_2d=True)
+    except AudioError:
+        raise
     except (RuntimeError, OSError, TypeError, ValueError) as exc:
         raise AudioError(f"cannot decode audio file {name!r}: {_short(exc)}") from exc
     except MemoryError:
@@ -123,6 +135,56 @@ def read_audio(
         y = resample(y, sr=file_sr, target_sr=sr)
         file_sr = sr
     return y, int(file_sr)
+
+
+#: libsndfile's frame count for a stream whose header does not say its length (SF_COUNT_MAX),
+#: e.g. a FLAC whose STREAMINFO gives 0 total samples ("unknown", as a streaming encoder writes)
+_UNKNOWN_FRAMES = 2**63 - 1
+#: frames decoded at a time when the length must be counted
+_BLOCK_FRAMES = 1 << 16
+
+
+def _check_length(name: str, frames: int, sr: int, channels: int, *, more: bool = False) -> None:
+    # counted so far (more=True): the file lasts at least this long, so no rounding up
+    over = "at least " if more else ""
+    seconds = f"{frames / sr:.1f}" if more else f"{frames / sr:.0f}"
+    limits.check("audio_seconds", frames / sr,
+                 what=f"audio file {name!r} lasts {over}{seconds} s", error=AudioError)
+    limits.check("audio_samples", frames * channels,
+                 what=f"audio file {name!r} holds {over}{frames * channels:,} samples", error=AudioError)
+
+
+class _Sequential(sf.SoundFile):
+    """A SoundFile read front to back only.
+
+    soundfile seeks to "position + frames read" after every read of a
+    seekable file; in a stream of unknown length that seek fails
+    (``Internal psf_fseek() failed``), so the position is not kept.
+    """
+
+    def seekable(self) -> bool:
+        return False
+
+
+def _read_counting(name: str, sr: int, channels: int) -> tuple[np.ndarray, int]:
+    """Decode a file whose header does not give its length, counting the frames.
+
+    The length limits are checked after every block, so a file over them is
+    refused having decoded little more than the limit, never all of it.
+    """
+    blocks = []
+    frames = 0
+    with _Sequential(name) as f:
+        while True:
+            block = f.read(_BLOCK_FRAMES, dtype="float32", always_2d=True)
+            if block.shape[0] == 0:
+                break
+            frames += block.shape[0]
+            _check_length(name, frames, sr, channels, more=True)
+            blocks.append(block)
+    if not blocks:
+        return np.zeros((0, channels), dtype=np.float32), sr
+    return np.concatenate(blocks), sr
 
 
 def _quiet_decoder(path: Path):
