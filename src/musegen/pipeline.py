@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+import musegen.style  # noqa: F401  (learned styles register as a preset source)
 from musegen import __version__, limits
 from musegen.engines.base import Request, continuation_start
 from musegen.errors import EngineError, MidiError, ParameterError, check_range
 from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
-from musegen.presets import DEFAULT_PRESET, MINOR_MODES, NOTE_NAMES, Preset, load_preset, parse_key
+from musegen.presets import DEFAULT_PRESET, Preset, load_preset
+from musegen.theory import MINOR_MODES, NOTE_NAMES, parse_key
 
 Progress = Callable[[float, float, str], None]
 log = logging.getLogger(__name__)
@@ -363,6 +365,38 @@ class _Job:
     ignored_inputs: list[str] = field(default_factory=list)
 
 
+def engine_options_for(preset: Preset, engine_name: str, overrides: dict[str, Any] | None, *,
+                       note: bool = True) -> dict[str, Any]:
+    """The options handed to ``engine_name``: the preset's ``[engine.options]`` and ``overrides`` on top.
+
+    The preset's options are its own engine's: with another engine they are
+    left out (a log line names them unless ``note`` is false).  Both are
+    checked against the engine's declared options
+    (:mod:`musegen.engines.options`) before anything runs; ``audio_prompt``
+    is an input, which an engine that cannot use it is told
+    about instead (see :func:`_unused_inputs`).
+
+    Raises
+    ------
+    ParameterError
+        An unknown option (the known ones listed) or a value out of its range.
+    """
+    from musegen.engines.registry import check_options, engine_options
+
+    ours = dict(preset.engine.options)
+    if ours and engine_name != preset.engine.name:
+        if note:
+            log.info("musegen: note: the preset's [engine.options] (%s) are for engine %r; not handed to %r",
+                     ", ".join(sorted(ours)), preset.engine.name, engine_name)
+        ours = {}
+    spec = engine_options(engine_name)
+    inputs = () if spec is not None and "audio_prompt" in spec.options else ("audio_prompt",)
+    check_options(engine_name, ours, where=f"preset {preset.name!r} [engine.options]")
+    merged = {**ours, **(overrides or {})}
+    check_options(engine_name, {k: v for k, v in merged.items() if k not in inputs})
+    return merged
+
+
 def _unused_inputs(engine: Any, engine_name: str, prompt: str, request: Request) -> list[str]:
     """The inputs of the call that ``engine`` does not use (``--prompt``, ``--audio-prompt``), each said once.
 
@@ -420,8 +454,9 @@ def _prepare(call: dict[str, Any]) -> _Job:
     limits.check("audio_samples", samples, what=f"{music_s:.0f} s of stereo audio at {sr} Hz is {samples:,} samples")
     sf_path = resolve_soundfont(c.soundfont if c.soundfont is not None else p.render.soundfont)
     request.soundfont = sf_path  # engines that render the seed themselves (musicgen's prompt) use it too
-    out = ensure_dir(c.out_dir)
     engine_name = c.engine or p.engine.name
+    request.options = engine_options_for(p, engine_name, c.engine_options)
+    out = ensure_dir(c.out_dir)
     eng = get_engine(engine_name)
     template = c.name or (DEFAULT_TEMPLATE + ("-v{variation}" if c.variations > 1 else ""))
     if c.midi is not None and c.name is None:

@@ -24,10 +24,13 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from musegen import limits
 from musegen.errors import PresetError
+from musegen.theory import (  # noqa: F401  (re-exported: presets name keys and modes)
+    MINOR_MODES, MODES, NOTE_NAMES, ROMAN_RE, SCALES, parse_key, pitch_class, scale_for_mode, third,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -40,19 +43,6 @@ PRESET_PATH_ENV = "MUSEGEN_PRESET_PATH"
 MAX_PRESET_BYTES = limits.LIMITS["preset_bytes"].default
 
 ROLES = ("lead", "harmony", "bass", "pad", "drums")
-NOTE_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
-_PITCH_CLASS = {
-    "C": 0, "B#": 0, "C#": 1, "DB": 1, "D": 2, "D#": 3, "EB": 3, "E": 4, "FB": 4,
-    "F": 5, "E#": 5, "F#": 6, "GB": 6, "G": 7, "G#": 8, "AB": 8, "A": 9,
-    "A#": 10, "BB": 10, "B": 11, "CB": 11,
-}
-MODES = (
-    "major", "minor", "harmonic-minor", "dorian", "phrygian", "lydian",
-    "mixolydian", "locrian",
-)
-#: modes with a minor third above the tonic
-MINOR_MODES = ("minor", "harmonic-minor", "dorian", "phrygian", "locrian")
-SCALES = MODES + ("pentatonic-major", "pentatonic-minor", "blues", "chromatic")
 STYLES = (
     "pop", "chorale", "folk", "polyphony", "classical", "jazz", "latin",
     "electronic", "ambient", "cinematic", "game", "hiphop",
@@ -67,35 +57,6 @@ CHORD_STYLES = (
 )
 MELODY_RHYTHMS = ("long", "lyrical", "mixed", "eighths", "sixteenths", "syncopated", "triplets")
 EXTENSIONS = ("triads", "sevenths", "ninths")
-ROMAN_RE = re.compile(r"^(b|#)?(VII|VI|IV|V|III|II|I|vii|vi|iv|v|iii|ii|i)(°|o|\+|7|maj7|m7|9|sus2|sus4|6)?$")
-
-
-def pitch_class(name: str) -> int:
-    """Pitch class (0-11) of a note name such as ``"F#"`` or ``"Bb"``."""
-    key = str(name).strip().upper()
-    if key not in _PITCH_CLASS:
-        raise PresetError(f"unknown key {name!r} (use a note name such as C, F#, Bb, or 'from-seed')")
-    return _PITCH_CLASS[key]
-
-
-def parse_key(text: str) -> tuple[int, str | None]:
-    """Parse ``"F#"``, ``"F# minor"``, ``"F#m"``, ``"Bb major"`` or ``"D dorian"``.
-
-    Returns ``(tonic pitch class, mode or None)``; raises :class:`ParameterError`
-    naming the text.
-    """
-    from musegen.errors import ParameterError
-
-    m = re.fullmatch(r"\s*([A-Ga-g][#b]?)\s*(m|min|minor|maj|major|[a-z-]+)?\s*", str(text))
-    if not m:
-        raise ParameterError(f"key must look like 'C', 'F#m', 'Bb major' or 'D dorian'; got {text!r}")
-    tonic = _PITCH_CLASS[m.group(1)[0].upper() + m.group(1)[1:].upper()]
-    word = (m.group(2) or "").lower()
-    mode = {"": None, "m": "minor", "min": "minor", "maj": "major"}.get(word, word)
-    if mode is not None and mode not in MODES:
-        raise ParameterError(f"unknown mode {word!r} in key {text!r} (modes: {', '.join(MODES)})")
-    return tonic, mode
-
 
 @dataclass(frozen=True)
 class Instruments:
@@ -414,8 +375,8 @@ def preset_from_dict(data: dict[str, Any], *, where: str = "<dict>", source: str
     mode = c.string(data.get("mode", "major"), "mode", MODES)
     if scale is not None:
         scale = c.string(scale, "scale", SCALES)
-        if _third(scale) not in (None, _third(mode)):
-            raise c.fail(f"scale {scale!r} has a {_third(scale)} third but mode {mode!r} a {_third(mode)} one; "
+        if third(scale) not in (None, third(mode)):
+            raise c.fail(f"scale {scale!r} has a {third(scale)} third but mode {mode!r} a {third(mode)} one; "
                          f"use scale = {scale_for_mode(scale, mode)!r} or leave scale out")
     return Preset(
         name=name,
@@ -447,7 +408,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
     limits.check("preset_bytes", size, what=f"preset {path} is {size} bytes", error=PresetError)
     try:
         with open(path, "rb") as handle:  # never more than the limit, even if the file grew
-            raw = handle.read(limits.get("preset_bytes") + 1)
+            raw = limits.read_bounded(handle, limits.get("preset_bytes"))
         limits.check("preset_bytes", len(raw), what=f"preset {path} is over {len(raw) - 1} bytes",
                      error=PresetError)
         text = raw.decode("utf-8")
@@ -463,27 +424,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise PresetError(f"preset {path} nests arrays or tables too deeply") from None
 
 
-def _third(scale: str) -> str | None:
-    """``"major"`` or ``"minor"``: the third above the tonic of a mode or scale; None for
-    scales that hold both or colour either (blues, chromatic)."""
-    if scale in ("blues", "chromatic"):
-        return None
-    return "minor" if scale in MINOR_MODES or scale == "pentatonic-minor" else "major"
-
-
-def scale_for_mode(scale: str, mode: str) -> str:
-    """The scale of the same kind as ``scale`` that fits ``mode``.
-
-    A pentatonic scale takes the mode's third, a seven-note scale gives way to the
-    mode itself, blues and chromatic stay.
-    """
-    if _third(scale) is None or scale == mode:
-        return scale
-    if scale.startswith("pentatonic"):
-        return f"pentatonic-{_third(mode)}"
-    return mode
-
-
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     out = dict(base)
     for k, v in over.items():
@@ -496,6 +436,29 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 def _builtin_dir() -> Path:
     return Path(str(resources.files("musegen") / "presets"))
+
+
+@dataclass(frozen=True)
+class PresetSource:
+    """A place presets come from besides folders of TOML files.
+
+    Higher layers register one with :func:`register_source` (``musegen.style``
+    registers learned styles), so this module never imports them.  A source is
+    searched after the user's preset folders and before the built-ins.
+    """
+
+    origin: str                                          # shown by ``presets list`` ("style")
+    find: Callable[[str], Path | None]                   # name -> preset file, or None
+    entries: Callable[[], list[tuple[str, Path]]]        # every (name, preset file) it holds
+    adapt: Callable[[Path, dict[str, Any]], dict[str, Any]] | None = None  # edits a loaded preset's table
+
+
+_REGISTERED: list[PresetSource] = []
+
+
+def register_source(source: PresetSource) -> None:
+    """Add (or replace, by origin) a preset source."""
+    _REGISTERED[:] = [s for s in _REGISTERED if s.origin != source.origin] + [source]
 
 
 def search_dirs() -> list[tuple[Path, str]]:
@@ -525,10 +488,11 @@ def find_preset(ref: str) -> tuple[Path, str]:
         raise PresetError(f"unknown preset {ref!r}")
     for d, origin in search_dirs():
         if origin == "built-in":
-            # learned styles come after the user's folders and before the built-ins
-            style = _style_preset(ref)
-            if style is not None:
-                return style, "style"
+            # registered sources (learned styles) come after the user's folders and before the built-ins
+            for source in _REGISTERED:
+                found = source.find(ref)
+                if found is not None:
+                    return found, source.origin
         path = d / f"{ref}.toml"
         if path.is_file():
             return path, origin
@@ -541,12 +505,9 @@ def load_preset(ref: str | os.PathLike[str], *, _seen: tuple[str, ...] = ()) -> 
     ref = os.fspath(ref)
     path, origin = find_preset(ref)
     data = _load_merged(path, _seen)
-    model = path.parent / "model"
-    if origin == "style" and model.is_dir():
-        # a style's preset plays its own fine-tuned model, wherever the styles folder is
-        engine = data.setdefault("engine", {})
-        if isinstance(engine, dict) and isinstance(engine.setdefault("options", {}), dict):
-            engine["options"].setdefault("model", str(model))
+    for source in _REGISTERED:
+        if source.origin == origin and source.adapt is not None:
+            data = source.adapt(path, data)
     return preset_from_dict(data, where=str(path) if origin != "built-in" else repr(ref), source=origin)
 
 
@@ -571,21 +532,12 @@ def _load_merged(path: Path, seen: tuple[str, ...]) -> dict[str, Any]:
     return merged
 
 
-def _style_preset(name: str) -> Path | None:
-    from musegen.style.store import PRESET_FILE, find_style
-
-    folder = find_style(name)
-    return None if folder is None else folder / PRESET_FILE
-
-
 def _sources() -> list[tuple[list[tuple[str, Path]], str]]:
     """``([(name, file)], origin)`` per place presets come from, in lookup order."""
-    from musegen.style.store import PRESET_FILE, list_styles, style_root
-
     out = []
     for d, origin in search_dirs():
         if origin == "built-in":
-            out.append(([(n, style_root() / n / PRESET_FILE) for n in list_styles()], "style"))
+            out.extend((source.entries(), source.origin) for source in _REGISTERED)
         if d.is_dir():
             out.append(([(p.stem, p) for p in sorted(d.glob("*.toml"))], origin))
     return out

@@ -258,7 +258,7 @@ def _execute(job: dict[str, Any], stage: Path):
         (result,) = pipeline.generate(**_generation_kwargs(job, stage))
         return _result_files(result)
 
-    from musegen import api
+    from musegen import actions
     from musegen.outputs import safe_stem, write_json
 
     src = _path(job, "midi" if command == "render" else "audio")
@@ -267,11 +267,11 @@ def _execute(job: dict[str, Any], stage: Path):
     t = time.perf_counter()
     chain = build_chain(p, [])
     if command == "render":
-        info = api.render(src, wav, soundfont=soundfont, sample_rate=p.get("sample_rate", 44100),
+        info = actions.render_file(src, wav, soundfont=soundfont, sample_rate=p.get("sample_rate", 44100),
                           backend=p.get("backend", "symusic"), steps=chain)
         info.update(_midi_figures(src))
     else:
-        info = api.post(src, wav, chain)
+        info = actions.post_file(src, wav, chain)
     timings = {"render_s" if command == "render" else "post_s": round(time.perf_counter() - t, 4)}
     info["path"] = wav.name
     sidecar = {"command": command, "job": job["id"], "parameters": {**p, "post": chain, "input": src},
@@ -286,7 +286,7 @@ def _execute(job: dict[str, Any], stage: Path):
 def _midi_figures(path: str) -> dict[str, Any]:
     from musegen.midi.analysis import analyze_score
     from musegen.midi.io import load_midi
-    from musegen.presets import NOTE_NAMES
+    from musegen.theory import NOTE_NAMES
 
     score = load_midi(path)
     a = analyze_score(score)

@@ -70,7 +70,7 @@ def _flag(name: str, value: Any) -> bool:
 
 
 def _key(name: str, value: Any) -> str:
-    from musegen.presets import parse_key
+    from musegen.theory import parse_key
 
     parse_key(_text(name, value))
     return value

@@ -150,7 +150,7 @@ def load_plan(path: str | os.PathLike[str]) -> Plan:
     limits.check("plan_bytes", size, what=f"plan {path} is {size} bytes", error=PlanError)
     try:
         with open(path, "rb") as handle:  # never more than the limit, even if the file grew
-            raw = handle.read(max_bytes + 1)
+            raw = limits.read_bounded(handle, max_bytes)
         limits.check("plan_bytes", len(raw), what=f"plan {path} is over {len(raw) - 1} bytes", error=PlanError)
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
@@ -295,6 +295,10 @@ class _Expander:
                 preset = self.preset(params.get("preset"))
                 engine = params.get("engine", preset.engine.name)
                 base_chain = list(preset.post)
+                options = {**params.get("options", {}), **({"model": params["model"]} if "model" in params else {})}
+                from musegen.pipeline import engine_options_for  # the check generate() makes, before any job runs
+
+                engine_options_for(preset, engine, options, note=False)
             build_chain(params, base_chain)
         except MusegenError as exc:
             raise self.fail(f"{where}: {exc}") from None
@@ -302,6 +306,7 @@ class _Expander:
                    engine=engine, label=label, source=where)
 
     def preset(self, ref: str | None):
+        import musegen.style  # noqa: F401  (learned styles register as a preset source)
         from musegen.presets import DEFAULT_PRESET, load_preset
 
         ref = ref or DEFAULT_PRESET

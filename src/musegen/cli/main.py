@@ -16,13 +16,14 @@ from typing import Any
 import click
 
 from musegen import __version__
+from musegen.cli.text import echo, error_line, shown
 from musegen.errors import MusegenError
 
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _say(msg: str) -> None:
-    click.echo(msg, err=True)
+    echo(msg, err=True)  # names and values in a message are shown, never executed
 
 
 class _LogLines(logging.Handler):
@@ -59,6 +60,39 @@ def _parse_options(pairs: tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
+def _complete_presets(ctx, param, incomplete: str):
+    """Preset and learned-style names for shell completion; a path completes as a file."""
+    from click.shell_completion import CompletionItem
+
+    if "/" in incomplete or incomplete.endswith((".", ".toml")):
+        return [CompletionItem(incomplete, type="file")]
+    try:
+        import musegen.style  # noqa: F401  (learned styles are presets too)
+        from musegen.presets import list_names
+
+        names = list_names()
+    except Exception:  # a broken preset folder must not print a traceback into the shell
+        return []
+    return [CompletionItem(n) for n in names if n.startswith(incomplete)]
+
+
+def _complete_engines(ctx, param, incomplete: str):
+    """Engine names for shell completion."""
+    from click.shell_completion import CompletionItem
+
+    from musegen.engines.registry import available_engines
+
+    return [CompletionItem(n, help=d) for n, d in available_engines().items() if n.startswith(incomplete)]
+
+
+_EPILOG = """\b
+Shell completion (preset and engine names): see the README, e.g. for bash
+  eval "$(_MUSEGEN_COMPLETE=bash_source musegen)"
+\b
+The fast MusicGen step (kernels=native) is compiled on first use and needs
+g++ (and ninja); the batch report's browser tests need Chromium."""
+
+
 class _Interrupted(Exception):
     """Ctrl-C inside a command, carried past click (which would print a blank line and "Aborted.")."""
 
@@ -71,7 +105,7 @@ class _Group(click.Group):
             raise _Interrupted() from None
 
 
-@click.group(cls=_Group, context_settings=CONTEXT)
+@click.group(cls=_Group, context_settings=CONTEXT, epilog=_EPILOG)
 @click.version_option(__version__, "-V", "--version", prog_name="musegen")
 @click.option("--debug", is_flag=True, help="Show tracebacks instead of one-line errors.")
 def cli(debug: bool) -> None:
@@ -97,6 +131,7 @@ def presets() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def presets_list(as_json: bool) -> None:
     """Table of presets: name, description, tempo, key, instruments."""
+    import musegen.style  # noqa: F401  (learned styles register as a preset source)
     from musegen.presets import list_presets
 
     rows = list_presets()
@@ -116,17 +151,19 @@ def presets_list(as_json: bool) -> None:
         roles = ",".join(p.instruments.roles())
         desc = p.description if len(p.description) <= 60 else p.description[:57] + "..."
         table.append((name, tempo, f"{key} {p.mode}", f"{p.meter[0]}/{p.meter[1]}", roles, origin, desc))
+    table = [tuple(shown(c) for c in r) for r in table]  # names and descriptions are the user's text
     widths = [max(len(r[i]) for r in table) for i in range(len(table[0]) - 1)]
     for r in table:
-        click.echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
+        echo("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[-1])
 
 
 @presets.command("show", context_settings=CONTEXT)
-@click.argument("name")
+@click.argument("name", shell_complete=_complete_presets)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of TOML.")
 def presets_show(name: str, as_json: bool) -> None:
     """Print the resolved preset NAME (a name or a .toml path)."""
     from musegen.tomlout import dumps
+    import musegen.style  # noqa: F401  (learned styles register as a preset source)
     from musegen.presets import load_preset
 
     p = load_preset(name)
@@ -134,7 +171,7 @@ def presets_show(name: str, as_json: bool) -> None:
     if as_json:
         _emit_json(data)
     else:
-        click.echo(dumps(data), nl=False)
+        echo(dumps(data), nl=False)
 
 
 @cli.group(context_settings=CONTEXT)
@@ -143,12 +180,59 @@ def engines() -> None:
 
 
 @engines.command("list", context_settings=CONTEXT)
-def engines_list() -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def engines_list(as_json: bool) -> None:
     """Engines by name, with what they do."""
     from musegen.engines.registry import available_engines
 
+    if as_json:
+        _emit_json([{"name": n, "description": d} for n, d in available_engines().items()])
+        return
     for name, desc in available_engines().items():
-        click.echo(f"{name:12s}  {desc}")
+        echo(f"{shown(name):12s}  {desc}")
+
+
+@engines.command("show", context_settings=CONTEXT)
+@click.argument("name", shell_complete=_complete_engines)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def engines_show(name: str, as_json: bool) -> None:
+    """The options of engine NAME: name, type, range, default and what each does.
+
+    Give them as `--option NAME=VALUE` (repeatable), in a preset's
+    [engine.options] or in a batch job's options table.
+    """
+    from musegen.engines.registry import available_engines, engine_options
+
+    spec = engine_options(name)  # an unknown name is refused with the list of engines
+    rows = spec.to_list() if spec is not None else None
+    if as_json:
+        _emit_json({"name": name, "description": available_engines()[name], "options": rows})
+        return
+    click.echo(f"{name}: {available_engines()[name]}")
+    if rows is None:
+        click.echo("(this engine declares no options)")
+        return
+
+    def shown_default(v: Any) -> str:
+        return "-" if v is None else json.dumps(v) if isinstance(v, (bool, list)) else f"{v:g}" \
+            if isinstance(v, float) else str(v)
+
+    def allowed(r: dict[str, Any]) -> str:
+        if r["type"] in ("str", "path", "list[str]"):
+            return "-"
+        return r["allowed"] if len(r["allowed"]) <= 36 else "see help"  # a long list goes after the help
+
+    table = [("OPTION", "TYPE", "ALLOWED", "DEFAULT")] + [
+        (r["name"], r["type"], allowed(r), shown_default(r["default"])) for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(4)]
+    for t, r in zip(table, [None] + rows):
+        line = "  ".join(c.ljust(w) for c, w in zip(t, widths))
+        if r is None:
+            click.echo(f"{line}  HELP")
+            continue
+        extra = [f"{r['allowed']}"] if allowed(r) == "see help" else []
+        extra += [f"alias: {', '.join(r['aliases'])}"] if r["aliases"] else []
+        click.echo(f"{line}  {r['help']}" + (f" ({'; '.join(extra)})" if extra else ""))
 
 
 # -- generate / extend ----------------------------------------------------------
@@ -159,7 +243,8 @@ def _generation_options(f):
         click.option("--seconds", type=float, help="Length in seconds instead of --bars."),
         click.option("--seed", type=int, help="Random seed (default: a fresh one, recorded in the JSON)."),
         click.option("--variations", type=int, default=1, show_default=True, help="How many results."),
-        click.option("--engine", help="Engine name (default: the preset's); see `musegen engines list`."),
+        click.option("--engine", shell_complete=_complete_engines,
+                     help="Engine name (default: the preset's); see `musegen engines list`."),
         click.option("--model", "model_dir", type=click.Path(file_okay=False),
                      help="Model folder for the engine: symbolic (from `musegen train` or a learned style) or a local MusicGen checkpoint (config.json + safetensors)."),
         click.option("--tempo", type=float, help="Tempo in BPM (overrides preset and sketch)."),
@@ -169,7 +254,7 @@ def _generation_options(f):
         click.option("--audio-prompt", type=click.Path(dir_okay=False),
                      help="Audio clip for an audio engine to continue (musicgen)."),
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
-                     help="Engine option (repeatable)."),
+                     help="Engine option (repeatable); see `musegen engines show NAME`."),
         click.option("--soundfont", type=click.Path(dir_okay=False), help="A .sf2/.sf3 to render with."),
         click.option("--sample-rate", type=int, help="Output sample rate in Hz (default: the preset's)."),
         click.option("--no-post", is_flag=True, help="Skip the preset's post-processing chain."),
@@ -207,11 +292,12 @@ def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
              f"{a['lufs']:.1f} LUFS, peak {a['peak_dbfs']:.1f} dBFS")
         for path in (r.wav, r.mid, r.json):
             if path is not None:
-                click.echo(str(path))
+                echo(path)
 
 
 @cli.command(context_settings=CONTEXT)
-@click.option("-p", "--preset", help="Preset name or .toml path (default: pop-ballad).")
+@click.option("-p", "--preset", shell_complete=_complete_presets,
+              help="Preset name or .toml path (default: pop-ballad).")
 @click.option("--midi", type=click.Path(dir_okay=False), help="A MIDI sketch to start from.")
 @_generation_options
 def generate(preset, midi, as_json, **kwargs) -> None:
@@ -228,7 +314,8 @@ def generate(preset, midi, as_json, **kwargs) -> None:
 
 @cli.command(context_settings=CONTEXT)
 @click.argument("midi", type=click.Path(dir_okay=False))
-@click.option("-p", "--preset", help="Preset for style choices (default: pop-ballad).")
+@click.option("-p", "--preset", shell_complete=_complete_presets,
+              help="Preset for style choices (default: pop-ballad).")
 @click.option("--add-parts", is_flag=True, help="Also add the preset's parts the sketch lacks.")
 @_generation_options
 def extend(midi, preset, add_parts, as_json, **kwargs) -> None:
@@ -275,7 +362,7 @@ def train(data, out_dir, style, from_scratch, base, steps, minutes, seed, as_jso
         return
     _say(f"trained {summary['steps']} steps on {summary['train_pieces']} pieces; "
          f"best validation loss {summary['best_valid_loss']:.3f}")
-    click.echo(out_dir)
+    echo(out_dir)
 
 
 # -- render / post / analyze -------------------------------------------------------
@@ -324,7 +411,8 @@ def render(midi, out, soundfont, sample_rate, backend, lufs, as_json) -> None:
 @cli.command(context_settings=CONTEXT)
 @click.argument("src", type=click.Path(dir_okay=False))
 @click.option("-o", "--out", required=True, type=click.Path(dir_okay=False), help="Output .wav/.flac.")
-@click.option("--preset", help="Run this preset's post chain (before the flags below).")
+@click.option("--preset", shell_complete=_complete_presets,
+              help="Run this preset's post chain (before the flags below).")
 @click.option("--trim", is_flag=True, help="Trim leading and trailing silence.")
 @click.option("--fade-in", type=float, help="Fade-in length in seconds.")
 @click.option("--fade-out", type=float, help="Fade-out length in seconds.")
@@ -343,6 +431,7 @@ def post(src, out, preset, trim, fade_in, fade_out, tempo_from, tempo_to, pitch_
 
     steps = []
     if preset:
+        import musegen.style  # noqa: F401  (learned styles register as a preset source)
         from musegen.presets import load_preset
 
         steps.extend(load_preset(preset).post)
@@ -361,7 +450,7 @@ def _report_file(info: dict[str, Any], as_json: bool) -> None:
     lufs = f"{info['lufs']:.1f} LUFS, " if "lufs" in info else ""
     _say(f"{info['path']}: {info['duration_s']:.2f} s, {info['sample_rate']} Hz, {info['channels']} ch, "
          f"{lufs}peak {info['peak_dbfs']:.1f} dBFS")
-    click.echo(info["path"])
+    echo(info["path"])
 
 
 @cli.command(context_settings=CONTEXT)
@@ -380,13 +469,13 @@ def analyze(path, plot, as_json) -> None:
         if isinstance(v, (list, dict)):
             if k == "tracks":
                 for t in v:
-                    click.echo(f"  track: {json.dumps(t, default=str)}")
+                    echo(f"  track: {json.dumps(t, default=str)}")
                 continue
             if k in ("chords",):
                 v = f"{len(v)} chords"
             elif len(json.dumps(v, default=str)) > 100:
                 v = json.dumps(v, default=str)[:97] + "..."
-        click.echo(f"{k}: {v}")
+        echo(f"{k}: {shown(v)}")
 
 
 from musegen.cli.batch_cmd import batch as _batch; cli.add_command(_batch)  # noqa: E402,E702
@@ -420,8 +509,11 @@ def run(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort as exc:
         _say("Error: interrupted" if isinstance(exc.__cause__, KeyboardInterrupt) else "Aborted.")
         sys.exit(130)
-    except click.ClickException as exc:
+    except click.exceptions.NoArgsIsHelpError as exc:  # `musegen presets`: its help, as click shows it
         exc.show()
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:  # one line, like every other error; 2 for bad usage
+        _say(error_line(exc))
         sys.exit(exc.exit_code)
     except (KeyboardInterrupt, _Interrupted):
         # One line, 130 = 128 + SIGINT.  (CPython may still end the process by SIGINT

@@ -6,7 +6,7 @@ import numpy as np
 from symusic import Score, TimeUnit
 
 from musegen.errors import ParameterError
-from musegen.presets import NOTE_NAMES
+from musegen.theory import NOTE_NAMES
 
 __all__ = [
     "KEY_NAMES",
@@ -150,7 +150,8 @@ def pitch_class_histogram(score: Score, weighted: bool = True) -> np.ndarray:
             continue
         notes = track.notes.numpy()
         pcs = notes["pitch"].astype(np.int64) % 12
-        weights = notes["duration"].astype(np.float64) if weighted else None
+        # a note of no length weighs one tick: notes only of that length still name a key
+        weights = np.maximum(notes["duration"], 1).astype(np.float64) if weighted else None
         hist += np.bincount(pcs, weights=weights, minlength=12)
     return hist
 

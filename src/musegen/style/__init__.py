@@ -4,3 +4,5 @@
 writes the style into the styles folder (:mod:`musegen.style.store`); after
 that ``--preset NAME`` works like any preset.
 """
+
+from musegen.style import source as _source  # noqa: F401,E402  (registers learned styles as a preset source)

@@ -234,7 +234,7 @@ def describe(name: str, stats: dict[str, Any]) -> str:
 
 def preset_table(name: str, stats: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
     """A preset table: ``base`` (a preset's plain form) with everything the files tell overridden."""
-    from musegen.presets import NOTE_NAMES, ROMAN_RE, parse_key
+    from musegen.theory import NOTE_NAMES, ROMAN_RE, parse_key
 
     out = {"name": name, "description": describe(name, stats)}
     out.update((k, v) for k, v in base.items() if k not in ("name", "description", "source"))

@@ -7,38 +7,30 @@ import random
 from typing import Any
 
 from musegen.engines.base import EngineOutput, Progress, Request
+from musegen.engines.options import Option, OptionSet
 from musegen.engines.procedural.arrange import build_score
 from musegen.engines.procedural.bass import PATTERNS as BASS_PATTERNS
 from musegen.engines.procedural.chance import derive_seed
 from musegen.engines.procedural.compose import Settings, compose, melody_scale
 from musegen.engines.procedural.meter import Grid
+from musegen.engines.procedural.sketch import ACCOMPANY_FROM
 from musegen.engines.procedural.theory import key_label
 from musegen.errors import ParameterError
-from musegen.presets import MODES
+from musegen.theory import MODES
 
 DEFAULT_TPQ = 480
 
-#: options this engine understands: name -> (check, description)
-OPTIONS: dict[str, tuple[Any, str]] = {
-    "bass_pattern": (lambda v: v is None or v in BASS_PATTERNS, f"one of {', '.join(BASS_PATTERNS)}"),
-    "fills": (lambda v: isinstance(v, bool), "true or false"),
-    "ending": (lambda v: isinstance(v, bool), "true or false"),
-    "swing_unit": (lambda v: v is None or v in ("eighth", "sixteenth"), "'eighth' or 'sixteenth'"),
-}
-
-
-def check_options(options: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Known options validated, and the names of the unknown ones (which are ignored)."""
-    known, ignored = {}, []
-    for key, value in options.items():
-        if key not in OPTIONS:
-            ignored.append(key)
-            continue
-        ok, what = OPTIONS[key]
-        if not ok(value):
-            raise ParameterError(f"procedural engine option {key!r} must be {what}, got {value!r}")
-        known[key] = value
-    return known, sorted(ignored)
+#: the engine's options (``--option KEY=VALUE`` or a preset's ``[engine.options]``)
+OPTIONS = OptionSet("procedural", [
+    Option("bass_pattern", "choice", None, "the bass line's pattern (default: the preset's style decides)",
+           choices=tuple(BASS_PATTERNS), nullable=True),
+    Option("fills", "bool", True, "drum fills at phrase ends"),
+    Option("ending", "bool", True, "a cadence and a final hit in the last bar"),
+    Option("swing_unit", "choice", None, "the note value swing delays (default: the preset's groove)",
+           choices=("eighth", "sixteenth"), nullable=True),
+    Option("accompany_from", "choice", "start", "where parts a preset adds to a sketch begin: with its first "
+           "bar (start), or only after it (end)", choices=ACCOMPANY_FROM),
+])
 
 
 def _check_request(r: Request) -> None:
@@ -69,22 +61,22 @@ class ProceduralEngine:
     Parameters
     ----------
     **options
-        Defaults for the per-request options (see :data:`OPTIONS`); unknown
-        names are ignored and reported in each output's ``info``.
+        Defaults for the per-request options (see :data:`OPTIONS`, or
+        ``musegen engines show procedural``); an unknown name is refused.
     """
 
     name = "procedural"
     produces = "midi"
+    OPTIONS = OPTIONS
 
     def __init__(self, **options: Any):
-        self.options, self.ignored = check_options(options)
+        given = OPTIONS.parse(options)
+        self.options = {name: getattr(given, name) for name in given.given}
 
     def generate(self, request: Request, progress: Progress | None = None) -> list[EngineOutput]:
         """One :class:`EngineOutput` (score + info) per variation; same request, same notes."""
         _check_request(request)
-        opts, ignored = check_options(dict(request.options or {}))
-        opts = {**self.options, **opts}
-        ignored = sorted(set(ignored) | set(self.ignored))
+        opts = OPTIONS.parse({**self.options, **(request.options or {})}).as_dict()
         temperature = float(request.temperature)
         outputs = []
         n = request.variations
@@ -98,8 +90,8 @@ class ProceduralEngine:
             else:
                 grid = Grid(DEFAULT_TPQ, int(request.meter[0]), int(request.meter[1]), request.bars)
                 s = Settings(request.preset, grid, request.tonic, request.mode, rng, temperature,
-                             bass_pattern=opts.get("bass_pattern"), fills=opts.get("fills", True),
-                             ending=opts.get("ending", True), swing_unit=opts.get("swing_unit"))
+                             bass_pattern=opts["bass_pattern"], fills=opts["fills"],
+                             ending=opts["ending"], swing_unit=opts["swing_unit"])
                 parts, info = compose(s)
                 score = build_score(parts, tpq=DEFAULT_TPQ, tempo_bpm=request.tempo_bpm, meter=request.meter,
                                     tonic=request.tonic, mode=request.mode)
@@ -119,8 +111,6 @@ class ProceduralEngine:
                 "temperature": temperature,
                 **info,
             }
-            if ignored:
-                info["ignored_options"] = ignored
             outputs.append(EngineOutput(score=score, info=info))
             if progress is not None:
                 progress(i + 1, n, f"variation {i + 1}/{n}")

@@ -23,7 +23,7 @@ from musegen.engines.procedural.theory import (
     parse_roman,
     scale_pcs,
 )
-from musegen.presets import ROMAN_RE
+from musegen.theory import ROMAN_RE
 
 #: styles whose phrases end in real cadences (half on V, full on V-I)
 CADENTIAL = {"chorale", "classical", "folk", "polyphony"}

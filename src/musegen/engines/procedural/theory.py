@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from musegen.errors import ParameterError
 from musegen.midi.keys import SCALES
-from musegen.presets import NOTE_NAMES, ROMAN_RE
+from musegen.theory import NOTE_NAMES, ROMAN_RE
 
 SCALE_STEPS = SCALES  # one table for the whole package (musegen.midi.keys)
 _MAJOR = SCALE_STEPS["major"]

@@ -150,7 +150,7 @@ def condition_tokens(tokenizer, style: str, tonic: int, mode: str) -> list[int]:
     s = STYLE_TO_MODEL.get(style, style)
     if s not in MODEL_STYLES:
         s = "pop"
-    from musegen.presets import MINOR_MODES
+    from musegen.theory import MINOR_MODES
 
     quality = "min" if mode in MINOR_MODES else "maj"
     v = tokenizer.vocab
