@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+from musegen.cli.text import echo
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
@@ -40,7 +42,7 @@ class BatchBar:
     def __call__(self, counts, row: dict[str, Any] | None) -> None:
         if row is not None and row.get("status") != "ok":
             self._clear()
-            click.echo(f"failed: {row['id']}: {row.get('error')}", err=True)
+            echo(f"failed: {row['id']}: {row.get('error')}", err=True)
         if not self.enabled:
             return
         now = time.monotonic()
@@ -91,12 +93,12 @@ def _print_jobs(plan, out_dir: str | None, resume: bool, as_json: bool) -> None:
             params = " ".join(f"{k}={json.dumps(v, default=str) if isinstance(v, (list, dict)) else v}"
                               for k, v in r["params"].items())
             state = ("finished  " if r["finished"] else "todo      ") if out else ""
-            click.echo(f"{r['id']}  {state}{r['command']}  {params}")
+            echo(f"{r['id']}  {state}{r['command']}  {params}")
     finished = sum(r["finished"] for r in rows)
     extra = f", {plan.duplicates} duplicates merged" if plan.duplicates else ""
     skip = f"; {finished} finished in {out_dir} ({'skipped with --resume' if resume else 'needs --resume'})" \
         if finished else ""
-    click.echo(f"{len(rows)} jobs{extra}{skip}", err=True)
+    echo(f"{len(rows)} jobs{extra}{skip}", err=True)
 
 
 @click.command(context_settings=CONTEXT)
@@ -164,10 +166,10 @@ def batch(ctx, plan, out_dir, workers, executor, ray_address, resume, dry_run, n
     click.echo(f"{c.total} jobs: {c.ok} ok, {c.failed} failed{skipped} in {_duration(summary.wall_s)}",
                err=True)
     if summary.report_error:
-        click.echo(f"warning: no report: {summary.report_error}", err=True)
+        echo(f"warning: no report: {summary.report_error}", err=True)
     if as_json:
         click.echo(json.dumps(summary.to_dict(), indent=2, default=str))
     else:
-        click.echo(str(summary.out_dir / "manifest.jsonl"))
-        click.echo(str(summary.out_dir / "report.html"))
+        echo(summary.out_dir / "manifest.jsonl")
+        echo(summary.out_dir / "report.html")
     ctx.exit(summary.exit_code)

@@ -62,7 +62,9 @@ class ProgressBar:
 
     def __init__(self, label: str, *, enabled: bool | None = None,
                  clock: Callable[[], float] = time.monotonic):
-        self.label = label
+        from musegen.cli.text import shown
+
+        self.label = shown(label)  # may hold a user's name ("learning NAME")
         self.enabled = sys.stderr.isatty() if enabled is None else enabled
         self._bar = None
         self._pos = 0

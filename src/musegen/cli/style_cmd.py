@@ -9,11 +9,13 @@ import json
 
 import click
 
+from musegen.cli.text import echo, shown
+
 CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
 def _say(msg: str) -> None:
-    click.echo(msg, err=True)
+    echo(msg, err=True)
 
 
 @click.group(context_settings=CONTEXT)
@@ -56,7 +58,7 @@ def learn(inputs, name, steps, minutes, from_preset, method, seed, as_json) -> N
          f"{tr['steps']} steps, validation loss {tr['base_valid_loss']:.3f} -> {tr['best_valid_loss']:.3f}, "
          f"{info['seconds']['total']:.0f} s")
     _say(f"use it with: musegen generate --preset {name}")
-    click.echo(info["folder"])
+    echo(info["folder"])
 
 
 @style.command("show", context_settings=CONTEXT)
@@ -85,7 +87,7 @@ def show(name, as_json) -> None:
         f"fine-tune: {tr['method']}, {tr['steps']} steps, validation loss {tr['base_valid_loss']:.3f} -> "
         f"{tr['best_valid_loss']:.3f}",
     ]
-    click.echo("\n".join(lines))
+    echo("\n".join(shown(line) for line in lines))  # a style's text is its author's: one line each
 
 
 @style.command("remove", context_settings=CONTEXT)
