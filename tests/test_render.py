@@ -149,3 +149,46 @@ def test_avoid_hangs_moves_melodic_notes_and_drops_drum_hits(tmp_path):
     clean.tracks[0].notes.append(Note(0, 480, 60, 100))
     same, none = avoid_hangs(clean, font)
     assert same is clean and none == 0
+
+
+def _kit_score(kit, programs, tempo, vel):
+    """A drum part on GM kit ``kit`` that hits the crash (key 49) first, plus melodic parts."""
+    s = Score(480)
+    s.tempos.append(Tempo(0, tempo))
+    drums = Track(name="drums", program=kit, is_drum=True)
+    for i in range(16):
+        drums.notes.append(Note(i * 240, 200, (49, 36, 42, 38)[i % 4], vel - 10 * (i % 3)))
+    s.tracks.append(drums)
+    for j, program in enumerate(programs):
+        t = Track(name=f"p{program}", program=program)
+        for i in range(8):
+            t.notes.append(Note(i * 480, 400, 48 + 5 * j + i, vel - 20 * (i % 2)))
+        s.tracks.append(t)
+    return s
+
+
+def test_a_render_does_not_depend_on_what_the_process_rendered_before(tmp_path):
+    """Issue 19, item 2: the same score renders bit-identically after other scores (another drum
+    kit playing the same key, other programs) as in a fresh process."""
+    import subprocess
+    import sys
+
+    paths = {"a": tmp_path / "a.mid", "b": tmp_path / "b.mid"}
+    _kit_score(25, (0, 38), 120.0, 100).dump_midi(paths["a"])
+    _kit_score(8, (33, 48, 5), 100.0, 110).dump_midi(paths["b"])
+    fresh = {}
+    for name, mid in paths.items():
+        code = (
+            "import sys, numpy as np\nfrom symusic import Score\nfrom musegen.render import render_score\n"
+            "np.save(sys.argv[2], render_score(Score(sys.argv[1]), sample_rate=22050))\n"
+        )
+        out = tmp_path / f"{name}.npy"
+        r = subprocess.run([sys.executable, "-c", code, str(mid), str(out)], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        fresh[name] = np.load(out)
+    order = ["a", "b", "a", "b"]
+    for i, name in enumerate(order):
+        y = render_score(Score(str(paths[name])), sample_rate=22050)
+        assert y.shape == fresh[name].shape
+        differ = np.count_nonzero(y != fresh[name])
+        assert differ == 0, f"render {i} ({name}) differs from a fresh process's on {differ} samples"

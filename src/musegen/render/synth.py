@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -66,8 +65,16 @@ def resolve_soundfont(ref: str | os.PathLike[str] | None) -> Path:
     return path
 
 
-@lru_cache(maxsize=4)
-def _symusic_synth(path: str, sample_rate: int, mtime: float):
+def _symusic_synth(path: str, sample_rate: int):
+    """A fresh synthesizer, for the layers of one score and then dropped.
+
+    Never reuse one across scores: an instance keeps the samples it has
+    loaded and shares them between drum kits, so a kit's note can play with
+    the sample another kit loaded before (key 49 on kit 8, then on kit 25)
+    and a render would depend on what the process rendered earlier.  Building
+    one takes under a millisecond; reloading the samples 5-15 ms per score
+    (``scripts/bench_render_synth.py`` measures it).
+    """
     from symusic import Synthesizer
 
     try:
@@ -133,11 +140,12 @@ def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarra
     """
     from musegen.render.hangs import avoid_hangs
 
-    synth = _symusic_synth(str(sf), sample_rate, sf.stat().st_mtime)
     if "tick" not in str(score.ttype).lower():
         score = score.to("tick")
     score, _ = avoid_hangs(score, sf)  # notes that would never return from synth.render
     layers = _velocity_layers(score)  # render_score has checked there are notes
+    # a synthesizer of this call's own: what it loads depends on this score alone
+    synth = _symusic_synth(str(sf), sample_rate)
     mix = None
     for g, sub in layers:
         try:
