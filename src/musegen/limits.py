@@ -24,10 +24,11 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from musegen.errors import MusegenError, ParameterError
 
-__all__ = ["LIMITS", "Limit", "check", "get", "message", "table"]
+__all__ = ["LIMITS", "MAX_OVERRIDE", "Limit", "check", "get", "message", "read_bounded", "table"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,14 @@ LIMITS: dict[str, Limit] = {
     )
 }
 
+#: The largest value a ``MUSEGEN_MAX_*`` variable may set: a petabyte, or 31 million years
+#: of seconds.  A limit only bounds what is read or made, but a larger value is a mistake
+#: (``1e30`` bytes), and as an integer it overflows what the C libraries below take.
+MAX_OVERRIDE = 10**15
+
+#: How much :func:`read_bounded` reads at a time.
+_READ_CHUNK = 1 << 20
+
 _NUMBER = re.compile(r"\s*\+?(\d[\d_]*(\.\d*)?([eE]\+?\d+)?)\s*")
 
 
@@ -91,7 +100,8 @@ def get(name: str) -> int | float:
     ------
     ParameterError
         If the environment variable is not a positive number (a whole number
-        for counts and bytes); the message names the variable.
+        for counts and bytes) of at most :data:`MAX_OVERRIDE`; the message
+        names the variable.
     """
     lim = _lookup(name)
     raw = os.environ.get(lim.env)
@@ -109,11 +119,46 @@ def get(name: str) -> int | float:
         raise bad from None
     if not math.isfinite(value) or value <= 0:
         raise bad
+    if value > MAX_OVERRIDE:
+        raise ParameterError(f"environment variable {lim.env} must be at most {MAX_OVERRIDE:,} {lim.unit}, "
+                             f"got {raw!r}")
     if lim.integer:
         if value != int(value):
             raise bad
         value = int(text) if text.isdigit() else int(value)
     return value
+
+
+def read_bounded(handle: BinaryIO, limit: int) -> bytes:
+    """Read ``handle`` to its end, but never more than ``limit + 1`` bytes.
+
+    A limit bounds what is read; it is never the size of a buffer.  Reading
+    goes in chunks of at most 1 MiB and stops as soon as more than ``limit``
+    bytes have come, so the memory used is what the file holds (at most
+    ``limit + 1`` bytes), whatever the limit says.
+
+    Parameters
+    ----------
+    handle : binary file object
+        Open for reading.
+    limit : int
+        The most bytes accepted; the caller refuses the data if it is longer.
+
+    Returns
+    -------
+    bytes
+        The file's bytes, or its first ``limit + 1`` bytes if it is longer
+        than ``limit`` (a file that grew after its size was checked).
+    """
+    chunks: list[bytes] = []
+    got = 0
+    while got <= limit:
+        chunk = handle.read(min(_READ_CHUNK, limit + 1 - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return b"".join(chunks)
 
 
 def message(name: str, what: str, limit: int | float | None = None) -> str:
