@@ -1,20 +1,23 @@
 """Read and write Standard MIDI Files as :class:`symusic.Score` objects (ticks).
 
-Loading checks the header itself before handing the bytes to symusic, so that
-every unusable file ends in a :class:`~musegen.errors.MidiError` that names the
-file and the problem, never in a parser traceback. Saving is atomic: a
-half-written file never replaces a good one.
+Loading checks the header and every event itself and hands symusic a
+canonical copy of the file (see :func:`_canonical_track`), so that every
+unusable file ends in a :class:`~musegen.errors.MidiError` that names the file
+and the problem, never in a parser traceback, and symusic never reads a byte
+from outside the event it belongs to. Saving is atomic: a half-written file
+never replaces a good one.
 """
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import struct
 from pathlib import Path
 
 import numpy as np
-from symusic import Score, TimeUnit
+from symusic import Note, Score, TimeUnit
 
 from musegen import limits
 from musegen.atomic import atomic_write_bytes
@@ -37,6 +40,8 @@ DEFAULT_MAX_NOTES = limits.LIMITS["midi_notes"].default
 
 _HEADER = struct.Struct(">4sIHHH")  # 'MThd', length, format, ntrks, division
 _CHUNK = struct.Struct(">4sI")
+
+log = logging.getLogger(__name__)
 
 
 def load_midi(
@@ -87,7 +92,7 @@ def load_midi(
         raise size_bound.error(path, f"file is {size} bytes")
     try:
         with open(path, "rb") as handle:  # never more than the limit, even if the file grew
-            data = handle.read(size_bound.value + 1)
+            data = limits.read_bounded(handle, size_bound.value)
     except OSError as exc:
         raise MidiError(f"{path}: cannot read file: {exc.strerror or exc}") from exc
     return load_midi_bytes(
@@ -147,12 +152,15 @@ def load_midi_bytes(
 
 
 def _check_events(score: Score, name: str) -> None:
-    """Refuse notes outside 0-127; drop meta events no player can honour.
+    """Refuse notes outside 0-127; lengthen zero-length notes; drop meta events no player can honour.
 
-    :func:`_event_problem` already refuses data bytes over 127, which symusic
+    :func:`_canonical_track` already refuses data bytes over 127, which symusic
     would store as negative pitches and velocities in its int8 fields; this
     checks the parsed notes once more, so nothing downstream ever indexes a
-    128-entry table with one.  A tempo of 0 microseconds
+    128-entry table with one.  A note-on and its note-off at the same tick
+    give a note of no length, which weighs nothing where notes are weighed
+    by duration (a sketch of only such notes divided by zero); it becomes one
+    tick long, the shortest note a file can hold.  A tempo of 0 microseconds
     per quarter (an infinite tempo) and time signatures with a zero numerator
     or a denominator that is not a power of two up to 64 are corrupt too, but
     MIDI says what holds without them (the previous or the default tempo and
@@ -167,6 +175,11 @@ def _check_events(score: Score, name: str) -> None:
                     f"{name}: corrupt MIDI data: track {index} has a note {field} outside 0-127 "
                     "(a data byte over 127)"
                 )
+        if notes["duration"].size and int(notes["duration"].min()) < 1:
+            track.notes = Note.from_numpy(
+                time=notes["time"], duration=np.maximum(notes["duration"], 1),
+                pitch=notes["pitch"], velocity=notes["velocity"],
+            )
     score.tempos.filter(lambda t: t.mspq > 0, inplace=True)
     score.time_signatures.filter(
         lambda t: t.numerator >= 1 and t.denominator in (1, 2, 4, 8, 16, 32, 64), inplace=True
@@ -210,11 +223,13 @@ def _unwrap_rmid(data: bytes) -> bytes:
 
 
 def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
-    """Validate the header and chunk layout; return bytes symusic can parse.
+    """Validate the header and chunk layout; return canonical bytes symusic can parse.
 
     symusic accepts some broken files silently (division 0, type 2, fewer
     track chunks than announced) and rejects a legal header longer than six
-    bytes, so the checks and that normalisation happen here.
+    bytes, so the checks happen here; each track is then rewritten by
+    :func:`_canonical_track`, so that symusic only ever sees a six-byte
+    header followed by exactly the announced ``MTrk`` chunks in canonical form.
     """
     if not data:
         raise MidiError(f"{name}: empty file, not a MIDI file")
@@ -241,6 +256,8 @@ def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
     if n_tracks > max_tracks.value:
         raise max_tracks.error(name, f"header announces {n_tracks} tracks")
 
+    out = [data[:8 + 6] if header_len == 6 else data[:4] + struct.pack(">I", 6) + data[8:14]]
+    ignored: list[str] = []
     pos = 8 + header_len
     found = 0
     while found < n_tracks:
@@ -254,80 +271,184 @@ def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
                 f"{name}: truncated MIDI file (track chunk {found + 1} claims {length} bytes, "
                 f"{len(data) - pos - _CHUNK.size} remain)"
             )
-        if chunk_id == b"MTrk":
+        if chunk_id == b"MTrk":  # other chunk types are for other programs: left out
             found += 1
-            problem = _event_problem(data, pos + _CHUNK.size, pos + _CHUNK.size + length)
-            if problem:
-                raise MidiError(f"{name}: corrupt or truncated MIDI data in track {found}: {problem}")
+            try:
+                body = _canonical_track(data, pos + _CHUNK.size, pos + _CHUNK.size + length, ignored)
+            except _TrackProblem as exc:
+                raise MidiError(f"{name}: corrupt or truncated MIDI data in track {found}: {exc}") from None
+            out.append(_CHUNK.pack(b"MTrk", len(body)) + body)
         pos += _CHUNK.size + length
 
-    if header_len != 6:
-        data = data[:4] + struct.pack(">I", 6) + data[8:14] + data[8 + header_len :]
-    return data
+    if ignored:
+        shown = "; ".join(ignored[:3]) + (f"; and {len(ignored) - 3} more" if len(ignored) > 3 else "")
+        log.warning("musegen: note: %s: ignored %d meta event%s shorter than %s type requires (%s)",
+                    name, len(ignored), "s" if len(ignored) > 1 else "",
+                    "their" if len(ignored) > 1 else "its", shown)
+    return b"".join(out)
 
 
 #: Data bytes after a channel status byte: two for 8x 9x Ax Bx Ex, one for Cx Dx.
 _DATA_BYTES = bytes([0] * 128 + [2] * 64 + [1] * 32 + [2] * 16 + [0] * 16)
 
+#: Meta events of a fixed size: type -> (name, bytes it needs).  A longer one is cut to this size.
+#: (A sequence number may be empty, so it is not here; it is left out in any case.)
+_META_SIZES = {
+    0x20: ("channel prefix", 1),
+    0x21: ("port", 1),
+    0x2F: ("end of track", 0),
+    0x51: ("tempo", 3),
+    0x54: ("SMPTE offset", 5),
+    0x58: ("time signature", 4),
+    0x59: ("key signature", 2),
+}
+#: Meta events handed on to symusic: the text events (track name, lyrics, markers ...) and
+#: the three that set tempo, meter and key; the others carry nothing a Score holds.
+_META_KEPT = frozenset(range(0x01, 0x10)) | {0x51, 0x58, 0x59}
+_MAX_DELTA = 0x0FFFFFFF  # the largest four-byte variable-length quantity
+_MAX_TICK = 2**31 - 1  # symusic keeps times in int32
 
-def _event_problem(data: bytes, pos: int, end: int) -> str | None:
-    """What is wrong with the events of the track in ``data[pos:end]``, or ``None``.
 
-    symusic trusts the data bytes of note events: a byte over 127 there (a
-    status byte where data belongs) becomes a negative pitch that indexes
-    past its per-pitch tables and crashes the process (a segmentation fault,
-    no exception), so the events are walked here first.  Running status is
-    kept across meta and sysex events, as lenient readers do; system common
-    and real-time messages (0xF1-0xFE), which no MIDI file may hold, are
-    refused because parsers disagree on their lengths.
+class _TrackProblem(Exception):
+    """What is wrong with a track's events (internal: becomes a MidiError naming the file)."""
+
+
+def _vlq(value: int) -> bytes:
+    out = bytearray([value & 0x7F])
+    value >>= 7
+    while value:
+        out.append(0x80 | (value & 0x7F))
+        value >>= 7
+    return bytes(reversed(out))
+
+
+def _canonical_track(data: bytes, pos: int, end: int, ignored: list[str]) -> bytes:
+    """The events of the track in ``data[pos:end]``, rewritten in canonical form.
+
+    symusic's parser cannot be handed a track as it comes (measured with
+    symusic 0.5.9): it trusts the data bytes of note events (a byte over 127,
+    a status byte where data belongs, becomes a negative pitch that crashes
+    the process), it reads the fixed fields of a tempo, time or key
+    signature from the bytes after an event that is too short for them, it
+    loses notes written with running status after a sysex event, misreads
+    some sysex events, and stops at an end-of-track event in the middle of a
+    track.  So every event is walked here, checked, and written again:
+
+    * every channel event gets its status byte (no running status).  The SMF
+      standard says sysex and meta events cancel running status; a file that
+      relies on it across them anyway is read as lenient readers do (the
+      previous channel status goes on), which is what its author meant;
+    * a meta event's length is authoritative.  One shorter than its type
+      requires (a tempo of fewer than 3 bytes, a time signature of fewer
+      than 4 ...) is dropped and listed in ``ignored`` (the loader says so
+      once); a longer one is cut to its type's size.  Meta events a Score
+      does not hold (sequence number, channel prefix, port, SMPTE offset,
+      sequencer-specific, unknown types) are left out;
+    * sysex events (``F0`` and ``F7``) are checked to lie inside the track
+      and left out: a Score holds none;
+    * an end-of-track event before the last event is dropped and reading
+      goes on (the chunk length, not that event, says where the track
+      ends); every track is closed with exactly one end-of-track event;
+    * system common and real-time messages (``F1``-``FE``), which no MIDI
+      file may hold, are refused because parsers disagree on their lengths.
+
+    The delta time of each dropped event is added to the next event's, so
+    every kept event stays at its tick.
+
+    Raises
+    ------
+    _TrackProblem
+        If the track is truncated or corrupt.
     """
+    out = bytearray()
     status = 0
+    pending = 0  # ticks since the last event written
+    tick = 0
     data_bytes = _DATA_BYTES
     while pos < end:
         byte = data[pos]
         pos += 1
+        delta = byte & 0x7F
         n = 1
         while byte & 0x80:  # delta time: at most four bytes
             if pos >= end or n == 4:
-                return "a delta time runs past the end of the track or over four bytes"
+                raise _TrackProblem("a delta time runs past the end of the track or over four bytes")
             byte = data[pos]
             pos += 1
             n += 1
+            delta = (delta << 7) | (byte & 0x7F)
         if pos >= end:
-            return "the track ends inside an event"
+            raise _TrackProblem("the track ends inside an event")
+        tick += delta
+        if tick > _MAX_TICK:
+            raise _TrackProblem(f"an event at tick {tick}, past the {_MAX_TICK} ticks a MIDI reader can time")
+        pending += delta
         byte = data[pos]
         if byte >= 0xF0:
             if byte not in (0xFF, 0xF0, 0xF7):
-                return f"a system message ({byte:#04x}) that a MIDI file cannot hold"
-            pos += 2 if byte == 0xFF else 1  # meta: status and type; sysex: status
+                raise _TrackProblem(f"a system message ({byte:#04x}) that a MIDI file cannot hold")
+            meta = byte == 0xFF
+            if meta:
+                if pos + 1 >= end:
+                    raise _TrackProblem("the track ends inside an event")
+                kind = data[pos + 1]
+            pos += 2 if meta else 1  # meta: status and type; sysex: status
             length = 0
             for _ in range(4):
                 if pos >= end:
-                    return "the track ends inside an event"
+                    raise _TrackProblem("the track ends inside an event")
                 byte = data[pos]
                 pos += 1
                 length = (length << 7) | (byte & 0x7F)
                 if not byte & 0x80:
                     break
             else:
-                return "an event length over four bytes"
+                raise _TrackProblem("an event length over four bytes")
+            if pos + length > end:
+                raise _TrackProblem(f"a meta or sysex event of {length} bytes runs past the end of the track")
+            payload = data[pos : pos + length]
             pos += length
-            if pos > end:
-                return f"a meta or sysex event of {length} bytes runs past the end of the track"
+            if not meta or kind == 0x2F:
+                continue
+            size = _META_SIZES.get(kind)
+            if size is not None and length < size[1]:
+                what = f"{size[0]} of {length} byte{'' if length == 1 else 's'}"
+                ignored.append(f"{what} at tick {tick}")
+                continue
+            if kind not in _META_KEPT:
+                continue
+            if size is not None:
+                payload = payload[: size[1]]
+            out += _delta_bytes(pending) + bytes((0xFF, kind)) + _vlq(len(payload)) + payload
+            pending = 0
             continue
         if byte & 0x80:
             status = byte
             pos += 1
         elif not status:
-            return "running status without a status byte"
+            raise _TrackProblem("running status without a status byte")
         count = data_bytes[status]
         if pos + count > end:
-            return "the track ends inside an event"
+            raise _TrackProblem("the track ends inside an event")
         for i in range(pos, pos + count):
             if data[i] & 0x80:
-                return f"a data byte over 127 ({data[i]:#04x}) at byte {i}"
+                raise _TrackProblem(f"a data byte over 127 ({data[i]:#04x}) at byte {i}")
+        out += _delta_bytes(pending)
+        out.append(status)
+        out += data[pos : pos + count]
+        pending = 0
         pos += count
-    return None
+    out += _delta_bytes(pending) + b"\xff\x2f\x00"
+    return bytes(out)
+
+
+def _delta_bytes(ticks: int) -> bytes:
+    """``ticks`` as delta times: one, or, past four bytes' worth, empty text events carrying the rest."""
+    head = b""
+    while ticks > _MAX_DELTA:  # only after dropped events whose deltas add up past 2**28
+        head += _vlq(_MAX_DELTA) + b"\xff\x01\x00"
+        ticks -= _MAX_DELTA
+    return head + _vlq(ticks)
 
 
 def _parser_message(exc: BaseException) -> str:

@@ -58,7 +58,8 @@ def _harmonize_bars(view: SeedView, track: SeedTrack, tonic: int, mode: str) -> 
             continue
         weight = Counter()
         for off, dur, p, _ in notes:
-            weight[p % 12] += dur * (2.0 if off % (view.bar // 2 or 1) == 0 else 1.0)
+            # a note of no length (a score built in code) weighs one tick, so the sum is never 0
+            weight[p % 12] += max(dur, 1) * (2.0 if off % (view.bar // 2 or 1) == 0 else 1.0)
         total = sum(weight.values())
         best = max(triads, key=lambda c: sum(weight[pc] for pc in c.pcs) / total
                    + (0.15 if c.root == tonic else 0.0) + (0.05 if c is prev else 0.0))
