@@ -238,3 +238,58 @@ def test_hostile_report_runs_no_script_of_theirs(tmp_path):
     m = re.search(r'<pre id="probe">(.*?)</pre>', r.stdout)
     assert m, "the page's scripts did not run: " + r.stdout[-2000:]
     assert m.group(1) == f"calls=0 shown={len(HOSTILE)} of {len(HOSTILE)} shown"
+
+
+# A manifest edited by hand (or torn by a crash) may hold any JSON where a number belongs.
+NOT_NUMBERS = ["3.5 s", None, [1.0], {"s": 1}, True, "", 10**400, "nan"]
+
+
+def edited_rows() -> list[dict]:
+    rows = [{"id": "good", "index": 0, "status": "ok", "command": "generate", "wall_s": 2.25,
+             "params": {"seed": 1}, "outputs": {"wav": "good/a.wav"},
+             "analysis": {"duration_s": 12.5, "lufs": -14.0, "peak_dbfs": -1.0, "tempo_bpm": 90,
+                          "bars": 8, "n_notes": 40}}]
+    for i, bad in enumerate(NOT_NUMBERS, start=1):
+        rows.append({"id": f"edited-{i}", "index": bad, "status": "ok", "command": "generate", "wall_s": bad,
+                     "params": {"seed": i}, "outputs": {"wav": f"edited-{i}/a.wav"},
+                     "analysis": {**{k: bad for k in ("duration_s", "lufs", "peak_dbfs", "tempo_bpm", "bars",
+                                                      "n_notes")}, "key": "C major"}})
+    # the tables themselves of the wrong type, and words that are lists
+    rows.append({"id": "tables", "status": ["ok"], "command": {"x": 1}, "label": [1], "wall_s": "1",
+                 "params": "seed=3", "analysis": [12.5], "outputs": "a.wav", "error": ["boom"]})
+    rows.append({"id": "bare"})
+    return rows
+
+
+def test_report_takes_a_non_number_as_missing():
+    text = render_report(edited_rows())
+    articles = re.findall(r"<article [^>]*>", text)
+    assert len(articles) == len(NOT_NUMBERS) + 3
+    good = next(a for a in articles if 'data-id="good"' in a)
+    assert 'data-wall="2.25"' in good and 'data-f-duration_s="12.5"' in good and 'data-f-bars="8"' in good
+    assert "12.5 s · -14.0 LUFS · peak -1.0 dBFS · 90 BPM · 8 bars · 40 notes" in text
+    assert "2.2 s</span>" in text or "2.3 s</span>" in text
+    for i in range(1, len(NOT_NUMBERS) + 1):
+        card = next(a for a in articles if f'data-id="edited-{i}"' in a)
+        assert 'data-wall=""' in card and "data-f-" not in card, card  # nothing to sort by: missing
+    # a figure that is not a number is not shown as one
+    figures = re.findall(r'<p class="figures">(.*?)</p>', text)
+    assert figures[0].startswith("12.5 s") and figures[1:] == ["C major"] * len(NOT_NUMBERS), figures
+
+
+def test_batch_resume_reports_a_hand_edited_manifest(tmp_path):
+    import json
+
+    (tmp_path / "plan.toml").write_text('[[job]]\ncommand = "extend"\nmidi = "missing.mid"\n', encoding="utf-8")
+    out = tmp_path / "run"
+    r = run_cli("batch", tmp_path / "plan.toml", "-o", out)
+    assert r.returncode == 1, r.stderr  # the one job fails: its sketch is missing
+    manifest = out / "manifest.jsonl"
+    with manifest.open("a", encoding="utf-8") as fh:  # rows of an earlier plan, edited by hand
+        for row in edited_rows():
+            fh.write(json.dumps(row) + "\n")
+    r = run_cli("batch", tmp_path / "plan.toml", "-o", out, "--resume")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr and "no report" not in r.stderr, r.stderr
+    text = (out / "report.html").read_text(encoding="utf-8")
+    assert 'data-id="good"' in text and "12.5 s · -14.0 LUFS" in text

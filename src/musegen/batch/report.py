@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -67,13 +68,61 @@ def _attr_key(name: Any) -> str:
     return "".join(c if c in _ATTR_SAFE else f".{ord(c):x}." for c in str(name))
 
 
+def _number(value: Any) -> int | float | None:
+    """``value`` if it is a finite number, else None (missing).
+
+    A manifest edited by hand can say ``"wall_s": "3 s"``, ``null``, ``[1]``,
+    ``true`` or ``1e999``; none of them is a figure to format or sort by.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return value if math.isfinite(float(value)) else None
+    except OverflowError:  # an integer too large for a float
+        return None
+
+
+def _text(value: Any) -> str:
+    """A field that should be a word (id, status, command, label) as text; a table or list is ``""``."""
+    if value is None or isinstance(value, (list, dict)):
+        return ""
+    return _fmt(value)
+
+
+def _clean(r: dict[str, Any]) -> dict[str, Any]:
+    """A manifest row with every field the page reads of the type it reads, or missing.
+
+    Rows come from the manifest, which a user may edit and a crash may
+    tear: a field of the wrong type shows as missing, never as an error.
+    """
+    out = dict(r)
+    for key in ("id", "command", "label"):
+        out[key] = _text(r.get(key))
+    out["status"] = _text(r.get("status")) or "pending"
+    index = _number(r.get("index"))
+    out["index"] = index if index is not None else 0
+    out["wall_s"] = _number(r.get("wall_s"))
+    out["error"] = r.get("error") if r.get("error") not in (None, "", [], {}) else None
+    for key in ("params", "analysis", "outputs"):
+        out[key] = r.get(key) if isinstance(r.get(key), dict) else {}
+    a = dict(out["analysis"])
+    for key in (*SORT_FIGURES, "tempo_bpm"):
+        if key in a:
+            a[key] = _number(a[key])
+    for key in ("key", "meter"):
+        if key in a:
+            a[key] = _text(a[key])
+    out["analysis"] = {k: v for k, v in a.items() if v is not None}
+    return out
+
+
 def _figures_line(a: dict[str, Any]) -> str:
     parts = []
-    if "duration_s" in a:
+    if a.get("duration_s") is not None:
         parts.append(f"{a['duration_s']:.1f} s")
-    if "lufs" in a:
+    if a.get("lufs") is not None:
         parts.append(f"{a['lufs']:.1f} LUFS")
-    if "peak_dbfs" in a:
+    if a.get("peak_dbfs") is not None:
         parts.append(f"peak {a['peak_dbfs']:.1f} dBFS")
     if a.get("tempo_bpm") is not None:
         parts.append(f"{float(a['tempo_bpm']):g} BPM")
@@ -81,10 +130,10 @@ def _figures_line(a: dict[str, Any]) -> str:
         parts.append(str(a["key"]))
     if a.get("meter"):
         parts.append(str(a["meter"]))
-    if "bars" in a:
-        parts.append(f"{a['bars']} bars")
-    if "n_notes" in a:
-        parts.append(f"{a['n_notes']} notes")
+    if a.get("bars") is not None:
+        parts.append(f"{_fmt(a['bars'])} bars")
+    if a.get("n_notes") is not None:
+        parts.append(f"{_fmt(a['n_notes'])} notes")
     return " · ".join(html.escape(p) for p in parts)
 
 
@@ -123,7 +172,7 @@ def _card(r: dict[str, Any], varying: set[str]) -> str:
     attrs = {
         "id": f"job-{rid}", "data-id": rid, "data-index": r.get("index", 0), "data-status": status,
         "data-command": r.get("command", ""), "data-label": r.get("label", ""),
-        "data-wall": r.get("wall_s", ""),
+        "data-wall": "" if r.get("wall_s") is None else r["wall_s"],
         "data-text": " ".join([rid, str(r.get("label", "")), status,
                                *(f"{k}={_fmt(v)}" for k, v in params.items())]).lower(),
     }
@@ -290,6 +339,7 @@ _JS = """
 
 def render_report(rows: list[dict[str, Any]], *, title: str = "batch", description: str = "") -> str:
     """The report page for manifest rows, as HTML text."""
+    rows = [_clean(r) for r in rows if isinstance(r, dict)]
     varying = _varying(rows)
     statuses: dict[str, int] = {}
     for r in rows:
