@@ -393,3 +393,90 @@ def test_audio_samples_before_generation(monkeypatch, tmp_path):
 def test_nan_is_over_every_limit():
     with pytest.raises(ParameterError, match="seconds limit"):
         limits.check("seconds", float("nan"), what="seconds nan")
+
+
+# ---------------------------------------------------------------- a limit bounds what is read
+
+
+_HUGE_LIMIT_SCRIPT = r"""
+import resource, sys
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))  # a buffer the size of the limit cannot fit
+from musegen.batch.plan import load_plan
+from musegen.midi.io import load_midi
+from musegen.presets import load_preset
+print(load_midi(sys.argv[1]).note_num(), load_preset(sys.argv[2]).name, len(load_plan(sys.argv[3]).jobs))
+"""
+
+
+def test_a_huge_limit_reads_a_small_file_without_a_buffer_of_its_size(tmp_path):
+    """``MUSEGEN_MAX_*_BYTES=1e10`` used to allocate 10 GB to read a 161-byte file ("out of memory")."""
+    import subprocess
+    import sys
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[job]]\npreset = "lofi-chill"\nseed = 1\n')
+    env = {"MUSEGEN_MAX_MIDI_BYTES": "1e10", "MUSEGEN_MAX_PRESET_BYTES": "1e10", "MUSEGEN_MAX_PLAN_BYTES": "1e10"}
+    r = subprocess.run([sys.executable, "-c", _HUGE_LIMIT_SCRIPT, SAMPLES / "melody.mid",
+                        ROOT / "src" / "musegen" / "presets" / "lofi-chill.toml", plan],
+                       capture_output=True, text=True, env={**__import__("os").environ, **env}, timeout=120)
+    assert r.returncode == 0, r.stderr
+    notes, name, jobs = r.stdout.split()
+    assert int(notes) > 0 and name == "lofi-chill" and jobs == "1"
+
+
+def test_a_huge_limit_at_the_cli(tmp_path):
+    r = run_cli("analyze", SAMPLES / "melody.mid", env={"MUSEGEN_MAX_MIDI_BYTES": "1e15"})
+    assert r.returncode == 0, r.stderr
+
+
+def test_read_bounded_reads_in_chunks_and_stops_past_the_limit(tmp_path):
+    path = tmp_path / "data.bin"
+    path.write_bytes(bytes(range(256)) * (3 * 4096 + 1))  # just over 3 MiB
+    asked = []
+
+    class Recorder:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def read(self, n):
+            asked.append(n)
+            return self.handle.read(n)
+
+    with open(path, "rb") as fh:
+        data = limits.read_bounded(Recorder(fh), 10**12)
+    assert data == path.read_bytes() and max(asked) <= 1 << 20
+    asked.clear()
+    with open(path, "rb") as fh:
+        data = limits.read_bounded(Recorder(fh), (1 << 20) + 5)
+    assert data == path.read_bytes()[: (1 << 20) + 6] and max(asked) <= 1 << 20
+    with open(path, "rb") as fh:
+        assert limits.read_bounded(fh, 0) == path.read_bytes()[:1]
+
+
+@pytest.mark.parametrize("variable", ["MUSEGEN_MAX_MIDI_BYTES", "MUSEGEN_MAX_PRESET_BYTES", "MUSEGEN_MAX_PLAN_BYTES",
+                                      "MUSEGEN_MAX_AUDIO_SECONDS"])
+@pytest.mark.parametrize("value", ["1e30", "2e15", "1000000000000000001", "-1e30", "NaN", "1e999", "ten"])
+def test_an_absurd_limit_is_refused_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    name = variable.removeprefix("MUSEGEN_MAX_").lower()
+    with pytest.raises(ParameterError, match=f"environment variable {variable} must be .*got {value!r}"):
+        limits.get(name)
+
+
+def test_the_largest_limit_accepted_is_1e15(monkeypatch):
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_BYTES", "1e15")
+    assert limits.get("midi_bytes") == limits.MAX_OVERRIDE == 10**15
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_BYTES", "1000000000000001")
+    with pytest.raises(ParameterError, match="at most 1,000,000,000,000,000 bytes"):
+        limits.get("midi_bytes")
+
+
+@pytest.mark.parametrize("variable, args", [
+    ("MUSEGEN_MAX_MIDI_BYTES", ("analyze", SAMPLES / "melody.mid")),
+    ("MUSEGEN_MAX_PRESET_BYTES", ("presets", "show", "lofi-chill")),
+])
+def test_an_absurd_limit_at_the_cli_is_one_error_line(variable, args):
+    r = run_cli(*args, env={variable: "1e30"})
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and variable in lines[0] and "1e30" in lines[0], r.stderr
