@@ -203,7 +203,9 @@ def test_seed_is_an_exact_prefix_and_every_part_goes_on(engine, tpq, meter, cont
         # pop-ballad's harmony and pad roles are missing from the seed: they are added
         added = score.tracks[len(seed.tracks):]
         assert {t.program for t in added} == {preset.instruments.harmony, preset.instruments.pad}
-        assert all(n.time >= start for t in added for n in t.notes)
+        # they accompany the seed from its first bar (issue 19.6), and end with the new bars
+        assert all(min(n.time for n in t.notes) < bar for t in added)
+        assert all(n.time + n.duration <= start + 4 * bar for t in added for n in t.notes)
     assert start + 3 * bar < score.end() <= start + 4 * bar
 
 
@@ -238,17 +240,20 @@ def test_variations_options_and_bad_input(engine):
     calls = []
     engine.generate(_request("techno", bars=2), progress=lambda d, t, m: calls.append((d, t)))
     assert calls == [(1, 1)]
-    out = engine.generate(_request("pop-ballad", bars=4, options={"bass_pattern": "walking", "nope": 1}))[0]
-    assert out.info["bass_pattern"] == "walking" and out.info["ignored_options"] == ["nope"]
+    out = engine.generate(_request("pop-ballad", bars=4, options={"bass_pattern": "walking"}))[0]
+    assert out.info["bass_pattern"] == "walking" and "ignored_options" not in out.info
+    with pytest.raises(ParameterError, match="unknown option for engine 'procedural': nope; known: .*bass_pattern"):
+        engine.generate(_request("pop-ballad", bars=4, options={"bass_pattern": "walking", "nope": 1}))
     with pytest.raises(ParameterError, match="bass_pattern"):
         engine.generate(_request("pop-ballad", options={"bass_pattern": "dubstep"}))
     with pytest.raises(ParameterError, match="bars"):
         engine.generate(_request("pop-ballad", bars=0))
     with pytest.raises(ParameterError, match="mode"):
         engine.generate(dataclasses.replace(_request("pop-ballad"), mode="happy"))
-    assert ProceduralEngine(fills=False, colour="red").ignored == ["colour"]
-    with pytest.raises(ParameterError):
-        ProceduralEngine(fills="yes")
+    with pytest.raises(ParameterError, match="colour"):
+        ProceduralEngine(fills=False, colour="red")
+    with pytest.raises(ParameterError, match="fills .*'maybe'"):
+        ProceduralEngine(fills="maybe")
 
 
 @pytest.mark.parametrize("temperature", [0.2, 3.0])

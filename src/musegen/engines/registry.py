@@ -55,6 +55,35 @@ def _load_factory(name: str):
     return getattr(module, attr)
 
 
+def engine_options(name: str):
+    """The :class:`~musegen.engines.options.OptionSet` of engine ``name``, without building the engine.
+
+    ``None`` for a plugin engine that declares none (its options are then its own business).
+    """
+    return getattr(_load_factory(name), "OPTIONS", None)
+
+
+def check_options(name: str, options: dict[str, Any], *, where: str = "") -> None:
+    """Refuse options engine ``name`` does not declare, or values out of their range.
+
+    ``where`` (e.g. ``"preset 'x' [engine.options]"``) is prefixed to the message.
+
+    Raises
+    ------
+    ParameterError
+        Naming the option and the known ones, or the option and its range.
+    """
+    spec = engine_options(name)
+    if spec is None:
+        return
+    try:
+        spec.parse(options)
+    except ParameterError as exc:
+        if not where:
+            raise
+        raise ParameterError(f"{where}: {exc}") from None
+
+
 @lru_cache(maxsize=8)
 def _cached(name: str, options: tuple[tuple[str, Any], ...]):
     return _load_factory(name)(**dict(options))

@@ -25,87 +25,56 @@ from typing import Any
 import numpy as np
 
 from musegen.engines.base import EngineOutput, Request, continuation_start
+from musegen.engines.musicgen.chroma import PARTS as CHROMA_PARTS
+from musegen.engines.options import Option, OptionSet, Values
 from musegen.errors import EngineError, ParameterError
 
 _LOCK = threading.Lock()
 log = logging.getLogger(__name__)
 MIDI_MODES = ("melody", "prompt", "none")
+#: the default extend stride as a share of the window (AudioCraft's 18 s of 30)
+STRIDE_OF_WINDOW = 0.6
 CHROMA_SOURCES = ("midi", "audio")
 
 
-@dataclass(frozen=True)
-class Options:
-    """Engine options (``--option KEY=VALUE`` or a preset's ``[engine.options]``)."""
+def _check_across(v: Values) -> None:
+    if v.extend_stride is not None and not v.extend_stride < v.window:
+        raise ParameterError(f"engine 'musicgen' option extend_stride must be less than the window "
+                             f"({v.window:g} s), got {v.extend_stride!r}")
 
-    model: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    guidance_scale: float = 3.0
-    top_k: int = 250
-    top_p: float = 0.0
-    audio_prompt: str | None = None
-    midi_mode: str | None = None
-    chroma_source: str = "midi"
-    chroma_parts: str = "melodic"
-    window: float = 30.0
-    extend_stride: float = 18.0
-    decoder: str = "fast"
-    kernels: str = "auto"
-    batch_size: int = 4
-    prompts: tuple[str, ...] = ()
-    decode_chunk: float = 40.0
-    transcribe: bool = False
-    threads: int = 0
 
-    @classmethod
-    def parse(cls, raw: dict[str, Any]) -> "Options":
-        known = set(cls.__dataclass_fields__) | {"guidance"}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ParameterError(f"unknown option(s) for engine 'musicgen': {', '.join(unknown)} "
-                                 f"(allowed: {', '.join(sorted(known))})")
-        r = dict(raw)
-        if "guidance" in r:
-            r["guidance_scale"] = r.pop("guidance")
-        out: dict[str, Any] = {}
-        for key, value in r.items():
-            default = cls.__dataclass_fields__[key].default
-            out[key] = _coerce(key, value, default)
-        opts = cls(**out)
-        opts.validate()
-        return opts
-
-    def validate(self) -> None:
-        if not 0 <= self.guidance_scale <= 50:
-            raise ParameterError(f"guidance_scale must be between 0 and 50, got {self.guidance_scale!r}")
-        if not 0 <= self.top_k <= 100_000:
-            raise ParameterError(f"top_k must be >= 0, got {self.top_k!r}")
-        if not 0 <= self.top_p <= 1:
-            raise ParameterError(f"top_p must be between 0 and 1, got {self.top_p!r}")
-        if self.midi_mode is not None and self.midi_mode not in MIDI_MODES:
-            raise ParameterError(f"midi_mode must be one of {', '.join(MIDI_MODES)}, got {self.midi_mode!r}")
-        if self.chroma_source not in CHROMA_SOURCES:
-            raise ParameterError(f"chroma_source must be one of {', '.join(CHROMA_SOURCES)}, "
-                                 f"got {self.chroma_source!r}")
-        from musegen.engines.musicgen.chroma import PARTS
-
-        if self.chroma_parts not in PARTS:
-            raise ParameterError(f"chroma_parts must be one of {', '.join(PARTS)}, got {self.chroma_parts!r}")
-        if not 1.0 <= self.window <= 60.0:
-            raise ParameterError(f"window must be between 1 and 60 seconds, got {self.window!r}")
-        if not 0 < self.extend_stride < self.window:
-            raise ParameterError(f"extend_stride must be between 0 and the window ({self.window:g} s), "
-                                 f"got {self.extend_stride!r}")
-        if self.decoder not in ("fast", "stock"):
-            raise ParameterError(f"decoder must be fast or stock, got {self.decoder!r}")
-        if self.kernels not in ("auto", "exact", "fused", "native"):  # fast.KERNELS + auto, without torch
-            raise ParameterError(f"kernels must be auto, exact, fused or native, got {self.kernels!r}")
-        if not 1 <= self.batch_size <= 64:
-            raise ParameterError(f"batch_size must be between 1 and 64, got {self.batch_size!r}")
-        if not 0 <= self.threads <= 1024:
-            raise ParameterError(f"threads must be >= 0 (0 = torch's default), got {self.threads!r}")
-        if not 2.0 <= self.decode_chunk <= 600.0:
-            raise ParameterError(f"decode_chunk must be between 2 and 600 seconds, got {self.decode_chunk!r}")
+#: the engine's options (``--option KEY=VALUE`` or a preset's ``[engine.options]``)
+OPTIONS = OptionSet("musicgen", [
+    Option("model", "path", None, "model folder or hub id in the local cache (default facebook/musicgen-small)"),
+    Option("device", "str", "auto", "auto (CUDA, then MPS, else the CPU), cpu, cuda, cuda:N or mps"),
+    Option("dtype", "choice", "auto", "the language model's dtype; auto: float16 on GPUs, float32 on the CPU",
+           choices=("auto", "float32", "float16", "bfloat16")),
+    Option("guidance_scale", "float", 3.0, "classifier-free guidance of the text prompt", range=(0, 50),
+           aliases=("guidance",)),
+    Option("top_k", "int", 250, "sample from the k likeliest codes (0 = off)", range=(0, 100_000)),
+    Option("top_p", "float", 0.0, "nucleus sampling mass (0 = off)", range=(0, 1)),
+    Option("audio_prompt", "path", None, "an audio clip to continue (--audio-prompt)"),
+    Option("midi_mode", "choice", None, "what a MIDI seed becomes: melody (chroma, MusicGen-Melody), prompt "
+           "(rendered and continued) or none; default melody with MusicGen-Melody, else prompt",
+           choices=MIDI_MODES, nullable=True),
+    Option("chroma_source", "choice", "midi", "melody chroma from the seed's notes or from its rendered audio",
+           choices=CHROMA_SOURCES),
+    Option("chroma_parts", "choice", "melodic", "the seed's parts the chroma is taken from",
+           choices=CHROMA_PARTS),
+    Option("window", "float", 30.0, "seconds the model generates at once", range=(1, 60)),
+    Option("extend_stride", "float", None, "seconds a window advances by in long results, below window "
+           "(default 0.6 x window: 18 s of 30)", range=(0, 60), open_low=True),
+    Option("decoder", "choice", "fast", "fast (musegen's loop, per-request generators) or stock "
+           "(transformers' generate())", choices=("fast", "stock")),
+    Option("kernels", "choice", "auto", "the fast decoder's arithmetic; auto: native on x86 CPUs in float32, "
+           "fused on other CPUs or when native cannot be built, exact elsewhere",
+           choices=("auto", "exact", "fused", "native")),  # fast.KERNELS + auto, without importing torch
+    Option("batch_size", "int", 4, "rows (variations, requests) decoded in one pass", range=(1, 64)),
+    Option("prompts", "list[str]", (), "extra words per variation"),
+    Option("decode_chunk", "float", 40.0, "seconds of audio decoded at once", range=(2, 600)),
+    Option("transcribe", "bool", False, "a basic-pitch MIDI of the audio when there is no seed"),
+    Option("threads", "int", 0, "torch CPU threads (0 = torch's default)", range=(0, 1024)),
+], check=_check_across)
 
 
 def _pick_kernels(requested: str, mg) -> str:
@@ -156,52 +125,15 @@ def _sha256(path) -> str:
     return digest.hexdigest()
 
 
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    if key == "prompts":
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
-            raise ParameterError(f"prompts must be a string or a list of strings, got {value!r}")
-        return tuple(value)
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-            return value.strip().lower() in ("1", "true", "yes", "on")
-        if isinstance(value, bool):
-            return value
-        raise ParameterError(f"option {key} must be true or false, got {value!r}")
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ParameterError(f"option {key} must be an integer, got {value!r}")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ParameterError(f"option {key} must be a number, got {value!r}")
-        return float(value)
-    if value is not None and not isinstance(value, str):
-        raise ParameterError(f"option {key} must be a string, got {value!r}")
-    return value
-
-
 class MusicGenEngine:
     """MusicGen / MusicGen-Melody through transformers (weights are the user's; CC-BY-NC for Meta's).
 
-    Options: ``model`` (folder or hub id in the local cache; default
-    facebook/musicgen-small), ``device`` (auto/cpu/cuda/mps), ``dtype``
-    (auto: float16 on GPUs), ``guidance_scale`` (3), ``top_k`` (250),
-    ``top_p`` (0 = off), ``audio_prompt`` (a clip to continue),
-    ``midi_mode`` (melody/prompt/none), ``chroma_source`` (midi/audio),
-    ``chroma_parts`` (melodic/all/melody), ``window`` (30 s),
-    ``extend_stride`` (18 s), ``decoder`` (fast/stock), ``kernels``
-    (auto/exact/fused/native: the decoder's arithmetic, see :mod:`.fast`;
-    auto = native on x86 CPUs in float32, fused on other CPUs or if native
-    cannot be built, exact elsewhere), ``batch_size`` (4),
-    ``prompts`` (extra words per variation), ``decode_chunk`` (40 s),
-    ``transcribe`` (basic-pitch MIDI of the audio when there is no seed),
-    ``threads`` (torch CPU threads; 0 = torch's default).
+    Options: :data:`OPTIONS` (``musegen engines show musicgen``).
     """
 
     name = "musicgen"
     produces = "audio"
+    OPTIONS = OPTIONS
     #: the call's inputs it uses beyond the preset (others are named as ignored by the pipeline)
     inputs = frozenset({"prompt", "audio_prompt"})
 
@@ -210,7 +142,7 @@ class MusicGenEngine:
             raise EngineError("engine 'musicgen' needs torch and transformers; "
                               "install them with: pip install 'musegen[musicgen]'")
         self.default_model = model
-        self.default_options = Options.parse(options) if options else None
+        self.default_options = OPTIONS.parse(options) if options else None
         self._loaded: dict[tuple, Any] = {}
 
     # -- model --------------------------------------------------------------------------
@@ -233,7 +165,7 @@ class MusicGenEngine:
     # -- generation -----------------------------------------------------------------------
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
-        opts = Options.parse(dict(request.options))
+        opts = OPTIONS.parse(dict(request.options))
         mg = self._model_for(opts)
         with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
             return self._run(mg, _solo_passes(self._setup(request, opts, mg)), progress)[0]
@@ -258,7 +190,7 @@ class MusicGenEngine:
         the one global generator), or its device has no seedable generator.
         Each output's ``info["batch"]`` says how many requests shared its pass.
         """
-        opts = [Options.parse(dict(r.options)) for r in requests]
+        opts = [OPTIONS.parse(dict(r.options)) for r in requests]
         results: list[list[EngineOutput] | None] = [None] * len(requests)
         by_model: dict[tuple, list[int]] = {}
         for i, o in enumerate(opts):
@@ -296,23 +228,24 @@ class MusicGenEngine:
     # -- one request made ready, and passes of several --------------------------------------
 
     @staticmethod
-    def _model_key(opts: Options) -> tuple:
+    def _model_key(opts: Values) -> tuple:
         # transformers' own generate() needs one dtype throughout: float32 unless asked
         dtype = opts.dtype if opts.decoder == "fast" or opts.dtype != "auto" else "float32"
         return (opts.model, opts.device, dtype)
 
-    def _model_for(self, opts: Options):
+    def _model_for(self, opts: Values):
         spec, device, dtype = self._model_key(opts)
         return self.load(spec or self.default_model, device=device, dtype=dtype)
 
-    def _setup(self, request: Request, opts: Options, mg) -> "_Job":
+    def _setup(self, request: Request, opts: Values, mg) -> "_Job":
         """Conditioning, lengths and sampling settings of a request (under ``mg.lock``)."""
         from musegen.engines.musicgen.fast import Sampling
 
         sampling = Sampling(guidance_scale=opts.guidance_scale, temperature=float(request.temperature),
                             top_k=opts.top_k, top_p=opts.top_p)
         window = min(mg.frames_for(opts.window), mg.max_window_frames())
-        stride = min(mg.frames_for(opts.extend_stride), window - 1)
+        stride_s = opts.extend_stride if opts.extend_stride is not None else STRIDE_OF_WINDOW * opts.window
+        stride = min(mg.frames_for(stride_s), window - 1)
         sr, fps = mg.sample_rate, mg.frame_rate
         info: dict[str, Any] = {
             "model": mg.name, "model_kind": mg.kind, "device": mg.device,
@@ -446,7 +379,7 @@ class MusicGenEngine:
 
     # -- conditioning from the seed and the audio prompt ------------------------------------
 
-    def _seed_and_prompt(self, request: Request, opts: Options, mg, info: dict):
+    def _seed_and_prompt(self, request: Request, opts: Values, mg, info: dict):
         """``(prompt_codes or None, lead_s, chroma or None)`` for a request."""
         from musegen.engines.musicgen.chroma import chroma_from_audio, chroma_from_score, select_tracks
 
@@ -497,7 +430,7 @@ class MusicGenEngine:
         codes = mg.encode(prompt_audio) if prompt_audio is not None else None
         return codes, lead_s, chroma
 
-    def _attach_scores(self, request: Request, opts: Options, outputs: list[EngineOutput]) -> None:
+    def _attach_scores(self, request: Request, opts: Values, outputs: list[EngineOutput]) -> None:
         if request.seed is not None:
             for out in outputs:
                 out.score = request.seed.copy()
@@ -515,7 +448,7 @@ class _Job:
     """One request made ready to generate: its settings, conditioning and lengths."""
 
     request: Request
-    opts: Options
+    opts: Values
     sampling: Any
     window: int
     stride: int

@@ -13,39 +13,56 @@ import threading
 from typing import Any
 
 from musegen.engines.base import EngineOutput, Request
-from musegen.errors import ParameterError, check_range
+from musegen.engines.options import Option, OptionSet
 
 _LOCK = threading.Lock()
+
+#: candidates per bar when continuing a sketch's own parts (without a sketch there is no
+#: profile to rank by)
+DEFAULT_CANDIDATES = 4
+#: logit bonus of the tokens that restate the sketch, when continuing a sketch's own parts
+#: (on 150 validation pieces, extending bars 1-8 by 8 bars: off 0.749 pitch-class overlap with
+#: the true bars 9-16, 4 -> 0.780, 6 -> 0.790 against 0.788 for repeating the sketch; with 6,
+#: 75% of the restated bars come out verbatim, the rest varied)
+DEFAULT_REPRISE = 6.0
+
+#: the engine's options (``--option KEY=VALUE`` or a preset's ``[engine.options]``)
+OPTIONS = OptionSet("symbolic", [
+    Option("model", "path", None, "a checkpoint folder (from `musegen train` or a learned style; "
+           "default the shipped model)"),
+    Option("top_p", "float", 0.95, "nucleus sampling mass", range=(0, 1), open_low=True),
+    Option("top_k", "int", 0, "sample from the k likeliest tokens (0 = off)", range=(0, 100_000)),
+    Option("key_constraint", "bool", False, "melodic notes stay in the scale"),
+    Option("tonal_prior", "float", 0.0, "weight of a pitch-class prior from the sketch's own notes "
+           "(without a sketch, from the key's scale); 0 = off", range=(0, 10)),
+    Option("accompany", "bool", True, "procedural drums and bass where the preset has them and the model "
+           "wrote none"),
+    Option("accompany_from", "choice", "start", "where parts a preset adds to a sketch begin: with its first "
+           "bar (start), or only after it (end)", choices=("start", "end")),
+    Option("threads", "int", 1, "BLAS threads while sampling (small models are fastest on one)",
+           range=(0, 256)),
+    Option("candidates", "int", None, f"samples per bar, the one that keeps the sketch's pitch-class balance "
+           f"and density best is kept; default {DEFAULT_CANDIDATES} when continuing only the sketch's parts "
+           f"(extend), else 1", range=(1, 16)),
+    Option("reprise", "float", None, f"logit bonus of tokens restating the sketch's last phrase in alternate "
+           f"sections (A A' B A''); default {DEFAULT_REPRISE:g} when continuing only the sketch's parts "
+           f"(extend), else 0 = off", range=(0, 10)),
+])
 
 
 class SymbolicEngine:
     """Embedded transformer engine (weights ship inside the package).
 
-    Options (``--option KEY=VALUE`` or a preset's ``[engine.options]``):
-    ``model`` (a checkpoint folder; default the shipped one), ``top_p``
-    (0.95), ``top_k`` (0 = off), ``key_constraint`` (true: melodic notes stay
-    in the scale), ``tonal_prior`` (0: weight of a pitch-class prior from the
-    sketch's own notes, or from the key's scale without a sketch; 0 turns it
-    off), ``accompany`` (true: procedural drums/bass where the preset has them
-    and the model wrote none), ``candidates`` (1-16; default 4 when continuing
-    only the sketch's parts, as ``extend`` does, else 1: each bar is sampled
-    that many times and the one that keeps the sketch's pitch-class balance
-    and density best is kept), ``reprise`` (0-10; default 6 when continuing
-    only the sketch's parts, else 0: the continuation restates the sketch's
-    last phrase, varied, in alternate sections (A A' B A'' ...); the value is
-    the logit bonus of the tokens that restate it, 0 turns it off; see
-    :mod:`.recall`).
+    Options: :data:`OPTIONS` (``musegen engines show symbolic``); the
+    reprise is explained in :mod:`.recall`.
     """
 
     name = "symbolic"
     produces = "midi"
-    OPTIONS = {"model", "top_p", "top_k", "key_constraint", "accompany", "threads", "tonal_prior", "candidates",
-               "reprise"}
+    OPTIONS = OPTIONS
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
-        unknown = set(options) - self.OPTIONS
-        if unknown:
-            raise ParameterError(f"unknown option(s) for engine 'symbolic': {', '.join(sorted(unknown))}")
+        OPTIONS.parse(options)  # refuses unknown names and bad values
         self.model_path = model
         self._loaded = None
 
@@ -131,30 +148,26 @@ class SymbolicEngine:
         from musegen.engines.symbolic.continuation import plan_prompt
         from musegen.engines.symbolic.sampler import SampleSettings
 
-        opts = request.options
-        model_key = opts.get("model", self.model_path)
+        opts = OPTIONS.parse(request.options)
+        model_key = opts.model if "model" in opts.given else self.model_path
         model, tokenizer, config, sampler = self._load(model_key)
         plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context, drums=bool(config.get("drums", False)))
-        top_p = float(_option(opts, "top_p", 0.95, 0, 1))
-        if top_p == 0:
-            raise ParameterError("top_p must be greater than 0, got 0")
-        top_k = _option(opts, "top_k", 0, 0, sampler.g.V, integer=True)
-        tonal = float(_option(opts, "tonal_prior", 0.0, 0, 10))
+        top_p, top_k, tonal = opts.top_p, opts.top_k, opts.tonal_prior  # the sampler caps top_k at the vocabulary
         # ranking and the reprise judge and restate the sketch's own parts, so by default they
         # run only when continuing them (extend): where a preset adds parts, bars in which the
         # model gives those notes thin the sketch's parts and would lose, so they fall silent
         own_parts = request.seed is not None and request.continue_only
         settings = SampleSettings(
             temperature=request.temperature, top_p=top_p, top_k=top_k,
-            key_pcs=plan.key_pcs if _truthy(opts.get("key_constraint", False)) else None,
+            key_pcs=plan.key_pcs if opts.key_constraint else None,
             programs=plan.programs,
             wanted=plan.wanted,
             pc_bias=np.log(np.asarray(plan.pc_profile) + 0.03) * tonal if tonal else None,
         )
         return _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
-                    _option(opts, "threads", 1, 0, 256, integer=True), _truthy(opts.get("accompany", True)),
-                    _option(opts, "candidates", DEFAULT_CANDIDATES if own_parts else 1, 1, 16, integer=True),
-                    float(_option(opts, "reprise", DEFAULT_REPRISE if own_parts else 0.0, 0, 10)))
+                    opts.threads, opts.accompany,
+                    _or(opts.candidates, DEFAULT_CANDIDATES if own_parts else 1),
+                    float(_or(opts.reprise, DEFAULT_REPRISE if own_parts else 0.0)))
 
 
 class _Job:
@@ -193,20 +206,9 @@ class _Job:
         return outs
 
 
-#: candidates per bar when continuing a sketch's own parts (without a sketch there is no
-#: profile to rank by)
-DEFAULT_CANDIDATES = 4
-#: logit bonus of the tokens that restate the sketch, when continuing a sketch's own parts
-#: (on 150 validation pieces, extending bars 1-8 by 8 bars: off 0.749 pitch-class overlap with
-#: the true bars 9-16, 4 -> 0.780, 6 -> 0.790 against 0.788 for repeating the sketch; with 6,
-#: 75% of the restated bars come out verbatim, the rest varied)
-DEFAULT_REPRISE = 6.0
-
-
-def _option(opts: dict, key: str, default, lo: float, hi: float, *, integer: bool = False):
-    """Engine option ``key`` checked to lie in ``[lo, hi]``, or ``default`` when not given."""
-    value = opts.get(key)
-    return default if value is None else check_range(key, value, lo, hi, integer=integer)
+def _or(value, default):
+    """``value``, or ``default`` where the option was left to the engine (``None``)."""
+    return default if value is None else value
 
 
 @contextlib.contextmanager
@@ -216,10 +218,3 @@ def _blas_threads(n: int):
 
     with threadpool_limits(limits=max(1, n), user_api="blas"):
         yield
-
-
-def _truthy(v: Any) -> bool:
-    if isinstance(v, str):
-        return v.strip().lower() in ("1", "true", "yes", "on")
-    return bool(v)
-
