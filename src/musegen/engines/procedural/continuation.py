@@ -29,6 +29,7 @@ from typing import Any
 from symusic import Score, Tempo, TimeSignature, TimeUnit, Track
 
 from musegen.engines.base import Request
+from musegen.engines.procedural import sketch
 from musegen.engines.procedural.arrange import Part, clip, monophonic, note_list
 from musegen.engines.procedural.chance import chance, choose
 from musegen.engines.procedural.compose import Settings, perform, write_parts
@@ -40,7 +41,7 @@ from musegen.engines.procedural.seed import SeedTrack, SeedView, read_seed
 from musegen.engines.procedural.theory import Chord, nearest_pitch, scale_distance, scale_pcs, step_in_scale
 from musegen.errors import ParameterError
 
-_ROLE_OF = {"melody": "lead", "harmony": "harmony", "bass": "bass", "pad": "pad", "drums": "drums"}
+ROLE_OF = {"melody": "lead", "harmony": "harmony", "bass": "bass", "pad": "pad", "drums": "drums"}
 _CRASHES = (49, 52, 55, 57)
 _TOMS = (50, 48, 47, 45, 43, 41)
 
@@ -80,21 +81,33 @@ def _period(seq: list, options=(1, 2, 4, 8)) -> int:
     return n
 
 
-def seed_chords(view: SeedView, tonic: int, mode: str) -> tuple[list[Chord | None], int]:
-    """The seed's chord per window (windows per bar: ``view.windows_per_bar``) and its windows per bar."""
+def seed_chord_windows(view: SeedView, tonic: int, mode: str) -> tuple[list[tuple[int, int, Chord]], int]:
+    """The seed's chords as ``(start, end, Chord)`` windows, and its windows per bar.
+
+    A seed with accompaniment keeps the analysis's chords (``view.windows_per_bar``
+    per bar, a window without one holding the chord before); a melody is harmonized
+    bar by bar.  Empty for a seed without melodic notes.
+    """
     has_accomp = any(t.role in ("harmony", "bass", "pad") for t in view.tracks)
     if has_accomp and any(c is not None for _, _, c in view.chords):
         seq, prev = [], None
-        for _, _, c in view.chords:
+        for a, b, c in view.chords:
             prev = c if c is not None else prev
-            seq.append(prev)
-        first = next(c for c in seq if c is not None)
-        return [c or first for c in seq], view.windows_per_bar
+            seq.append((a, b, prev))
+        first = next(c for _, _, c in seq if c is not None)
+        return [(a, b, c or first) for a, b, c in seq], view.windows_per_bar
     melody = next((t for t in view.tracks if t.role == "melody"), None) or \
         next((t for t in view.tracks if not t.is_drum), None)
     if melody is None:
         return [], 1
-    return _harmonize_bars(view, melody, tonic, mode), 1
+    ends = view.bar_starts[1:] + [view.start]
+    return list(zip(view.bar_starts, ends, _harmonize_bars(view, melody, tonic, mode))), 1
+
+
+def seed_chords(view: SeedView, tonic: int, mode: str) -> tuple[list[Chord | None], int]:
+    """The seed's chord per window (windows per bar: ``view.windows_per_bar``) and its windows per bar."""
+    windows, per_bar = seed_chord_windows(view, tonic, mode)
+    return [c for _, _, c in windows], per_bar
 
 
 def _key_of(c: Chord | None):
@@ -356,10 +369,68 @@ def continue_drums(track: SeedTrack, view: SeedView, grid: Grid, phrases, *, rng
     return out
 
 
+# -- parts the seed lacks -------------------------------------------------------------
+
+def _melody_rows(score: Score, view: SeedView, analysis) -> list[list[int]]:
+    """The seed's melody track in ``score`` (its notes and their continuation), or [] without one."""
+    melodies = [t.index for t in view.tracks if t.role == "melody"]
+    index = getattr(analysis, "melody_track", None)
+    index = index if index in melodies else (melodies[0] if melodies else None)
+    if index is None:
+        return []
+    return [[int(n.time), int(n.duration), int(n.pitch), int(n.velocity)] for n in score.tracks[index].notes]
+
+
+def add_parts(view: SeedView, grid: Grid, spans: list[ChordSpan], roles: list[str], settings: Settings,
+              melody: list[list[int]], phrase_bars: int, *, from_end: bool = False) -> tuple[list[Part], int]:
+    """The parts of ``roles`` (which the seed lacks), from the seed's first bar to ``grid.end``.
+
+    In the seed's bars they follow its chords (:func:`seed_chord_windows`), in the new
+    bars ``spans``; harmony and pad stay under ``melody`` (the seed's melody with its
+    continuation; without one, an added lead), by :func:`.sketch.voice_under`.
+    ``from_end``: only over the new bars, as before the parts began with the seed.
+    Returns the performed parts and the tick they start from.
+    """
+    from dataclasses import replace
+
+    from musegen.engines.procedural.harmony import plan_chords
+
+    first = min((n[0] for t in view.tracks for n in t.notes), default=view.start)
+    origin = view.start if from_end else sketch.sketch_origin(view.bar_starts, view.start, grid.bar, first)
+    lead_bars = (view.start - origin) // grid.bar
+    full = Grid(grid.tpq, grid.num, grid.den, grid.bars + lead_bars, origin=origin)
+    s = replace(settings, grid=full)
+    before: list[ChordSpan] = []
+    if lead_bars:
+        windows, _ = seed_chord_windows(view, settings.tonic, settings.mode)
+        before = sketch.sketch_spans(windows, origin, view.start)
+        if not before:  # no melodic notes (drums only): chords as the preset plans them
+            head = Grid(grid.tpq, grid.num, grid.den, lead_bars, origin=origin)
+            p = settings.preset
+            before = plan_chords(head, plan_form(lead_bars, phrase_bars, p.style),
+                                 progressions=p.harmony.progressions, chords_per_bar=p.harmony.chords_per_bar,
+                                 extensions=p.harmony.extensions, style=p.style, tonic=settings.tonic,
+                                 mode=settings.mode, rng=settings.rng, temperature=settings.temperature,
+                                 source_mode=p.mode)
+    phrases = plan_form(full.bars, phrase_bars, settings.preset.style)
+    parts, _, _ = write_parts(s, phrases, before + list(spans), roles)
+    perform(parts, s)
+    tune = melody or [n for part in parts if part.role == "lead" for n in part.notes]
+    if tune:
+        limits = sketch.bar_limits(tune, full)
+        for part in parts:
+            if part.role in sketch.UNDER_ROLES:
+                part.notes = sketch.voice_under(part.notes, limits, full)
+    return parts, origin
+
+
 # -- the whole continuation ----------------------------------------------------------
 
 def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) -> tuple[Score, dict]:
-    """The seed followed by ``request.bars`` new bars (see the module docstring)."""
+    """The seed followed by ``request.bars`` new bars (see the module docstring).
+
+    ``opts``: every option of the engine (:data:`.engine.OPTIONS` parsed).
+    """
     seed = request.seed
     if not isinstance(seed, Score):
         raise ParameterError(f"request.seed must be a symusic Score, got {type(seed).__name__}")
@@ -371,8 +442,8 @@ def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) ->
         raise ParameterError("the seed has no notes to continue")
     preset = request.preset
     temperature = float(request.temperature)
-    ending = opts.get("ending", True)
-    fills = opts.get("fills", True)
+    ending = opts["ending"]
+    fills = opts["fills"]
     tonic, mode = request.tonic, request.mode
     num, den = int(request.meter[0]), int(request.meter[1])
     grid = Grid(view.tpq, num, den, request.bars, origin=view.start)
@@ -386,8 +457,8 @@ def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) ->
         spans, period_bars = None, 0
     phrase_bars = period_bars if 2 <= period_bars <= 8 else preset.melody.phrase_bars
     phrases = plan_form(grid.bars, phrase_bars, preset.style)
-    settings = Settings(preset, grid, tonic, mode, rng, temperature, bass_pattern=opts.get("bass_pattern"),
-                        fills=fills, ending=ending, swing_unit=opts.get("swing_unit"))
+    settings = Settings(preset, grid, tonic, mode, rng, temperature, bass_pattern=opts["bass_pattern"],
+                        fills=fills, ending=ending, swing_unit=opts["swing_unit"])
     if spans is None:
         from musegen.engines.procedural.harmony import plan_chords
 
@@ -410,17 +481,19 @@ def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) ->
                 new = monophonic(new)
         new = clip(new, grid.start, grid.end)
         score.tracks[t.index].notes.extend(note_list(new))
-        continued.append({"index": t.index, "name": t.name, "role": _ROLE_OF.get(t.role, t.role),
+        continued.append({"index": t.index, "name": t.name, "role": ROLE_OF.get(t.role, t.role),
                           "program": t.program, "is_drum": t.is_drum, "n_new_notes": len(new)})
 
     added: list[Part] = []
     n_seed_tracks = len(score.tracks)
+    accompany_start = None
     if not request.continue_only:
-        have = {_ROLE_OF.get(t.role, t.role) for t in view.tracks}
+        have = {ROLE_OF.get(t.role, t.role) for t in view.tracks}
         missing = [r for r in preset.instruments.roles() if r not in have]
         if missing:
-            added, _, _ = write_parts(settings, phrases, spans, missing)
-            perform(added, settings)
+            melody = _melody_rows(score, view, request.seed_analysis)
+            added, accompany_start = add_parts(view, grid, spans, missing, settings, melody, phrase_bars,
+                                               from_end=sketch.accompany_from(opts) == "end")
             for part in added:
                 track = Track(part.name, int(part.program), bool(part.is_drum))
                 track.notes = note_list(part.notes)
@@ -431,6 +504,7 @@ def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) ->
         score.time_signatures.append(TimeSignature(0, num, den))
     info = {
         "start_tick": grid.start,
+        "accompany_start_tick": accompany_start,
         "seed_end_tick": view.end,
         "seed_bars": len(view.bar_starts),
         "loop_bars": period_bars,

@@ -94,7 +94,7 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
         if under.accompany_from(request.options) == "start" and view.start == start_tick:
             first = min(n[0] for t in view.tracks for n in t.notes) if view.tracks else start_tick
             origin = under.sketch_origin(view.bar_starts, start_tick, _bar_ticks(score, request), first)
-    if not roles and (origin == start_tick or not lacking):
+    if not roles and (origin == start_tick or not lacking) and request.seed is None:
         return {}
     tpq = score.ticks_per_quarter
     num, den = request.meter
@@ -112,7 +112,7 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
     s = Settings(request.preset, full, request.tonic, request.mode, rng, float(request.temperature))
     phrases = plan_form(full.bars, request.preset.melody.phrase_bars, request.preset.style)
     writing = roles + [r for r in lacking if r not in roles] if lead_bars else roles
-    parts, _, _ = write_parts(s, phrases, spans, writing)
+    parts = write_parts(s, phrases, spans, writing)[0] if writing else []
     perform(parts, s)
     added: dict[str, int] = {}
     changed: dict[int, list[list[int]]] = {}   # merged track -> all its notes, written back sorted
