@@ -437,6 +437,11 @@ class AudioKind(Kind):
             except (RuntimeError, TypeError, ValueError):  # a libsndfile built without it
                 continue
             self.bases.append(path.read_bytes())
+            if ext == "flac":  # as a streaming encoder writes it: STREAMINFO's total samples 0, "unknown"
+                stream = bytearray(self.bases[-1])
+                stream[21] &= 0xF0
+                stream[22:26] = bytes(4)
+                self.bases.append(bytes(stream))
         self.valid = 0
 
     def mutate(self) -> bytes:

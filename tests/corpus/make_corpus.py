@@ -1,6 +1,6 @@
 """Write the corpus of broken (and a few odd but valid) input files.
 
-    python tests/corpus/make_corpus.py            # rewrites tests/corpus/{midi,preset,plan,audio,soundfont}/
+    python tests/corpus/make_corpus.py            # rewrites tests/corpus/{midi,preset,plan,audio,soundfont,env}/
 
 Every file is small and deterministic (no randomness without a fixed seed),
 so the committed outputs match what this script writes.  ``EXPECTED`` says
@@ -45,6 +45,12 @@ def notes(n: int, *, step: bytes = b"\x60", pitch0: int = 60) -> bytes:
     return out
 
 
+def on_off(pitches, *, status: bool = True) -> bytes:
+    """Quarter notes whose note-offs are note-ons of velocity 0; ``status=False`` writes them with running status."""
+    head = b"\x90" if status else b""
+    return b"".join(b"\x00" + head + bytes([p]) + b"\x50\x60" + head + bytes([p]) + b"\x00" for p in pitches)
+
+
 def midi_files() -> dict[str, bytes]:
     good = smf(0, 1, 96, mtrk(TEMPO_120 + notes(16) + END))
     rng = np.random.default_rng(7)
@@ -76,6 +82,26 @@ def midi_files() -> dict[str, bytes]:
         "one-tick-per-quarter.mid": smf(0, 1, 1, mtrk(notes(16, step=b"\x01") + END)),
         "bad-time-signature.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x58\x04\x04\x7f\x18\x08" + notes(16) + END)),
         "no-end-of-track.mid": smf(0, 1, 96, mtrk(TEMPO_120 + notes(8))),
+        # meta events shorter than their type: symusic read their fields from the bytes after them
+        "short-tempo.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x51\x00" + notes(8) + END)),
+        "short-tempo-at-end-of-file.mid": smf(0, 1, 96, mtrk(notes(8) + b"\x00\xff\x51\x01\x07")),
+        "short-time-signature.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x58\x01\x03" + notes(8) + END)),
+        "short-key-signature.mid": smf(0, 1, 96, mtrk(b"\x00\xff\x59\x00" + notes(8) + END)),
+        # running status after sysex, sysex escapes, end-of-track mid-track: symusic lost notes or failed
+        "running-status-across-sysex.mid": smf(0, 1, 96, mtrk(
+            on_off((60, 62, 64)) + b"\x00\xf0\x03\x7e\x7f\xf7" + on_off((65, 67, 69, 71, 72, 74), status=False)
+            + END)),
+        "running-status-across-sysex-escape.mid": smf(0, 1, 96, mtrk(
+            on_off((60, 62, 64)) + b"\x00\xf7\x02\x01\x02" + on_off((65, 67, 69, 71, 72, 74), status=False)
+            + END)),
+        "sysex-escape-at-end.mid": smf(0, 1, 96, mtrk(notes(4) + b"\x00\xf7\x01\x90")),
+        "end-of-track-mid-track.mid": smf(0, 1, 96, mtrk(notes(4) + END + notes(4, pitch0=72) + END)),
+        "zero-length-notes.mid": smf(0, 1, 96, mtrk(b"".join(  # note-on and note-off at one tick
+            b"\x00\x90" + bytes([p]) + b"\x50\x00\x80" + bytes([p]) + b"\x00\x60\xff\x01\x00"
+            for p in (60, 62, 64, 65, 67, 69, 71, 72)) + END)),
+        "sysex-past-track-end.mid": smf(0, 1, 96, mtrk(notes(4) + b"\x00\xf0\x10\x7e\x7f\xf7")),
+        "event-past-2-31-ticks.mid": smf(0, 1, 96, mtrk(
+            notes(2) + b"\xff\xff\xff\x7f\xff\x01\x00" * 9 + notes(2) + END)),
     }
 
 
@@ -104,6 +130,31 @@ MIDI_EXPECTED: dict[str, tuple] = {
     "one-tick-per-quarter.mid": ("ok", None),
     "bad-time-signature.mid": ("ok", None),
     "no-end-of-track.mid": ("ok", None),
+    "short-tempo.mid": ("ok", None),
+    "short-tempo-at-end-of-file.mid": ("ok", None),
+    "short-time-signature.mid": ("ok", None),
+    "short-key-signature.mid": ("ok", None),
+    "running-status-across-sysex.mid": ("ok", None),
+    "running-status-across-sysex-escape.mid": ("ok", None),
+    "sysex-escape-at-end.mid": ("ok", None),
+    "end-of-track-mid-track.mid": ("ok", None),
+    "zero-length-notes.mid": ("ok", None),
+    "sysex-past-track-end.mid": (2, "runs past the end of the track"),
+    "event-past-2-31-ticks.mid": (2, "past the 2147483647 ticks"),
+}
+
+#: what a correct reading of some of the files above gives (tests/test_midi_bytes.py checks it):
+#: notes, shortest note (ticks), tempo map, meter map and key signatures as symusic holds them
+MIDI_READS: dict[str, dict] = {
+    "short-tempo.mid": {"notes": 8, "tempos": [], "meters": []},
+    "short-tempo-at-end-of-file.mid": {"notes": 8, "tempos": []},
+    "short-time-signature.mid": {"notes": 8, "meters": []},
+    "short-key-signature.mid": {"notes": 8, "keys": []},
+    "running-status-across-sysex.mid": {"notes": 9},
+    "running-status-across-sysex-escape.mid": {"notes": 9},
+    "sysex-escape-at-end.mid": {"notes": 4},
+    "end-of-track-mid-track.mid": {"notes": 8},
+    "zero-length-notes.mid": {"notes": 8, "shortest": 1},
 }
 
 
@@ -144,6 +195,22 @@ PLANS = {
 }
 
 
+# -- limits set in the environment (tests/test_limits.py runs each with the CLI) -----------
+
+#: file -> (its ``VARIABLE=value`` line, ``("ok", None)`` or ``(exit code, needle)``)
+ENVS = {
+    "midi-bytes-1e10.env": ("MUSEGEN_MAX_MIDI_BYTES=1e10\n", ("ok", None)),  # allocated 10 GB to read 161 bytes
+    "preset-bytes-1e10.env": ("MUSEGEN_MAX_PRESET_BYTES=1e10\n", ("ok", None)),
+    "plan-bytes-1e10.env": ("MUSEGEN_MAX_PLAN_BYTES=1e10\n", ("ok", None)),
+    "midi-bytes-1e15.env": ("MUSEGEN_MAX_MIDI_BYTES=1e15\n", ("ok", None)),  # the largest accepted
+    "midi-bytes-1e30.env": ("MUSEGEN_MAX_MIDI_BYTES=1e30\n", (2, "MUSEGEN_MAX_MIDI_BYTES must be at most")),
+    "preset-bytes-1e30.env": ("MUSEGEN_MAX_PRESET_BYTES=1e30\n", (2, "MUSEGEN_MAX_PRESET_BYTES must be at most")),
+    "plan-bytes-2e15.env": ("MUSEGEN_MAX_PLAN_BYTES=2e15\n", (2, "MUSEGEN_MAX_PLAN_BYTES must be at most")),
+    "plan-bytes-nan.env": ("MUSEGEN_MAX_PLAN_BYTES=nan\n", (2, "MUSEGEN_MAX_PLAN_BYTES must be a positive")),
+    "midi-bytes-negative.env": ("MUSEGEN_MAX_MIDI_BYTES=-1e30\n", (2, "MUSEGEN_MAX_MIDI_BYTES must be a positive")),
+}
+
+
 # -- audio -------------------------------------------------------------------------------
 
 def wav_header(sr: int, channels: int, bits: int, n_frames: int, fmt: int = 1) -> bytes:
@@ -172,6 +239,25 @@ def pcm16(y: np.ndarray) -> bytes:
     return np.round(np.clip(y, -1, 1) * 32767).astype("<i2").tobytes()
 
 
+def flac(y: np.ndarray, sr: int, *, total: int = 0) -> bytes:
+    """A 16-bit FLAC of ``y`` (frames, channels) whose STREAMINFO says ``total`` samples.
+
+    0 is "unknown", as a streaming encoder writes it; libsndfile then reports
+    a length of 2**63 - 1 frames, and only decoding can tell the real one.
+    """
+    import io
+
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, y, sr, format="FLAC", subtype="PCM_16")
+    data = bytearray(buf.getvalue())
+    # "fLaC", STREAMINFO's 4-byte block header, then its bytes 13-17 end in the 36-bit total
+    data[8 + 13] = (data[8 + 13] & 0xF0) | (total >> 32 & 0x0F)
+    data[8 + 14:8 + 18] = (total & 0xFFFFFFFF).to_bytes(4, "big")
+    return bytes(data)
+
+
 def audio_files() -> dict[str, bytes]:
     rng = np.random.default_rng(11)
     nan = tone(8000, 0.5, 2)
@@ -196,6 +282,11 @@ def audio_files() -> dict[str, bytes]:
         "float-loud.wav": float_wav(tone(8000, 0.5, 2) * 3.0, 8000),
         "rate-1000hz.wav": wav_header(1000, 1, 16, 1000) + pcm16(tone(1000, 1.0, 1)),
         "data-length-lies.wav": wav_header(8000, 1, 16, 100_000_000 // 2)[:44] + pcm16(tone(8000, 0.25, 1)),
+        # a FLAC whose header does not give its length: decoded and counted
+        "flac-length-unknown.flac": flac(tone(8000, 0.5, 1), 8000),
+        "flac-length-unknown-stereo.flac": flac(tone(22050, 1.25, 2), 22050),
+        "flac-length-unknown-truncated.flac": flac(tone(8000, 2.0, 2), 8000)[:3000],
+        "flac-length-36-bits.flac": flac(tone(8000, 0.5, 1), 8000, total=2**36 - 1),  # the header is believed
     }
 
 
@@ -216,6 +307,10 @@ AUDIO_EXPECTED: dict[str, tuple] = {
     "float-loud.wav": ("ok", None),
     "rate-1000hz.wav": ("ok", None),
     "data-length-lies.wav": ("ok", None),
+    "flac-length-unknown.flac": ("ok", None),
+    "flac-length-unknown-stereo.flac": ("ok", None),
+    "flac-length-unknown-truncated.flac": (2, "cannot decode"),
+    "flac-length-36-bits.flac": (2, "audio_seconds"),
 }
 
 
@@ -249,6 +344,7 @@ def write_all(root: Path = HERE) -> list[Path]:
         "plan": {k: v for k, (v, _) in PLANS.items()},
         "audio": audio_files(),
         "soundfont": soundfont_files(),
+        "env": {k: v for k, (v, _) in ENVS.items()},
     }
     for folder, files in groups.items():
         (root / folder).mkdir(parents=True, exist_ok=True)
