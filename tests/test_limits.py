@@ -480,3 +480,40 @@ def test_an_absurd_limit_at_the_cli_is_one_error_line(variable, args):
     assert r.returncode == 2, (r.returncode, r.stderr)
     lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("Error: ") and variable in lines[0] and "1e30" in lines[0], r.stderr
+
+
+def _env_cases():
+    from corpus.make_corpus import ENVS
+
+    return sorted(ENVS.items())
+
+
+@pytest.mark.parametrize("name, case", _env_cases(), ids=[n for n, _ in _env_cases()])
+def test_env_corpus(name, case, tmp_path):
+    """Each limit setting in tests/corpus/env/ with the command that reads what it bounds."""
+    import resource
+    import subprocess
+    import sys
+
+    from corpus.make_corpus import HERE as CORPUS
+
+    text = (CORPUS / "env" / name).read_text()
+    variable, value = text.strip().split("=", 1)
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[job]]\npreset = "lofi-chill"\nseed = 1\n')
+    args = {"MUSEGEN_MAX_MIDI_BYTES": ["analyze", SAMPLES / "melody.mid"],
+            "MUSEGEN_MAX_PRESET_BYTES": ["presets", "show", ROOT / "src" / "musegen" / "presets" / "lofi-chill.toml"],
+            "MUSEGEN_MAX_PLAN_BYTES": ["batch", plan, "--dry-run"]}[variable]
+
+    def limit_memory():  # 4 GB: a buffer the size of a 1e10 limit cannot be allocated
+        resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+
+    r = subprocess.run([sys.executable, "-m", "musegen", *map(str, args)], capture_output=True, text=True,
+                       env={**__import__("os").environ, variable: value}, timeout=120, preexec_fn=limit_memory)
+    code, needle = case[1]
+    if code == "ok":
+        assert r.returncode == 0, r.stderr
+        return
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == code and len(lines) == 1 and lines[0].startswith("Error: "), r.stderr
+    assert needle in lines[0] and value in lines[0], lines[0]

@@ -270,3 +270,31 @@ def test_a_sketch_of_zero_length_notes_extends(tmp_path, engine):
 def test_a_valid_file_reads_as_symusic_reads_it_directly(path):
     """The canonical rewrite changes nothing in a well-formed file."""
     assert score_digest(load_midi(path)) == score_digest(Score.from_midi(path.read_bytes()))
+
+
+# ---------------------------------------------------------------- the corpus's odd files, read right
+
+
+def _reads(name: str) -> dict:
+    from corpus.make_corpus import HERE as CORPUS
+
+    score = load_midi(CORPUS / "midi" / name)
+    return {
+        "notes": score.note_num(),
+        "shortest": min(n.duration for t in score.tracks for n in t.notes),
+        "tempos": [(t.time, round(t.qpm, 3)) for t in score.tempos],
+        "meters": [(t.time, t.numerator, t.denominator) for t in score.time_signatures],
+        "keys": [(k.time, k.key, k.tonality) for k in score.key_signatures],
+    }
+
+
+def _corpus_reads():
+    from corpus.make_corpus import MIDI_READS
+
+    return sorted(MIDI_READS.items())
+
+
+@pytest.mark.parametrize("name, expected", _corpus_reads(), ids=[n for n, _ in _corpus_reads()])
+def test_corpus_files_read_as_the_standard_says(name, expected):
+    got = _reads(name)
+    assert {k: got[k] for k in expected} == expected
