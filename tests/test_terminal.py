@@ -143,3 +143,28 @@ def test_a_group_without_its_command_still_shows_its_help(cli):
     r = cli("presets")
     assert r.returncode == 2
     assert "Usage: musegen presets" in r.stderr + r.stdout and "list" in r.stderr + r.stdout
+
+
+def test_a_file_name_in_an_error_is_escaped(cli, tmp_path):
+    folder = tmp_path / "a\x1b]0;pwned\x07b"
+    folder.mkdir()
+    (folder / "p.toml").write_text("tempi = 1\n")
+    r = cli("presets", "show", folder / "p.toml")
+    assert r.returncode == 2
+    assert_nothing_raw(r.stdout, r.stderr)
+    assert r.stderr.startswith("Error: preset ") and "a\\x1b]0;pwned\\x07b" in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("control-chars-in-unknown-key.toml", "unknown key '\\x1b[2Jkey'"),
+    ("control-chars-in-extends.toml", "unknown preset '\\x1b]0;pwned\\x07'"),
+    ("control-chars-in-post-op.toml", "unknown op '\\x07\\x1b[31m'"),
+    ("bidi-override-in-mode.toml", "got '\\u202eevil'"),
+])
+def test_corpus_presets_with_controls_are_named_escaped(cli, name, needle):
+    from conftest import ROOT
+
+    r = cli("presets", "show", ROOT / "tests" / "corpus" / "preset" / name)
+    assert r.returncode == 2
+    assert_nothing_raw(r.stdout, r.stderr)
+    assert len(r.stderr.splitlines()) == 1 and needle in r.stderr, r.stderr
