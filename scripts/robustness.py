@@ -16,7 +16,7 @@ musegen's structural check are always loaded in a subprocess, because a
 corrupt one can crash the synthesizer outright.
 
 The time is shared evenly between the kinds (midi, preset, plan, audio,
-soundfont, and "faults" when ``scripts/fault_campaign.py`` exposes
+soundfont, env: limit settings, and "faults" when ``scripts/fault_campaign.py`` exposes
 ``run(seconds, seed)``).  A table goes to stdout; every failure prints the
 path of the input that reproduces it.  The exit code is 1 when any case
 failed.
@@ -48,7 +48,7 @@ CORPUS = ROOT / "tests" / "corpus"
 PRESETS = ROOT / "src" / "musegen" / "presets"
 MEMORY_LIMIT = 4 << 30  # address space of each CLI subprocess
 CASE_TIMEOUT = 60  # seconds one in-process case may take before it counts as a hang
-KINDS = ("midi", "preset", "plan", "audio", "soundfont")
+KINDS = ("midi", "preset", "plan", "audio", "soundfont", "env")
 
 # in-process renders stay short: the campaign is about many odd files, not long ones
 os.environ.setdefault("MUSEGEN_MAX_AUDIO_SECONDS", "300")
@@ -140,6 +140,11 @@ def midi_events(rng: random.Random, data: bytearray, lo: int = 0) -> None:
         b"\x00\xff\x58\x04\x00\x00\x18\x08", b"\x00\xff\x58\x04\x04\x7f\x18\x08", b"\x00\xff\x01\x8f\xff\xff\x7f",
         b"\x00\xf0\xff\xff\xff\x7f", b"\x00\x3c\x40", b"\x00\x90\xbc\xc0", b"\x00\xf4", b"\x00\xff\x2f\x00",
         b"\x00\x99\x24\x7f", b"\x00\xe0\x7f\x7f", b"\x00\xff\x59\x02\x7f\x05",
+        # meta events shorter than their type, sysex escapes holding status bytes, running status
+        # after a sysex, a note of no length (issue 20)
+        b"\x00\xff\x51\x00", b"\x00\xff\x51\x01\x07", b"\x00\xff\x58\x01\x03", b"\x00\xff\x59\x00",
+        b"\x00\xf7\x01\x90", b"\x00\xf7\x03\x90\x3c\x50", b"\x00\xf0\x01\xf7\x00\x3c\x40",
+        b"\x00\x90\x3c\x40\x00\x80\x3c\x00",
     ])
     if at <= len(data):
         pos = rng.randrange(at, len(data) + 1)
@@ -327,6 +332,8 @@ class MidiKind(Kind):
             cols = track.notes.numpy()
             if cols["pitch"].size and not (0 <= cols["pitch"].min() and cols["pitch"].max() <= 127):
                 raise AssertionError("a note pitch outside 0-127 was accepted")
+            if cols["duration"].size and cols["duration"].min() < 1:
+                raise AssertionError("a note of no length was accepted (it weighs nothing where notes are weighed)")
         analysis = analyze_score(score)
         y = render_score(score, sample_rate=8000)
         if y.shape[0] != 2 or y.shape[1] == 0 or not np.isfinite(y).all():
@@ -513,8 +520,73 @@ class SoundFontKind(Kind):
         return ["render", str(self.mid), "-o", str(out / "x.wav"), "--soundfont", str(path), "--sample-rate", "8000"]
 
 
+class EnvKind(Kind):
+    """Limit settings, ``MUSEGEN_MAX_<NAME>=value``: used, or refused naming the variable.
+
+    A limit bounds what is read, never a buffer to allocate: this kind's process runs under
+    the CLI's address-space limit, so reading a small file under a huge limit that allocated
+    a buffer of its size fails here with MemoryError instead of passing.
+    """
+
+    name, suffix = "env", ".env"
+    VALUES = ("1e10", "1e15", "1e16", "1e30", "2e15", "1000000000000000001", "-1", "-1e30", "0", "nan", "inf",
+              "1e999", "1_000", "0x10", " 64 ", "1e3", "2.5", "ten", "", "99999999999999999999999")
+
+    def __init__(self, rng, work):
+        super().__init__(rng, work)
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))  # this kind's child process only
+        from musegen import limits
+
+        self.variables = [lim.env for lim in limits.LIMITS.values()]
+        self.plan = work / "plan.toml"
+        self.plan.write_text('[[job]]\npreset = "lofi-chill"\nseed = 1\n')
+
+    def mutate(self) -> bytes:
+        rng = self.rng
+        value = rng.choice(self.VALUES) if rng.random() < 0.7 else f"{rng.uniform(0, 10):.{rng.randint(0, 3)}f}e{rng.randint(0, 40)}"
+        return f"{rng.choice(self.variables)}={value}\n".encode()
+
+    @staticmethod
+    def parse(path: Path) -> tuple[str, str]:
+        variable, _, value = path.read_text().rstrip("\n").partition("=")
+        return variable, value
+
+    def check(self, path: Path) -> None:
+        from musegen import limits
+        from musegen.batch.plan import load_plan
+        from musegen.errors import ParameterError
+        from musegen.midi.io import load_midi
+        from musegen.presets import load_preset
+
+        variable, value = self.parse(path)
+        old = os.environ.get(variable)
+        os.environ[variable] = value
+        try:
+            try:
+                limits.get(variable.removeprefix("MUSEGEN_MAX_").lower())
+            except ParameterError as exc:
+                if variable not in str(exc):
+                    raise AssertionError(f"the refusal does not name {variable}: {exc}") from None
+                raise
+            load_midi(SAMPLES / "melody.mid")  # each may refuse its input under a tiny limit, cleanly
+            load_preset(PRESETS / "lofi-chill.toml")
+            load_plan(self.plan)
+        finally:
+            if old is None:
+                os.environ.pop(variable, None)
+            else:
+                os.environ[variable] = old
+
+    def cli(self, path: Path, out: Path) -> list[str]:
+        return ["batch", str(self.plan), "--dry-run"]  # reads a plan, its presets and (by name) nothing else
+
+    def cli_env(self, path: Path) -> dict[str, str]:
+        variable, value = self.parse(path)
+        return {variable: value}
+
+
 CLASSES: dict[str, type[Kind]] = {"midi": MidiKind, "preset": PresetKind, "plan": PlanKind, "audio": AudioKind,
-                                   "soundfont": SoundFontKind}
+                                   "soundfont": SoundFontKind, "env": EnvKind}
 
 
 # ---------------------------------------------------------------- the CLI check
@@ -524,11 +596,12 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
-def cli_problem(args: list[str], output: Path, timeout: float = 120) -> str | None:
-    """What is wrong with how ``musegen ARGS`` ended, or ``None``."""
+def cli_problem(args: list[str], output: Path, timeout: float = 120, env: dict[str, str] | None = None) -> str | None:
+    """What is wrong with how ``musegen ARGS`` ended (with ``env`` added to the environment), or ``None``."""
     try:
         proc = subprocess.run([sys.executable, "-m", "musegen", *args], capture_output=True, text=True,
-                              timeout=timeout, preexec_fn=_limit_memory, cwd=output.parent)
+                              timeout=timeout, preexec_fn=_limit_memory, cwd=output.parent,
+                              env={**os.environ, **env} if env else None)
     except subprocess.TimeoutExpired:
         return f"CLI hung (no exit after {timeout} s)"
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
@@ -591,7 +664,7 @@ def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path, stats: dict
                 out.mkdir(exist_ok=True)
                 args = kind.cli(path, out)
                 target = Path(args[args.index("-o") + 1]) if "-o" in args else out / "none"
-                problem = cli_problem(args, target)
+                problem = cli_problem(args, target, env=getattr(kind, "cli_env", lambda p: None)(path))
             if problem is None:
                 stats["correct" if verdict == "ok" else "clean_errors"] += 1
             else:
