@@ -364,8 +364,10 @@ def _canonical_track(data: bytes, pos: int, end: int, ignored: list[str]) -> byt
     status = 0
     pending = 0  # ticks since the last event written
     tick = 0
+    copy_from = pos  # data[copy_from:event] is written as it stands (most files: the whole track)
     data_bytes = _DATA_BYTES
     while pos < end:
+        event = pos
         byte = data[pos]
         pos += 1
         delta = byte & 0x7F
@@ -382,7 +384,9 @@ def _canonical_track(data: bytes, pos: int, end: int, ignored: list[str]) -> byt
         tick += delta
         if tick > _MAX_TICK:
             raise _TrackProblem(f"an event at tick {tick}, past the {_MAX_TICK} ticks a MIDI reader can time")
+        as_written = pending == 0  # nothing dropped since the last event written: its delta holds
         pending += delta
+        head = pos
         byte = data[pos]
         if byte >= 0xF0:
             if byte not in (0xFF, 0xF0, 0xF7):
@@ -406,23 +410,28 @@ def _canonical_track(data: bytes, pos: int, end: int, ignored: list[str]) -> byt
                 raise _TrackProblem("an event length over four bytes")
             if pos + length > end:
                 raise _TrackProblem(f"a meta or sysex event of {length} bytes runs past the end of the track")
-            payload = data[pos : pos + length]
+            body = pos
             pos += length
-            if not meta or kind == 0x2F:
-                continue
-            size = _META_SIZES.get(kind)
+            size = _META_SIZES.get(kind) if meta else None
             if size is not None and length < size[1]:
                 what = f"{size[0]} of {length} byte{'' if length == 1 else 's'}"
                 ignored.append(f"{what} at tick {tick}")
+            if not meta or kind == 0x2F or kind not in _META_KEPT or (size is not None and length < size[1]):
+                out += data[copy_from:event]  # left out: its delta goes to the next event
+                copy_from = pos
                 continue
-            if kind not in _META_KEPT:
-                continue
-            if size is not None:
-                payload = payload[: size[1]]
-            out += _delta_bytes(pending) + bytes((0xFF, kind)) + _vlq(len(payload)) + payload
+            if size is not None and length > size[1]:
+                out += data[copy_from:event]
+                out += _delta_bytes(pending) + bytes((0xFF, kind, size[1])) + data[body : body + size[1]]
+                copy_from = pos
+            elif not as_written:
+                out += data[copy_from:event]
+                out += _delta_bytes(pending) + data[head:pos]
+                copy_from = pos
             pending = 0
             continue
-        if byte & 0x80:
+        explicit = bool(byte & 0x80)
+        if explicit:
             status = byte
             pos += 1
         elif not status:
@@ -430,14 +439,22 @@ def _canonical_track(data: bytes, pos: int, end: int, ignored: list[str]) -> byt
         count = data_bytes[status]
         if pos + count > end:
             raise _TrackProblem("the track ends inside an event")
-        for i in range(pos, pos + count):
-            if data[i] & 0x80:
-                raise _TrackProblem(f"a data byte over 127 ({data[i]:#04x}) at byte {i}")
-        out += _delta_bytes(pending)
-        out.append(status)
-        out += data[pos : pos + count]
-        pending = 0
+        if data[pos] & 0x80 or (count == 2 and data[pos + 1] & 0x80):
+            i = pos if data[pos] & 0x80 else pos + 1
+            raise _TrackProblem(f"a data byte over 127 ({data[i]:#04x}) at byte {i}")
         pos += count
+        if not as_written:  # after a left-out event: the delta changed
+            out += data[copy_from:event]
+            out += _delta_bytes(pending)
+            out.append(status)
+            out += data[pos - count : pos]
+            copy_from = pos
+        elif not explicit:  # running status: the status byte goes in after the delta
+            out += data[copy_from:head]
+            out.append(status)
+            copy_from = head
+        pending = 0
+    out += data[copy_from:end]
     out += _delta_bytes(pending) + b"\xff\x2f\x00"
     return bytes(out)
 
