@@ -75,6 +75,19 @@ def test_added_parts_play_from_the_sketchs_first_bar_to_the_end(engine, sample, 
 
 
 @pytest.mark.parametrize("engine, sample, preset", CASES)
+def test_no_added_part_falls_silent_for_a_bar(engine, sample, preset):
+    """Every added part sounds in every bar, the sketch's and the new ones (where the model leaves
+    an added part silent for a bar, the arranger's part fills it)."""
+    req, score = _generate(engine, sample, preset)
+    bar = _bar(req, score)
+    n_bars = _start(req, score) // bar + NEW_BARS
+    for t in _added(req, score):
+        sounding = {k for n in t.notes for k in range(n.time // bar, (n.time + n.duration - 1) // bar + 1)}
+        silent = sorted(set(range(n_bars - 1)) - sounding)   # the last bar may end on the bar before's chord
+        assert not silent, f"{t.name!r} is silent in bars {[k + 1 for k in silent]}"
+
+
+@pytest.mark.parametrize("engine, sample, preset", CASES)
 def test_the_sketch_is_kept_note_for_note(engine, sample, preset):
     req, score = _generate(engine, sample, preset)
     start = _start(req, score)

@@ -121,8 +121,8 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
             notes = clip(part.notes, start_tick, full.end)   # the sketch plays its own
         elif part.role in roles:
             notes = part.notes
-        else:
-            notes = clip(part.notes, origin, start_tick)   # the model wrote the new bars
+        else:   # the model wrote the new bars: these notes fill the sketch's and those it left silent
+            notes = _fill_silent_bars(part.notes, score.tracks[model_tracks[part.role]], full, start_tick)
         if not notes:
             continue
         i = None if part.role in roles else model_tracks.get(part.role)
@@ -148,6 +148,25 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
     for i, rows in changed.items():
         score.tracks[i].notes = note_list(rows)
     return added
+
+
+def _fill_silent_bars(notes: list[list[int]], track, grid, start_tick: int) -> list[list[int]]:
+    """``notes`` in the bars before ``start_tick`` and in the bars of ``grid`` where ``track``
+    sounds no note, each cut at the next bar where it does."""
+    busy = set()
+    for n in track.notes:
+        first, last = grid.bar_of(int(n.time)), grid.bar_of(int(n.time) + max(1, int(n.duration)) - 1)
+        busy.update(range(first, last + 1))
+    out = []
+    for t, d, p, v in notes:
+        b = grid.bar_of(t)
+        if grid.bar_start(b) >= start_tick and b in busy:
+            continue
+        stop = next((grid.bar_start(k) for k in range(b + 1, grid.bars) if k in busy), grid.end)
+        if grid.bar_start(b) < start_tick:
+            stop = min(stop, start_tick) if grid.bar_of(start_tick) in busy else stop
+        out.append([t, max(1, min(d, stop - t)), p, v])
+    return out
 
 
 def _bar_ticks(score, request) -> int:
