@@ -196,6 +196,14 @@ def test_the_cli_says_once_what_it_ignored(tmp_path):
     assert len(lines) == 1 and "ignored 1 meta event" in lines[0] and "tempo of 0 bytes" in lines[0], r.stderr
 
 
+def test_a_refused_file_gets_only_its_error_not_the_notice(tmp_path):
+    path = tmp_path / "no-notes.mid"
+    path.write_bytes(smf(b"\x00\xff\x51\x01\x07" + b"\x00\xc0\x05" + END))
+    r = run_cli("analyze", path)
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert r.returncode == 2 and lines == [f"Error: {path}: holds no notes"], r.stderr
+
+
 # ---------------------------------------------------------------- end of track, long deltas
 
 

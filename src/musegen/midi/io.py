@@ -134,7 +134,8 @@ def load_midi_bytes(
     if len(data) > max_bytes.value:
         raise max_bytes.error(name, f"data is {len(data)} bytes")
     data = _unwrap_rmid(data)
-    data = _check_header(data, name, max_tracks)
+    ignored: list[str] = []
+    data = _check_header(data, name, max_tracks, ignored)
     try:
         score = Score.from_midi(data)
     except Exception as exc:  # noqa: BLE001 - pybind maps any C++ error; all mean "corrupt"
@@ -148,6 +149,11 @@ def load_midi_bytes(
     if n_notes > max_notes.value:
         raise max_notes.error(name, f"{n_notes} notes")
     _check_events(score, name)
+    if ignored:  # said once the file is known to load, so a refused file gets one line, its error
+        shown = "; ".join(ignored[:3]) + (f"; and {len(ignored) - 3} more" if len(ignored) > 3 else "")
+        log.warning("musegen: note: %s: ignored %d meta event%s shorter than %s type requires (%s)",
+                    name, len(ignored), "s" if len(ignored) > 1 else "",
+                    "their" if len(ignored) > 1 else "its", shown)
     return score
 
 
@@ -222,7 +228,7 @@ def _unwrap_rmid(data: bytes) -> bytes:
     return data
 
 
-def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
+def _check_header(data: bytes, name: str, max_tracks: _Bound, ignored: list[str]) -> bytes:
     """Validate the header and chunk layout; return canonical bytes symusic can parse.
 
     symusic accepts some broken files silently (division 0, type 2, fewer
@@ -230,6 +236,7 @@ def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
     bytes, so the checks happen here; each track is then rewritten by
     :func:`_canonical_track`, so that symusic only ever sees a six-byte
     header followed by exactly the announced ``MTrk`` chunks in canonical form.
+    What was left out as unreadable is described in ``ignored``.
     """
     if not data:
         raise MidiError(f"{name}: empty file, not a MIDI file")
@@ -257,7 +264,6 @@ def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
         raise max_tracks.error(name, f"header announces {n_tracks} tracks")
 
     out = [data[:8 + 6] if header_len == 6 else data[:4] + struct.pack(">I", 6) + data[8:14]]
-    ignored: list[str] = []
     pos = 8 + header_len
     found = 0
     while found < n_tracks:
@@ -273,18 +279,15 @@ def _check_header(data: bytes, name: str, max_tracks: _Bound) -> bytes:
             )
         if chunk_id == b"MTrk":  # other chunk types are for other programs: left out
             found += 1
+            dropped: list[str] = []
             try:
-                body = _canonical_track(data, pos + _CHUNK.size, pos + _CHUNK.size + length, ignored)
+                body = _canonical_track(data, pos + _CHUNK.size, pos + _CHUNK.size + length, dropped)
             except _TrackProblem as exc:
                 raise MidiError(f"{name}: corrupt or truncated MIDI data in track {found}: {exc}") from None
+            ignored += [f"{what} in track {found}" for what in dropped]
             out.append(_CHUNK.pack(b"MTrk", len(body)) + body)
         pos += _CHUNK.size + length
 
-    if ignored:
-        shown = "; ".join(ignored[:3]) + (f"; and {len(ignored) - 3} more" if len(ignored) > 3 else "")
-        log.warning("musegen: note: %s: ignored %d meta event%s shorter than %s type requires (%s)",
-                    name, len(ignored), "s" if len(ignored) > 1 else "",
-                    "their" if len(ignored) > 1 else "its", shown)
     return b"".join(out)
 
 
