@@ -316,7 +316,8 @@ def generate(preset, midi, as_json, **kwargs) -> None:
 @click.argument("midi", type=click.Path(dir_okay=False))
 @click.option("-p", "--preset", shell_complete=_complete_presets,
               help="Preset for style choices (default: pop-ballad).")
-@click.option("--add-parts", is_flag=True, help="Also add the preset's parts the sketch lacks.")
+@click.option("--add-parts", is_flag=True, help="Also add the preset's parts the sketch lacks (from its first bar; "
+              "--option accompany_from=end: only after it).")
 @_generation_options
 def extend(midi, preset, add_parts, as_json, **kwargs) -> None:
     """Continue the sketch MIDI: the sketch unchanged, then --bars more bars of its own parts,
