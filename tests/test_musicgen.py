@@ -750,11 +750,52 @@ def test_per_item_generators_draw_as_each_item_alone(loaded):
     assert not torch.equal(shared[1:], two)
 
 
-def test_generate_many_gives_each_request_its_solo_audio(models):
-    """Requests batched with others give exactly the audio they give alone (exact kernels, one thread).
+#: the share of a request's tokens that must be its solo run's when batched (see the test below)
+SAME_TOKENS = 0.995
+#: audio from the same tokens, decoded in passes of other shapes: float rounding only (measured:
+#: at most 7.5e-8 on the tiny model), against about 1e-2 where one token of 960 differs
+AUDIO_ATOL = 1e-5
 
-    Different prompts (so padded text), a request of two variations, long
-    form (several windows), and settings that must not share a pass.
+
+def _spy_codes(mg) -> list:
+    """Record the codes each decoding call of ``mg`` is given (the real decoder still runs)."""
+    calls = []
+    decode = mg.decode_long
+
+    def recording(codes, **kw):
+        calls.append(codes.clone())
+        return decode(codes, **kw)
+
+    mg.decode_long = recording
+    return calls
+
+
+def _closest(row, pool):
+    """The row of codes in ``pool`` of ``row``'s shape that agrees with it most, and the share that agrees.
+
+    Rows of other seeds share about 1/2048 of their tokens, so the best match is the same request's.
+    """
+    same = [c for c in pool if c.shape == row.shape]
+    best = max(same, key=lambda c: float((c == row).float().mean()))
+    return best, float((best == row).float().mean())
+
+
+def test_generate_many_gives_each_request_its_solo_tokens_and_audio(models):
+    """Requests batched with others draw their solo tokens and give their solo audio (exact kernels).
+
+    What holds on any machine: a batched row's logits equal its solo logits
+    up to float rounding (matrix products of other shapes, and MKL's from one
+    process to the next, round differently), so a draw that lands within that
+    rounding of the boundary between two codes can pick the other one.  That
+    is rare (none here on the machine this was written on; one machine drew
+    one token of 960 differently for one request), and a request sharing its
+    neighbours' generator, or reading their text, would change nearly all its
+    tokens.  So: at least SAME_TOKENS of each request's tokens are its solo
+    ones, its audio is exactly its own tokens decoded (decoding never mixes
+    requests), and where all tokens agree the audio agrees within
+    AUDIO_ATOL.  Different prompts (so padded text), a request of two
+    variations, long form (several windows), and settings that must not
+    share a pass.
     """
     from musegen.engines.musicgen.engine import MusicGenEngine
 
@@ -775,22 +816,46 @@ def test_generate_many_gives_each_request_its_solo_audio(models):
         req(m, 7, "fiddle", **long),
         req(m, 8, "reel", variations=5, **long),         # more rows than batch_size (4): alone
     ]
+    mg = eng.load(str(m))  # the model every request here uses (float32 on the CPU)
+    decode = mg.decode_long
+    calls = _spy_codes(mg)
     many = eng.generate_many(requests)
+    batched_codes = list(calls)
     assert [len(o) for o in many] == [r.variations for r in requests]
     assert [o[0].info["batch"] for o in many] == [3, 3, 3, 1, 1, 2, 2, 1]
     assert len(many[5][0].info["windows"]) > 1
-    for req, batched in zip(requests, many):
-        alone = eng.generate(req)
+
+    def rows(calls):  # codes (codebooks, frames) per row, in the order the rows were decoded
+        return [c for codes in calls for c in codes]
+
+    def check(request, alone, alone_rows, batched, pool):
         assert [o.info["text"] for o in alone] == [o.info["text"] for o in batched]
-        for a, b in zip(alone, batched):
-            np.testing.assert_array_equal(a.audio, b.audio, err_msg=f"seed {req.random_seed}")
+        for a, b, solo_row in zip(alone, batched, alone_rows):
+            row, agree = _closest(solo_row, pool)
+            assert agree >= SAME_TOKENS, f"seed {request.random_seed}: {agree:.1%} of the solo tokens"
+            y = decode(row[None], chunk_s=40.0)[0][:, :b.audio.shape[1]]
+            y = np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y
+            np.testing.assert_allclose(b.audio, y, rtol=0, atol=AUDIO_ATOL,
+                                       err_msg=f"seed {request.random_seed}: not its own tokens' audio")
+            if agree == 1.0:
+                np.testing.assert_allclose(b.audio, a.audio, rtol=0, atol=AUDIO_ATOL,
+                                           err_msg=f"seed {request.random_seed}")
+
+    solo = {}
+    for request, batched in zip(requests, many):
+        calls.clear()
+        alone = eng.generate(request)
+        solo[request.random_seed] = (alone, rows(calls))
+        assert len(solo[request.random_seed][1]) == request.variations
+        check(request, alone, solo[request.random_seed][1], batched, rows(batched_codes))
     assert not np.array_equal(many[0][0].audio, many[1][0].audio)
     assert not np.array_equal(many[2][0].audio, many[2][1].audio)
     # other neighbours, the same result
+    calls.clear()
     again = eng.generate_many([requests[2], requests[0]])
     assert [o[0].info["batch"] for o in again] == [2, 2]
-    np.testing.assert_array_equal(again[1][0].audio, many[0][0].audio)
-    np.testing.assert_array_equal(again[0][1].audio, many[2][1].audio)
+    for request, outs in zip([requests[2], requests[0]], again):
+        check(request, *solo[request.random_seed], outs, rows(calls))
 
 
 def test_generate_many_batches_a_melody_and_audio_prompts(models, tmp_path):
