@@ -30,6 +30,7 @@ import json
 import math
 import os
 import random
+import re
 import resource
 import shutil
 import signal
@@ -596,6 +597,10 @@ def _limit_memory() -> None:
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
+#: what a terminal executes instead of showing (no progress bar draws: stderr is not a terminal here)
+TERMINAL_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def cli_problem(args: list[str], output: Path, timeout: float = 120, env: dict[str, str] | None = None) -> str | None:
     """What is wrong with how ``musegen ARGS`` ended (with ``env`` added to the environment), or ``None``."""
     try:
@@ -606,6 +611,9 @@ def cli_problem(args: list[str], output: Path, timeout: float = 120, env: dict[s
         return f"CLI hung (no exit after {timeout} s)"
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     try:
+        raw = TERMINAL_CONTROLS.search(proc.stdout + proc.stderr)
+        if raw:  # a name or value from the input, printed so that a terminal executes it
+            return f"CLI printed a raw {raw.group()!r}: {(proc.stdout + proc.stderr)[-300:]!r}"
         if proc.returncode == 0:
             return None
         if proc.returncode not in (1, 2):

@@ -174,6 +174,13 @@ PRESETS = {
     "deep-nesting.toml": ("x = " + "[" * 3000 + "]" * 3000 + "\n" + PRESET_HEAD, "too deeply"),
     "table-not-table.toml": ('groove = 5\n' + PRESET_HEAD, "[groove] must be a table"),
     "bad-post-step.toml": (PRESET_HEAD.replace("[instruments]", 'post = [{op = "explode"}]\n[instruments]'), "explode"),
+    # terminal controls in a value: the message names it escaped (shown, never executed)
+    "control-chars-in-unknown-key.toml": ('"\\u001b[2Jkey" = 1\n' + PRESET_HEAD, "unknown key '\\x1b[2Jkey'"),
+    "control-chars-in-extends.toml": ('extends = "\\u001b]0;pwned\\u0007"\n',
+                                      "unknown preset '\\x1b]0;pwned\\x07'"),
+    "control-chars-in-post-op.toml": (PRESET_HEAD.replace("[instruments]", 'post = [{op = "\\u0007\\u001b[31m"}]\n'
+                                                          "[instruments]"), "unknown op '\\x07\\x1b[31m'"),
+    "bidi-override-in-mode.toml": ('mode = "\\u202eevil"\n' + PRESET_HEAD, "got '\\u202eevil'"),
 }
 
 PLANS = {
