@@ -145,14 +145,17 @@ def test_a_group_without_its_command_still_shows_its_help(cli):
     assert "Usage: musegen presets" in r.stderr + r.stdout and "list" in r.stderr + r.stdout
 
 
-def test_a_file_name_in_an_error_is_escaped(cli, tmp_path):
-    folder = tmp_path / "a\x1b]0;pwned\x07b"
+@pytest.mark.parametrize("folder, escaped", [("a\x1b]0;pwned\x07b", "a\\x1b]0;pwned\\x07b"),
+                                             ("a\nError: forged", "a\\x0aError: forged")])
+def test_a_file_name_in_an_error_is_escaped(cli, tmp_path, folder, escaped):
+    folder = tmp_path / folder
     folder.mkdir()
     (folder / "p.toml").write_text("tempi = 1\n")
     r = cli("presets", "show", folder / "p.toml")
     assert r.returncode == 2
     assert_nothing_raw(r.stdout, r.stderr)
-    assert r.stderr.startswith("Error: preset ") and "a\\x1b]0;pwned\\x07b" in r.stderr, r.stderr
+    assert len(r.stderr.splitlines()) == 1, r.stderr  # a newline in a name cannot forge a second line
+    assert r.stderr.startswith("Error: preset ") and escaped in r.stderr, r.stderr
 
 
 @pytest.mark.parametrize("name, needle", [

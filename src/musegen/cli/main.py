@@ -526,7 +526,7 @@ def run(argv: list[str] | None = None) -> None:
     except MusegenError as exc:
         if debug:
             raise
-        _say(f"Error: {exc}")
+        _say(f"Error: {shown(exc)}")  # one line, whatever a file name in it holds
         sys.exit(exc.exit_code)
     except MemoryError:
         if debug:
@@ -537,11 +537,11 @@ def run(argv: list[str] | None = None) -> None:
         if debug:
             raise
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        _say(f"Error: {exc.strerror or exc}{where}")
+        _say(f"Error: {shown(exc.strerror or exc)}{shown(where)}")
         sys.exit(1)
     except Exception as exc:  # a bug: keep it to one line unless asked
         if debug:
             raise
-        _say(f"Error: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        _say(f"Error: internal error: {type(exc).__name__}: {shown(exc)} (run with --debug for the traceback)")
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)
