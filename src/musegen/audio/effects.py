@@ -4,8 +4,8 @@ Every function takes and returns float32 audio shaped ``(channels, samples)``
 and never writes into its input.  The common mastering steps (trim, fades,
 gain, loudness with a peak limiter, reverb) use numpy only (see
 ``_dsp``: importing scipy.signal would cost more than the work); the filters
-import scipy, and librosa is imported by the functions that need it (time stretching and
-pitch shifting), because importing it costs about a second.
+import scipy.  Time stretching and pitch shifting use musegen's own phase
+vocoder (``_vocoder``, numpy only), which keeps the channels' phase relations.
 """
 
 from __future__ import annotations
@@ -327,24 +327,41 @@ def _search_gain(plan, target: float, lo: float, hi: float) -> tuple[float, np.n
     return best_db, best_att
 
 
-def _stft_safe(func, y: np.ndarray, out_len: int) -> np.ndarray:
-    """Run a librosa STFT-based effect, zero-padding inputs shorter than its frames.
+def _keep_loudness(out: np.ndarray, y: np.ndarray, *, sr: int) -> np.ndarray:
+    """``out`` brought to the integrated loudness of ``y``, peaks held under full scale.
 
-    librosa warns (an error under strict warning filters) when the input is
-    shorter than its FFT; the padding is cut off again.
+    A phase vocoder's overlap-add loses a little energy where neighbouring
+    frames' phases disagree (about 0.5 dB on rendered music); a change of
+    tempo or pitch should not change the level.  New phases also change the
+    peaks: a mastered input, limited to -1 dBFS, comes out with transients
+    about 1 dB higher.  So the peak limiter of :func:`normalize_loudness`
+    holds the result under the input's peak or -1 dBFS, whichever is higher
+    (and under 0 dBFS), where the gain would take it over.  Audio under the
+    -70 LUFS gate is left as it is.
     """
-    n = y.shape[1]
-    if n < 4096:
-        y = np.pad(y, ((0, 0), (0, 4096 - n)))
-    out = func(y)
-    out = out[:, :out_len]
-    if out.shape[1] < out_len:
-        out = np.pad(out, ((0, 0), (0, out_len - out.shape[1])))
-    return np.ascontiguousarray(out, dtype=np.float32)
+    from musegen.audio._loudness import integrated_loudness
+
+    before = integrated_loudness(y, sr=sr)
+    if not math.isfinite(before):
+        return out
+    peak = float(np.max(np.abs(y)))
+    peak_db = min(0.0, max(20.0 * math.log10(peak), -1.0))
+    return normalize_loudness(out, sr=sr, lufs=min(before, LUFS_RANGE[1]), peak_db=peak_db)
+
+
+def _stretch(y: np.ndarray, *, sr: int, rate: float, out_len: int) -> np.ndarray:
+    from musegen.audio import _vocoder
+
+    return _vocoder.stretch(y, rate=rate, n_fft=_vocoder.frame_size(sr), out_len=out_len)
 
 
 def time_stretch(y: np.ndarray, *, sr: int, rate: float) -> np.ndarray:
     """Change the duration without changing the pitch (phase vocoder).
+
+    The channels share one phase (computed from their sum, with the bins
+    around each spectral peak locked to it), so the stereo image and the
+    mono fold-down stay as they were; the result is brought back to the
+    input's integrated loudness, its peaks kept under the input's or -1 dBFS.
 
     Parameters
     ----------
@@ -359,21 +376,12 @@ def time_stretch(y: np.ndarray, *, sr: int, rate: float) -> np.ndarray:
     np.ndarray, shape (channels, round(samples / rate)), float32
     """
     y = as_audio(y)
-    check_sr(sr)
+    sr = check_sr(sr)
     rate = check_range("rate", rate, *RATE_RANGE)
     if rate == 1.0:
         return y.copy()
-    from musegen.audio._numba import configure_numba_cache
-
-    configure_numba_cache()  # before numba loads
-    import librosa
-
-    out_len = max(1, int(round(y.shape[1] / rate)))
-
-    def stretch(x):
-        return librosa.effects.time_stretch(x, rate=rate)
-
-    return _stft_safe(stretch, y, out_len)
+    out = _stretch(y, sr=sr, rate=rate, out_len=max(1, int(round(y.shape[1] / rate))))
+    return _keep_loudness(out, y, sr=sr)
 
 
 def change_tempo(y: np.ndarray, *, sr: int, tempo_from: float, tempo_to: float) -> np.ndarray:
@@ -422,15 +430,19 @@ def pitch_shift(y: np.ndarray, *, sr: int, semitones: float) -> np.ndarray:
     semitones = check_range("semitones", semitones, -MAX_SEMITONES, MAX_SEMITONES)
     if semitones == 0.0:
         return y.copy()
-    from musegen.audio._numba import configure_numba_cache
+    import soxr
 
-    configure_numba_cache()  # before numba loads
-    import librosa
-
-    def shift(x):
-        return librosa.effects.pitch_shift(x, sr=sr, n_steps=semitones, res_type="soxr_hq")
-
-    return _stft_safe(shift, y, y.shape[1])
+    # stretch to 1 / rate of the length, then resample back to it: every
+    # frequency is multiplied by 1 / rate.  soxr filters all channels alike,
+    # so the shared phase survives.
+    rate = 2.0 ** (-semitones / 12.0)
+    n = y.shape[1]
+    stretched = _stretch(y, sr=sr, rate=rate, out_len=max(1, int(round(n / rate))))
+    out = soxr.resample(np.ascontiguousarray(stretched.T), sr, sr * rate, quality="HQ").T
+    if out.shape[1] < n:
+        out = np.pad(out, ((0, 0), (0, n - out.shape[1])))
+    out = np.ascontiguousarray(out[:, :n], dtype=np.float32)
+    return _keep_loudness(out, y, sr=sr)
 
 
 # Freeverb's tunings at 44.1 kHz (Jezar at Dreampoint, public domain).
