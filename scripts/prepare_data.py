@@ -49,6 +49,7 @@ SPLIT_FILE = ROOT / "scripts" / "data_split.json"
 HELD_OUT = {"monteverdi"}
 #: piece-id prefixes held out the same way (one artist of a larger source)
 HELD_OUT_PREFIXES = ("lieder/Brahms,_Johannes",)
+RETRY_FAILED = False
 
 #: every source: its licence (checked in its own licence file) and attribution
 SOURCES = {
@@ -143,6 +144,20 @@ def _realize_chords(score) -> list[dict]:
     return labels
 
 
+def _strip_repeats(score) -> None:
+    """Remove repeat bar lines, brackets and jumps (the MIDI writer would expand them and fail)."""
+    from music21 import bar, repeat, spanner, stream
+
+    for m in score.recurse().getElementsByClass(stream.Measure):
+        for side in ("leftBarline", "rightBarline"):
+            if isinstance(getattr(m, side), bar.Repeat):
+                setattr(m, side, None)
+    for el in list(score.recurse().getElementsByClass((repeat.RepeatExpression, spanner.RepeatBracket))):
+        site = el.activeSite
+        if site is not None:
+            site.remove(el)
+
+
 def _export_one(args: tuple[str, str, str, str, str]) -> list[dict]:
     """Parse one score file (a score or an opus) and write each piece as MIDI."""
     path, base, out, source, style = args
@@ -165,8 +180,8 @@ def _export_one(args: tuple[str, str, str, str, str]) -> list[dict]:
         try:
             try:
                 sc = sc.expandRepeats()
-            except Exception:  # noqa: BLE001 - malformed repeats: keep the score as written
-                pass
+            except Exception:  # noqa: BLE001 - malformed repeats: play the score once as written
+                _strip_repeats(sc)
             row = {"id": pid, "collection": coll, "style": style or STYLE_OF.get(coll, "classical"),
                    "path": str(dest.relative_to(out))}
             if source == "openewld":
@@ -187,8 +202,10 @@ def _export_one(args: tuple[str, str, str, str, str]) -> list[dict]:
 def _convert(name: str, files: list[tuple[str, str, str]], out: Path, workers: int) -> list[dict]:
     """Convert score files to MIDI, resuming from ``export_log.jsonl``.
 
-    ``files``: ``(path, base, style)``; ``style`` may be empty (by collection).
+    ``files``: ``(path, base, style)``; ``style`` may be empty (by collection).  Files that
+    failed before are tried again when ``RETRY_FAILED`` is set (``--retry-failed``).
     """
+    retry_failed = RETRY_FAILED
     log_path = out / "export_log.jsonl"
     done: dict[str, list[dict]] = {}
     if log_path.exists():
@@ -197,7 +214,8 @@ def _convert(name: str, files: list[tuple[str, str, str]], out: Path, workers: i
                 row = json.loads(line)
             except json.JSONDecodeError:  # a line cut by a kill
                 continue
-            done[row["file"]] = row["rows"]
+            if not (retry_failed and any("error" in r for r in row["rows"])):
+                done[row["file"]] = row["rows"]
     rows = [r for p, _, _ in files if p in done for r in done[p]]
     todo = [(p, b, str(out), name, s) for p, b, s in files if p not in done]
     errors = sum(1 for r in rows if "error" in r)
@@ -396,7 +414,10 @@ def main() -> None:
                     help=f"comma-separated sources to collect (default all: {','.join(SOURCES)})")
     ap.add_argument("--only", help="comma-separated music21 collections to export (e.g. bach,airdsAirs)")
     ap.add_argument("--no-split", action="store_true", help="leave scripts/data_split.json as it is")
+    ap.add_argument("--retry-failed", action="store_true", help="convert again the files that failed before")
     args = ap.parse_args()
+    global RETRY_FAILED
+    RETRY_FAILED = args.retry_failed
     wanted = [s.strip() for s in args.sources.split(",") if s.strip()]
     bad = [s for s in wanted if s not in SOURCES]
     if bad:

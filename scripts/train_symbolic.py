@@ -2,11 +2,20 @@
 
     python scripts/prepare_data.py --out data/          # once: export the corpus, write the split
     python scripts/train_symbolic.py --data data/ [--minutes 60] [--out src/musegen/engines/symbolic/weights]
+    python scripts/train_symbolic.py --data data/ --preset small --state runs/small [--resume] --out runs/small/best
 
-Seeded and rerunnable: tokenized splits are cached in ``data/tokens_*.npz``;
-the loss curve goes to ``<out>/train_log.jsonl`` and ``<out>/loss.png``; the
-best checkpoint by validation loss is saved as fp16 safetensors with its
-model and tokenizer config.
+Seeded and rerunnable: tokenized splits are cached in ``data/tokens_*.npz``
+(``tokens_v2_*.npz`` for tokenizer version 2); the loss curve goes to
+``<out>/train_log.jsonl`` and ``<out>/loss.png``; the best checkpoint by
+validation loss is saved as fp16 safetensors with its model and tokenizer
+config.
+
+Resumable: with ``--state DIR`` the full training state is saved there every
+``--save-every`` steps, when ``--minutes`` run out, on SIGTERM/SIGINT and at
+the end; ``--resume`` continues it exactly (same weights as an uninterrupted
+run).  With ``--state`` the cosine schedule is ``--steps`` long and
+``--minutes`` only bounds this invocation; without it the schedule is fitted
+to ``--minutes`` as before.
 """
 
 from __future__ import annotations
@@ -23,27 +32,39 @@ SPLIT_FILE = ROOT / "scripts" / "data_split.json"
 DEFAULT_OUT = ROOT / "src" / "musegen" / "engines" / "symbolic" / "weights"
 
 
-def load_split_items(data: Path, split_name: str) -> list[tuple[str, str, str]]:
-    """``(id, path, style)`` of every piece in one split."""
-    split = json.loads(SPLIT_FILE.read_text())["pieces"]
+#: model shapes for the stronger model of issue 15 (5-30 M parameters, context >= 1024)
+PRESETS = {
+    "small": {"n_layer": 6, "n_head": 6, "d_model": 384, "context": 1024},   # about 10.8 M parameters
+    "base": {"n_layer": 8, "n_head": 8, "d_model": 512, "context": 1024},    # about 25.4 M parameters
+}
+
+
+def load_split_items(data: Path, split_name: str, split_file: Path = SPLIT_FILE) -> list[tuple[str, str, str]]:
+    """``(id, path, style)`` of every piece in one split (never one of an excluded collection)."""
+    table = json.loads(split_file.read_text())
+    split, excluded = table["pieces"], set(table.get("excluded_collections", {}))
     items = []
     for line in (data / "pieces.jsonl").read_text().splitlines():
         row = json.loads(line)
-        if split.get(row["id"]) == split_name:
+        if split.get(row["id"]) == split_name and row.get("collection") not in excluded:
             path = Path(row["path"])
             items.append((row["id"], str(path if path.is_absolute() else data / path), row["style"]))
     return items
 
 
-def corpus_for(tokenizer, data: Path, split_name: str):
+def corpus_for(tokenizer, data: Path, split_name: str, *, version: int = 1, split_file: Path = SPLIT_FILE):
+    import os
+
     from musegen.engines.symbolic.data import TokenCorpus, build_corpus
 
-    cache = data / f"tokens_{split_name}.npz"
+    cache = data / (f"tokens_{split_name}.npz" if version == 1 else f"tokens_v{version}_{split_name}.npz")
     if cache.exists():
         return TokenCorpus.load(cache)
     t = time.time()
-    corpus = build_corpus(tokenizer, load_split_items(data, split_name))
-    corpus.save(cache)
+    corpus = build_corpus(tokenizer, load_split_items(data, split_name, split_file))
+    tmp = cache.with_name(cache.stem + ".part.npz")
+    corpus.save(tmp)
+    os.replace(tmp, cache)
     print(f"{split_name}: {len(corpus)} pieces, {len(corpus.ids):,} tokens ({time.time() - t:.0f} s)",
           file=sys.stderr)
     return corpus
@@ -74,15 +95,22 @@ def plot_losses(history: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=ROOT / "data")
+    ap.add_argument("--split", type=Path, default=SPLIT_FILE, help="the split file (default scripts/data_split.json)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
-    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget for training")
+    ap.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget for training (0 = none)")
     ap.add_argument("--steps", type=int, default=100_000, help="upper bound on steps (cosine schedule length)")
     ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--layers", type=int, default=4)
-    ap.add_argument("--d-model", type=int, default=256)
-    ap.add_argument("--heads", type=int, default=4)
-    ap.add_argument("--context", type=int, default=512)
+    ap.add_argument("--preset", choices=sorted(PRESETS),
+                    help="a model shape of issue 15 (small: 6x384, base: 8x512, context 1024); "
+                         "--layers/--d-model/--heads/--context override it; implies --tokenizer-version 2")
+    ap.add_argument("--layers", type=int)
+    ap.add_argument("--d-model", type=int)
+    ap.add_argument("--heads", type=int)
+    ap.add_argument("--context", type=int)
+    ap.add_argument("--tokenizer-version", type=int, choices=(1, 2),
+                    help="1: the shipped model's vocabulary (default without --preset); 2: the sources' styles")
     ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tokenize-only", action="store_true")
@@ -90,7 +118,24 @@ def main() -> None:
     ap.add_argument("--dropout", type=float, default=0.05)
     ap.add_argument("--device", default="cpu", help="cpu, or cuda on a GPU")
     ap.add_argument("--eval-every", type=int, default=250, help="steps between validation runs")
+    ap.add_argument("--state", type=Path, help="folder for the full training state (resumable runs)")
+    ap.add_argument("--resume", action="store_true", help="continue the run saved in --state")
+    ap.add_argument("--save-every", type=int, default=500, help="steps between state saves (with --state)")
+    ap.add_argument("--until", type=int, default=0, help="stop (saving the state) after this many steps in all")
     args = ap.parse_args()
+    if args.resume and args.state is None:
+        ap.error("--resume needs --state DIR")
+    if args.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            ap.error(f"--device {args.device}: no CUDA device here")
+    shape = {"n_layer": 4, "n_head": 4, "d_model": 256, "context": 512, **PRESETS.get(args.preset, {})}
+    for key, value in (("n_layer", args.layers), ("n_head", args.heads), ("d_model", args.d_model),
+                       ("context", args.context)):
+        if value is not None:
+            shape[key] = value
+    version = args.tokenizer_version or (2 if args.preset else 1)
 
     import torch
 
@@ -99,22 +144,32 @@ def main() -> None:
     from musegen.engines.symbolic.train import TrainConfig, train
 
     torch.set_num_threads(args.threads)
-    tokenizer = build_tokenizer()
-    train_c = corpus_for(tokenizer, args.data, "train")
-    valid_c = corpus_for(tokenizer, args.data, "valid")
-    corpus_for(tokenizer, args.data, "test")
+    if args.device.startswith("cuda"):
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    tokenizer = build_tokenizer(version=version)
+    train_c = corpus_for(tokenizer, args.data, "train", version=version, split_file=args.split)
+    valid_c = corpus_for(tokenizer, args.data, "valid", version=version, split_file=args.split)
+    corpus_for(tokenizer, args.data, "test", version=version, split_file=args.split)
     if args.tokenize_only:
         return
-    mc = ModelConfig(vocab_size=len(tokenizer), n_layer=args.layers, n_head=args.heads, d_model=args.d_model,
-                     context=args.context, dropout=args.dropout)
-    tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, seed=args.seed, threads=args.threads,
-                     time_limit_s=args.minutes * 60, eval_every=args.eval_every, eval_batches=16,
-                     bf16=not args.no_bf16, device=args.device)
-    # the schedule should end when the time does: estimate steps from a short timing run
-    summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc,
-                    meta={"data": {"train_pieces": len(train_c), "train_tokens": int(len(train_c.ids)),
-                                   "valid_pieces": len(valid_c), "held_out": ["monteverdi"]}},
-                    log=lambda row: print(json.dumps(row), file=sys.stderr, flush=True))
+    mc = ModelConfig(vocab_size=len(tokenizer), n_layer=shape["n_layer"], n_head=shape["n_head"],
+                     d_model=shape["d_model"], context=shape["context"], dropout=args.dropout)
+    tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup, seed=args.seed,
+                     threads=args.threads, time_limit_s=args.minutes * 60, eval_every=args.eval_every,
+                     eval_batches=16, bf16=not args.no_bf16, device=args.device,
+                     fit_to_time=args.state is None, save_every=args.save_every if args.state else 0,
+                     until=args.until)
+    split = json.loads(args.split.read_text())
+    sources = sorted({name.split("/")[0] for name in train_c.names})
+    meta = {"data": {"train_pieces": len(train_c), "train_tokens": int(len(train_c.ids)),
+                     "valid_pieces": len(valid_c), "sources": sources,
+                     "held_out": sorted(split.get("held_out_collections", ["monteverdi"]))
+                     + list(split.get("held_out_prefixes", []))},
+            "tokenizer_version": version, "preset": args.preset}
+    summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc, meta=meta,
+                    log=lambda row: print(json.dumps(row), file=sys.stderr, flush=True),
+                    state_dir=args.state, resume=args.resume)
     plot_losses(summary.pop("history"), args.out / "loss.png")
     print(json.dumps(summary, indent=1), file=sys.stderr)
 

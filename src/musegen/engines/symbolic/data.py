@@ -13,14 +13,14 @@ from typing import Iterable
 
 import numpy as np
 
-from musegen.engines.symbolic.tokens import MODEL_STYLES, canonicalize, encode
+from musegen.engines.symbolic.tokens import canonicalize, encode, model_styles
 
 
 @dataclass
 class TokenCorpus:
     ids: np.ndarray        # (N,) int16, concatenated REMI ids of every piece
     offsets: np.ndarray    # (P+1,) int64
-    style: np.ndarray      # (P,) int8 index into MODEL_STYLES
+    style: np.ndarray      # (P,) int8 index into the tokenizer's styles (tokens.model_styles)
     tonic: np.ndarray      # (P,) int8
     minor: np.ndarray      # (P,) bool
     names: list[str]
@@ -74,6 +74,7 @@ def _set_meter(score, meter: tuple[int, int]) -> None:
 def build_corpus(tokenizer, items: Iterable[tuple[str, str, str]], *, log=sys.stderr) -> TokenCorpus:
     """Tokenize ``(name, path, style)`` items into a corpus."""
     chunks, offsets, styles, tonics, minors, names = [], [0], [], [], [], []
+    known = model_styles(tokenizer)
     for k, (name, path, style) in enumerate(items):
         got = tokenize_piece(tokenizer, path, force_meter=(4, 4) if style == "pop" else None)
         if got is None:
@@ -81,7 +82,7 @@ def build_corpus(tokenizer, items: Iterable[tuple[str, str, str]], *, log=sys.st
         ids, tonic, minor = got
         chunks.append(ids)
         offsets.append(offsets[-1] + len(ids))
-        styles.append(MODEL_STYLES.index(style) if style in MODEL_STYLES else 0)
+        styles.append(known.index(style) if style in known else 0)
         tonics.append(tonic)
         minors.append(minor)
         names.append(name)
@@ -109,7 +110,7 @@ class WindowSampler:
         v = len(vocab)
         self.bar_id = vocab["Bar_None"]
         self.bos = vocab["BOS_None"]
-        self.style_ids = np.array([vocab[f"STYLE_{s}"] for s in MODEL_STYLES])
+        self.style_ids = np.array([vocab[f"STYLE_{s}"] for s in model_styles(tokenizer)])
         self.key_ids = np.array([[vocab[f"KEY_{pc}{q}"] for pc in range(12)] for q in ("maj", "min")])
         # pitch transposition tables: shift[k][id] -> id after transposing by k (or -1 if out of range)
         self.pitch_of = np.full(v, -1, np.int32)

@@ -19,7 +19,16 @@ from symusic import Score
 
 MELODY_PROGRAM = 72
 BASS_PROGRAM = 32
-MODEL_STYLES = ("pop", "chorale", "folk", "polyphony", "classical")
+#: the style tokens of each tokenizer version.  Version 1 is the shipped model's vocabulary (its
+#: ``tokenizer.json`` keeps loading as it is); version 2 adds the sources of issue 15 after the
+#: key tokens, so the ids of every version-1 special token stay where they were.
+STYLES_BY_VERSION = {
+    1: ("pop", "chorale", "folk", "polyphony", "classical"),
+    2: ("pop", "chorale", "folk", "polyphony", "classical", "drums", "piano", "lieder", "leadsheet"),
+}
+#: the version :func:`build_tokenizer` makes when none is asked for (the shipped model's)
+TOKENIZER_VERSION = 1
+MODEL_STYLES = STYLES_BY_VERSION[1]
 #: preset styles -> the data source the model knows that is nearest
 STYLE_TO_MODEL = {
     "pop": "pop", "hiphop": "pop", "electronic": "pop", "latin": "pop", "jazz": "pop", "game": "folk",
@@ -32,13 +41,22 @@ SPECIAL = ["PAD", "BOS", "EOS"] + [f"STYLE_{s}" for s in MODEL_STYLES] + [
 ]
 
 
-def tokenizer_config_dict() -> dict:
-    """The REMI settings (kept in one place; saved with every checkpoint)."""
+def special_tokens(version: int = TOKENIZER_VERSION) -> list[str]:
+    """The special tokens of tokenizer ``version``: version 1's, then the styles added since."""
+    if version not in STYLES_BY_VERSION:
+        from musegen.errors import ParameterError
+
+        raise ParameterError(f"tokenizer version must be one of {sorted(STYLES_BY_VERSION)}, got {version!r}")
+    return SPECIAL + [f"STYLE_{s}" for s in STYLES_BY_VERSION[version] if s not in MODEL_STYLES]
+
+
+def tokenizer_config_dict(version: int = TOKENIZER_VERSION) -> dict:
+    """The REMI settings of tokenizer ``version`` (kept in one place; saved with every checkpoint)."""
     return {
         "pitch_range": (21, 109),
         "beat_res": {(0, 4): 8, (4, 12): 4},
         "num_velocities": 8,
-        "special_tokens": SPECIAL,
+        "special_tokens": special_tokens(version),
         "use_tempos": True,
         "num_tempos": 24,
         "tempo_range": (40, 240),
@@ -78,12 +96,19 @@ def _miditok():
     return miditok
 
 
-def build_tokenizer(path: str | Path | None = None):
-    """A miditok REMI tokenizer: from a saved ``tokenizer.json`` or our defaults."""
+def build_tokenizer(path: str | Path | None = None, *, version: int = TOKENIZER_VERSION):
+    """A miditok REMI tokenizer: from a saved ``tokenizer.json``, or tokenizer ``version``'s settings."""
     miditok = _miditok()
     if path is not None:
         return miditok.REMI(params=Path(path))
-    return miditok.REMI(miditok.TokenizerConfig(**tokenizer_config_dict()))
+    return miditok.REMI(miditok.TokenizerConfig(**tokenizer_config_dict(version)))
+
+
+def model_styles(tokenizer) -> tuple[str, ...]:
+    """The styles a tokenizer has tokens for, in id order (a corpus's style codes index this)."""
+    vocab = tokenizer.vocab
+    names = [t[len("STYLE_"):].rsplit("_None", 1)[0] for t in vocab if t.startswith("STYLE_")]
+    return tuple(sorted(names, key=lambda s: vocab[f"STYLE_{s}"]))
 
 
 @dataclass
@@ -148,7 +173,7 @@ def canonicalize(score: Score, infos: list | None = None) -> tuple[Score, PartMa
 def condition_tokens(tokenizer, style: str, tonic: int, mode: str) -> list[int]:
     """``[BOS, STYLE_x, KEY_y]`` ids; style is mapped onto a data source the model knows."""
     s = STYLE_TO_MODEL.get(style, style)
-    if s not in MODEL_STYLES:
+    if f"STYLE_{s}" not in tokenizer.vocab:  # a style of a later tokenizer version
         s = "pop"
     from musegen.theory import MINOR_MODES
 
