@@ -16,7 +16,7 @@ PACKAGE = Path(musegen.__file__).parent
 
 #: lowest first; a module may import from its own layer and the ones before it
 LAYERS = [
-    {"", "errors", "limits", "atomic", "theory", "tomlout", "outputs"},
+    {"", "errors", "limits", "atomic", "cache", "memory", "theory", "tomlout", "outputs"},
     {"midi", "audio"},
     {"render", "presets"},
     {"engines"},

@@ -14,7 +14,6 @@ librosa's functions are compiled on each run instead of failing.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 __all__ = ["configure_numba_cache", "numba_cache_candidates"]
@@ -22,28 +21,15 @@ __all__ = ["configure_numba_cache", "numba_cache_candidates"]
 
 def numba_cache_candidates(env: os._Environ[str] | dict[str, str] | None = None) -> list[Path]:
     """Folders to try for numba's cache, best first (pure: reads ``env`` only)."""
-    env = os.environ if env is None else env
-    out: list[Path] = []
-    if env.get("MUSEGEN_CACHE_DIR"):
-        out.append(Path(env["MUSEGEN_CACHE_DIR"]) / "numba")
-    if env.get("XDG_CACHE_HOME"):
-        out.append(Path(env["XDG_CACHE_HOME"]) / "musegen" / "numba")
-    home = env.get("HOME")
-    if home:
-        out.append(Path(home) / ".cache" / "musegen" / "numba")
-    uid = os.getuid() if hasattr(os, "getuid") else "user"
-    out.append(Path(tempfile.gettempdir()) / f"musegen-{uid}" / "numba")
-    return out
+    from musegen.cache import candidates
+
+    return candidates("numba", env)
 
 
 def _writable(folder: Path) -> bool:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError:
-        return False
-    return True
+    from musegen.cache import writable
+
+    return writable(folder)
 
 
 def configure_numba_cache() -> str | None:

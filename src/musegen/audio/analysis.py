@@ -113,17 +113,13 @@ def analyze_audio(y: np.ndarray, *, sr: int) -> dict[str, Any]:
     dict
         ``duration_s``, ``sample_rate``, ``channels``; ``lufs`` (floored at
         -70.0); ``peak_dbfs`` and ``rms_dbfs`` (floored at -120.0);
-        ``tempo_bpm`` (librosa's beat tracker; ``None`` for silence, under
-        2 s, or no beats found); ``key`` such as ``"A minor"`` (chroma against
+        ``tempo_bpm`` (onset autocorrelation, :mod:`musegen.audio._features`;
+        ``None`` for silence, under 2 s, or no pulse found); ``key`` such as ``"A minor"`` (chroma against
         Krumhansl-Schmuckler profiles; ``None`` for silence or under 1 s);
         ``spectral_centroid_hz`` (mean over non-silent frames).  Plain
         floats, ints, strings or ``None`` only.
     """
-    from musegen.audio._numba import configure_numba_cache
-
-    configure_numba_cache()  # before numba loads
-    import librosa
-
+    from musegen.audio import _features as feat
     from musegen.audio.io import resample
 
     y = as_audio(y)
@@ -143,31 +139,26 @@ def analyze_audio(y: np.ndarray, *, sr: int) -> dict[str, Any]:
     else:
         rate = sr
     mono = mono[0]
-    # judged before the padding below: a short clip padded to n_fft is still too short for beats
+    # judged before any padding: a short clip padded to n_fft is still too short for beats
     long_enough = mono.size >= 2 * rate
-    n_fft, hop = 4096, 1024
-    if mono.size < n_fft:
-        mono = np.pad(mono, (0, n_fft - mono.size))
     silent = not np.any(mono)
 
+    # one spectrogram serves tempo, key and centroid
+    n_fft, hop = feat.N_FFT, feat.HOP
+    power = feat.stft_power(mono, n_fft, hop)
     tempo = None
     if not silent and long_enough:
-        onsets = librosa.onset.onset_strength(y=mono, sr=rate)
-        if np.any(onsets > 0):
-            with np.errstate(divide="ignore", invalid="ignore"):  # few frames at low rates
-                bpm, _ = librosa.beat.beat_track(onset_envelope=onsets, sr=rate)
-            bpm = float(np.atleast_1d(bpm)[0])
-            tempo = round(bpm, 2) if bpm > 0 else None
+        bpm = feat.tempo_bpm(feat.onset_strength(power, rate, n_fft), rate, hop)
+        tempo = round(bpm, 2) if bpm else None
     result["tempo_bpm"] = tempo
 
-    magnitude = np.abs(librosa.stft(mono, n_fft=n_fft, hop_length=hop))
     key = None
     if not silent and y.shape[1] >= sr:
-        chroma = librosa.feature.chroma_stft(S=magnitude**2, sr=rate, n_fft=n_fft, tuning=0.0)
-        key = _estimate_key(chroma.sum(axis=1))
+        key = _estimate_key(feat.chroma(power, rate, n_fft).sum(axis=1))
     result["key"] = key
 
-    freqs = librosa.fft_frequencies(sr=rate, n_fft=n_fft)
+    magnitude = np.sqrt(power)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / rate)
     frame_sum = magnitude.sum(axis=0)
     active = frame_sum > 1e-8 * max(float(frame_sum.max()), 1e-30)
     if silent or not np.any(active):
@@ -187,7 +178,9 @@ def _log_spectrogram(mono: np.ndarray, sr: int, max_frames: int = 1500, n_bands:
     frames = np.lib.stride_tricks.sliding_window_view(mono, n_fft)[::hop]
     window = np.hanning(n_fft).astype(np.float32)
     # Scaled so a full-scale sine peaks near 0 dB (dBFS).
-    power = (np.abs(np.fft.rfft(frames * window, axis=1)) * (2.0 / window.sum())) ** 2
+    from scipy import fft
+
+    power = (np.abs(fft.rfft(frames * window, axis=1)) * (2.0 / window.sum())) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / sr)
     edges = np.geomspace(max(20.0, 2 * freqs[1]), sr / 2, n_bands + 1)
     # Each band averages the FFT bins inside it; a band narrower than a bin
@@ -200,7 +193,7 @@ def _log_spectrogram(mono: np.ndarray, sr: int, max_frames: int = 1500, n_bands:
     centres = np.sqrt(edges[:-1] * edges[1:])
     weights[np.flatnonzero(empty), np.abs(freqs[None, :] - centres[empty, None]).argmin(axis=1)] = 1.0
     weights /= weights.sum(axis=1, keepdims=True)
-    banded = np.einsum("bf,tf->bt", weights, power)
+    banded = weights @ power.T  # (bands, frames); a BLAS product, not einsum's loop
     db = 10.0 * np.log10(np.maximum(banded, 1e-14))
     db = np.maximum(db, db.max() - 90.0)
     times = (np.arange(frames.shape[0] + 1) * hop) / sr
@@ -249,9 +242,13 @@ def plot_audio(
     channels, n = y.shape
     duration = n / sr
 
-    fig = Figure(figsize=(11, 6), dpi=100, layout="constrained")
+    # fixed axes rectangles: a layout engine would measure every label first (about 1 s)
+    fig = Figure(figsize=(11, 6), dpi=100)
     FigureCanvasAgg(fig)
-    wave_ax, spec_ax = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [1, 2]})
+    wave_ax = fig.add_axes((0.07, 0.66, 0.82, 0.28))
+    spec_ax = fig.add_axes((0.07, 0.09, 0.82, 0.53), sharex=wave_ax)
+    bar_ax = fig.add_axes((0.905, 0.09, 0.015, 0.53))
+    wave_ax.tick_params(labelbottom=False)
     # Min/max per pixel column keeps the picture right and the drawing fast.
     columns = min(n, 2000)
     edges = np.linspace(0, n, columns + 1).astype(np.int64)
@@ -270,12 +267,17 @@ def plot_audio(
         wave_ax.set_title(title)
 
     times, bands, db = _log_spectrogram(y.mean(axis=0), sr)
-    mesh = spec_ax.pcolormesh(times, bands, db, shading="flat", cmap="magma", rasterized=True)
-    spec_ax.set_yscale("log")
-    spec_ax.set_ylim(bands[0], bands[-1])
+    # the bands are evenly spaced in log frequency, so the picture is an image on a
+    # log-frequency axis: drawn as one bitmap (a mesh of 360,000 quads cost 10x more)
+    lo, hi = np.log10(bands[0]), np.log10(bands[-1])
+    mesh = spec_ax.imshow(db, origin="lower", aspect="auto", cmap="magma", interpolation="nearest",
+                          extent=(times[0], times[-1], lo, hi))
+    ticks = [f for f in (20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000) if bands[0] <= f <= bands[-1]]
+    spec_ax.set_yticks(np.log10(ticks), [f"{f / 1000:g}k" if f >= 1000 else str(f) for f in ticks])
+    spec_ax.set_ylim(lo, hi)
     spec_ax.set_ylabel("frequency (Hz)")
     spec_ax.set_xlabel("time (s)")
-    fig.colorbar(mesh, ax=spec_ax, label="dBFS")
+    fig.colorbar(mesh, cax=bar_ax, label="dBFS")
 
     with atomic_output(path) as handle:
         fig.savefig(handle, format="png")

@@ -77,6 +77,9 @@ def _symusic_synth(path: str, sample_rate: int):
     """
     from symusic import Synthesizer
 
+    from musegen.render.sf2root import font_for_symusic
+
+    path = font_for_symusic(path)  # symusic ignores per-zone root keys: give it a font that needs none
     try:
         return Synthesizer(path, sample_rate=sample_rate)
     except Exception as exc:  # the C++ loader raises plain RuntimeErrors
