@@ -59,6 +59,14 @@ class OutputError(MusegenError):
     """An output could not be written (disk full, permissions...) (exit 1)."""
 
 
+class OutOfMemoryError(MusegenError, MemoryError):
+    """Too little memory (or address space, ``ulimit -v``) for the work (exit 1).
+
+    A ``MemoryError`` too, so code that lets allocation failures through
+    (rather than retrying or recording them) treats it as one.
+    """
+
+
 def check_range(name: str, value: Any, lo: float, hi: float, *, integer: bool = False) -> Any:
     """Validate a user number, naming the parameter and the value on failure."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and not isinstance(value, int)):

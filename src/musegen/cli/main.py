@@ -497,11 +497,14 @@ def run(argv: list[str] | None = None) -> None:
     """Run the CLI, mapping errors to one line and an exit code."""
     import signal
 
+    from musegen.memory import is_allocation_failure, single_blas_thread_if_limited
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
     if argv is None:  # the real command line, not a test calling run() in process
         signal.signal(signal.SIGTERM, _terminate)
+        single_blas_thread_if_limited()  # before numpy loads: OpenBLAS hangs under ulimit -v otherwise
     try:
         rv = cli.main(args=args, prog_name="musegen", standalone_mode=False)
     except _Terminated:
@@ -526,22 +529,22 @@ def run(argv: list[str] | None = None) -> None:
     except MusegenError as exc:
         if debug:
             raise
+        if not isinstance(exc, MemoryError) and is_allocation_failure(exc.__context__):
+            _say("Error: out of memory")  # what it was raised for, not what it made of it ("not installed")
+            sys.exit(1)
         _say(f"Error: {shown(exc)}")  # one line, whatever a file name in it holds
         sys.exit(exc.exit_code)
-    except MemoryError:
+    except Exception as exc:
         if debug:
             raise
-        _say("Error: out of memory")
-        sys.exit(1)
-    except OSError as exc:
-        if debug:
-            raise
+        # a MemoryError, or a library that could not be mapped (ImportError, ENOMEM) under ulimit -v
+        if is_allocation_failure(exc):
+            _say("Error: out of memory")
+            sys.exit(1)
+        if not isinstance(exc, OSError):
+            _say(f"Error: internal error: {type(exc).__name__}: {shown(exc)} (run with --debug for the traceback)")
+            sys.exit(1)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         _say(f"Error: {shown(exc.strerror or exc)}{shown(where)}")
-        sys.exit(1)
-    except Exception as exc:  # a bug: keep it to one line unless asked
-        if debug:
-            raise
-        _say(f"Error: internal error: {type(exc).__name__}: {shown(exc)} (run with --debug for the traceback)")
         sys.exit(1)
     sys.exit(rv if isinstance(rv, int) else 0)

@@ -19,6 +19,7 @@ import numpy as np
 
 from musegen import limits
 from musegen.errors import ParameterError, RenderError, SoundFontError
+from musegen.memory import check_fits
 
 BACKENDS = ("symusic", "fluidsynth")
 DEFAULT_SOUNDFONT = "TimGM6mb.sf2"
@@ -131,6 +132,15 @@ def _velocity_layers(score) -> list[tuple[float, object]]:
     return layers
 
 
+#: address space a symusic render takes beyond its buffers (voices, the font's samples in use)
+SYNTH_MARGIN_BYTES = 32 << 20
+
+
+def _layer_bytes(seconds: float, sample_rate: int) -> int:
+    """Bytes of one stereo float32 render of ``seconds`` (plus a second of release)."""
+    return int((seconds + 1.0) * sample_rate) * 2 * 4
+
+
 def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarray:
     """Mix of the velocity layers, scaled by ``gain``, as a ``(2, n)`` view.
 
@@ -149,8 +159,14 @@ def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarra
     layers = _velocity_layers(score)  # render_score has checked there are notes
     # a synthesizer of this call's own: what it loads depends on this score alone
     synth = _symusic_synth(str(sf), sample_rate)
+    # symusic aborts the process when an allocation fails (std::bad_alloc is not caught), so a
+    # render is refused beforehand when it cannot fit: it peaks at twice its output (measured),
+    # beside the mix held so far, which the address space in use already counts
+    seconds = score_seconds(score)
+    need = 2 * _layer_bytes(seconds, sample_rate) + SYNTH_MARGIN_BYTES
     mix = None
     for g, sub in layers:
+        check_fits(need, what=f"synthesizing {seconds:.0f} s of audio at {sample_rate} Hz")
         try:
             # symusic returns (channels, n) in Fortran order: its transpose is a C-ordered (n, 2)
             part = np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T
@@ -267,6 +283,8 @@ def render_score(
     if peak > ceiling:
         audio *= np.float32(ceiling / peak)
     if tail_seconds > 0:
+        check_fits(audio.nbytes + _layer_bytes(tail_seconds, sample_rate),
+                   what=f"adding a {tail_seconds:g} s tail to {audio.shape[1] / sample_rate:.0f} s of audio")
         pad = np.zeros((audio.shape[0], int(round(tail_seconds * sample_rate))), dtype=np.float32)
         audio = np.concatenate([audio, pad], axis=1)
     return audio
