@@ -192,3 +192,29 @@ def test_a_render_does_not_depend_on_what_the_process_rendered_before(tmp_path):
         assert y.shape == fresh[name].shape
         differ = np.count_nonzero(y != fresh[name])
         assert differ == 0, f"render {i} ({name}) differs from a fresh process's on {differ} samples"
+
+
+def test_a_batch_renders_each_job_as_it_renders_alone(tmp_path):
+    """Issue 19, item 2, as a user met it: one batch worker renders a job after another job's
+    drum kit hit the same key; its WAV data equals the same job run in a batch of its own."""
+    import subprocess
+    import sys
+
+    import soundfile as sf
+
+    _kit_score(8, (33, 48), 100.0, 110).dump_midi(tmp_path / "b.mid")
+    _kit_score(25, (0, 38), 120.0, 100).dump_midi(tmp_path / "a.mid")
+    job = '[[job]]\ncommand = "render"\nmidi = "{}.mid"\nsample_rate = 22050\n'
+    (tmp_path / "both.toml").write_text('title = "both"\n' + job.format("b") + job.format("a"))
+    (tmp_path / "alone.toml").write_text('title = "alone"\n' + job.format("a"))
+    audio = {}
+    for plan in ("both", "alone"):
+        r = subprocess.run([sys.executable, "-m", "musegen", "batch", str(tmp_path / f"{plan}.toml"), "-o",
+                            str(tmp_path / plan), "--workers", "1", "--no-images"],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        (wav,) = (tmp_path / plan).glob("*/a.wav")
+        audio[plan], _ = sf.read(wav, dtype="int16")
+    assert audio["both"].shape == audio["alone"].shape
+    differ = np.count_nonzero(audio["both"] != audio["alone"])
+    assert differ == 0, f"after another job, {differ} samples differ from the job run alone"
