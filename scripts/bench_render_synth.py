@@ -5,8 +5,8 @@
 Renders each MIDI file (default: ``samples/*.mid``) with ``render_score`` as
 it is, and with the previous behaviour, one cached symusic ``Synthesizer``
 reused by every render in the process, alternating the two in every
-repeat.  Prints, summed over the files, each file's fastest render of each
-kind (the minimum is the figure least moved by other load on the machine),
+repeat.  Prints, summed over the files, each file's least CPU time
+(``time.process_time``, which other load on the machine barely moves) of each kind,
 their ratio, and how many of the cached renders differ from the fresh ones
 (the defect the fresh synthesizers remove).
 """
@@ -42,9 +42,9 @@ def main() -> None:
     def render(factory, score):
         synth._symusic_synth = factory
         try:
-            t = time.perf_counter()
+            t = time.process_time()
             y = synth.render_score(score, sample_rate=args.sample_rate)
-            return time.perf_counter() - t, y
+            return time.process_time() - t, y
         finally:
             synth._symusic_synth = fresh_factory
 
@@ -60,7 +60,7 @@ def main() -> None:
             best["cached"][i] = min(best["cached"][i], dt)
             differ += not np.array_equal(fresh, cached)
     ms = {k: sum(v) / len(scores) * 1000 for k, v in best.items()}
-    print(f"{len(scores)} files x {args.repeats} repeats at {args.sample_rate} Hz, fastest of each: "
+    print(f"{len(scores)} files x {args.repeats} repeats at {args.sample_rate} Hz, least CPU time of each: "
           f"fresh synthesizer per render {ms['fresh']:.1f} ms/render, cached {ms['cached']:.1f} ms/render, "
           f"ratio x{ms['fresh'] / ms['cached']:.2f}; cached renders that differ from fresh ones: "
           f"{differ} of {args.repeats * len(scores)}")
