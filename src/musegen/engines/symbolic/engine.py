@@ -199,8 +199,11 @@ class _Job:
 
         outs = build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
                              model_name=str(self.config.get("name", "musegen-symbolic")))
+        from musegen.engines.symbolic.card import model_card_info
+
+        card = model_card_info(self.config, None if self.model_key == "None" else self.model_key)
         for i, out in enumerate(outs):
-            out.info.update(candidates=self.candidates, reprise=self.reprise, batch=batch)
+            out.info.update(candidates=self.candidates, reprise=self.reprise, batch=batch, **card)
             if picks and picks[i]:
                 out.info["phrase_picks"] = picks[i]
         return outs

@@ -1,0 +1,200 @@
+"""Resumable training, tokenizer versions and the shipped model's card (issue 15 groundwork)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from conftest import SAMPLES  # noqa: E402
+from musegen.engines.symbolic.data import build_corpus  # noqa: E402
+from musegen.engines.symbolic.model import ModelConfig  # noqa: E402
+from musegen.engines.symbolic.tokens import build_tokenizer, model_styles  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+WEIGHTS = ROOT / "src" / "musegen" / "engines" / "symbolic" / "weights"
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_tokenizer()
+
+
+@pytest.fixture(scope="module")
+def corpus(tok):
+    items = [(p.stem, str(p), "pop") for p in sorted(SAMPLES.glob("*.mid"))]
+    c = build_corpus(tok, items, log=None)
+    assert len(c) >= 4
+    return c
+
+
+def _tiny(tok):
+    # dropout on: the resumed run must also restore torch's RNG to match
+    return ModelConfig(vocab_size=len(tok), n_layer=1, n_head=2, d_model=32, context=64, dropout=0.1)
+
+
+def _model_tensors(state_dir: Path) -> dict[str, np.ndarray]:
+    from safetensors.numpy import load_file
+
+    return {k: v for k, v in load_file(str(state_dir / "state" / "tensors.safetensors")).items()
+            if not k.startswith("rng.")}
+
+
+def test_resume_is_bit_for_bit(tok, corpus, tmp_path):
+    """20 steps straight and 10 + resume 10 give identical weights and optimizer moments."""
+    from musegen.engines.symbolic.train import TrainConfig, train
+
+    tc = TrainConfig(steps=20, batch=4, lr=3e-3, warmup=3, eval_every=7, eval_batches=1, seed=3)
+    a, b = tmp_path / "a", tmp_path / "b"
+    train(tok, corpus, corpus, a / "out", model_cfg=_tiny(tok), train_cfg=tc, state_dir=a / "st")
+    first = train(tok, corpus, corpus, b / "out", model_cfg=_tiny(tok),
+                  train_cfg=TrainConfig(**{**tc.__dict__, "until": 10}), state_dir=b / "st")
+    assert first["stopped"] == "until" and first["steps"] == 10
+    meta = json.loads((b / "st" / "state" / "state.json").read_text())
+    assert meta["next_step"] == 10
+    done = train(tok, corpus, corpus, b / "out", model_cfg=_tiny(tok), train_cfg=tc, state_dir=b / "st",
+                 resume=True)
+    assert done["steps"] == 20 and "stopped" not in done
+    ta, tb = _model_tensors(a / "st"), _model_tensors(b / "st")
+    assert ta.keys() == tb.keys() and any(k.startswith("opt.") for k in ta)
+    for k in ta:
+        assert np.array_equal(ta[k], tb[k]), k
+    ha = [r["train_loss"] for r in json.loads((a / "st" / "state" / "state.json").read_text())["history"]
+          if "train_loss" in r]
+    hb = [r["train_loss"] for r in json.loads((b / "st" / "state" / "state.json").read_text())["history"]
+          if "train_loss" in r]
+    assert ha == hb
+
+
+def test_resume_refuses_a_missing_state_or_another_shape(tok, corpus, tmp_path):
+    from musegen.engines.symbolic.train import TrainConfig, train
+    from musegen.errors import ParameterError
+
+    tc = TrainConfig(steps=4, batch=2, warmup=1, eval_every=100, eval_batches=1)
+    with pytest.raises(ParameterError, match="no training state"):
+        train(tok, corpus, None, tmp_path / "o", model_cfg=_tiny(tok), train_cfg=tc, state_dir=tmp_path / "none",
+              resume=True)
+    train(tok, corpus, None, tmp_path / "o", model_cfg=_tiny(tok), train_cfg=tc, state_dir=tmp_path / "st")
+    wider = ModelConfig(**{**_tiny(tok).to_dict(), "d_model": 48})
+    with pytest.raises(ParameterError, match="d_model 32, not 48"):
+        train(tok, corpus, None, tmp_path / "o", model_cfg=wider, train_cfg=tc, state_dir=tmp_path / "st",
+              resume=True)
+
+
+def test_tiny_model_loss_goes_down(tok, corpus, tmp_path):
+    from musegen.engines.symbolic.train import TrainConfig, train
+
+    out = train(tok, corpus, corpus, tmp_path / "o",
+                model_cfg=ModelConfig(vocab_size=len(tok), n_layer=1, n_head=2, d_model=64, context=128,
+                                      dropout=0.0),
+                train_cfg=TrainConfig(steps=60, batch=8, lr=3e-3, warmup=5, eval_every=20, eval_batches=2),
+                state_dir=tmp_path / "st")
+    valid = [r["valid_loss"] for r in out["history"] if "valid_loss" in r]
+    assert valid[-1] < valid[0] - 0.5
+
+
+def test_sigterm_saves_the_state_and_resumes(tmp_path):
+    """A run killed with SIGTERM leaves a state the next run resumes from (the script's own path)."""
+    import signal
+
+    data = tmp_path / "data"
+    (data / "midi").mkdir(parents=True)
+    rows = [{"id": f"t/{p.stem}", "collection": "t", "style": "pop", "path": str(p)}
+            for p in sorted(SAMPLES.glob("*.mid"))]
+    (data / "pieces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"pieces": {r["id"]: "train" for r in rows} | {rows[0]["id"]: "valid"}}))
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_symbolic.py"), "--data", str(data), "--split", str(split),
+           "--out", str(tmp_path / "out"), "--state", str(tmp_path / "st"), "--layers", "1", "--d-model", "32",
+           "--heads", "2", "--context", "64", "--batch", "2", "--steps", "100000", "--minutes", "0",
+           "--threads", "1", "--no-bf16", "--eval-every", "1000000", "--save-every", "1000000"]
+    with subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True) as proc:
+        for line in proc.stderr:  # wait until it trains
+            if '"train_loss"' in line and '"step": 20' in line:
+                break
+        proc.send_signal(signal.SIGTERM)
+        rest = proc.stderr.read()
+        assert proc.wait(timeout=120) == 0, rest
+    meta = json.loads((tmp_path / "st" / "state" / "state.json").read_text())
+    assert meta["next_step"] > 20
+    assert any(r.get("stopped") == "signal" for r in meta["history"])
+    again = subprocess.run(cmd + ["--resume", "--until", str(meta["next_step"] + 3)],
+                           capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+    meta2 = json.loads((tmp_path / "st" / "state" / "state.json").read_text())
+    assert meta2["next_step"] == meta["next_step"] + 3
+    assert meta2["history"][:len(meta["history"])] == meta["history"]
+
+
+def test_presets_fit_the_issue(tok):
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_symbolic
+    from musegen.engines.symbolic.model import MusicTransformer
+
+    for name, shape in train_symbolic.PRESETS.items():
+        cfg = ModelConfig(vocab_size=len(build_tokenizer(version=2)), **shape)
+        n = MusicTransformer(cfg).num_params()
+        assert 5e6 <= n <= 30e6, (name, n)
+        assert cfg.context >= 1024
+
+
+def test_tokenizer_versions_keep_the_shipped_vocabulary():
+    shipped = build_tokenizer(WEIGHTS / "tokenizer.json")
+    v1, v2 = build_tokenizer(), build_tokenizer(version=2)
+    assert shipped.vocab == v1.vocab
+    assert {"drums", "piano", "lieder", "leadsheet"} <= set(model_styles(v2))
+    assert model_styles(v2)[:5] == model_styles(v1)
+    assert all(v2.vocab[t] == i for t, i in v1.vocab.items() if not t[0].isupper() or "_" in t
+               and (t.startswith(("STYLE_", "KEY_", "PAD", "BOS", "EOS"))))
+
+
+def _card() -> str:
+    return (WEIGHTS / "MODEL_CARD.md").read_text()
+
+
+def test_model_card_lists_every_training_source():
+    """Every collection the shipped weights were trained on is named in the card, with its pieces."""
+    from musegen.engines.symbolic.card import _front_matter, model_card_info
+
+    config = json.loads((WEIGHTS / "config.json").read_text())
+    info = model_card_info(config, WEIGHTS)
+    listed = info["training_sources"]
+    card = _card()
+    front = _front_matter(str(WEIGHTS / "MODEL_CARD.md"), 0)
+    pieces = dict(item.rsplit(" ", 1) for item in front["training_pieces"].split(", "))
+    # the card's sources account for every training piece the weights' config counts
+    assert sorted(pieces) == sorted(listed)
+    assert sum(int(n) for n in pieces.values()) == config["data"]["train_pieces"]
+    # and for every training piece of those collections in the split (assignments never change)
+    split = json.loads((ROOT / "scripts" / "data_split.json").read_text())["pieces"]
+    for name, n in pieces.items():
+        in_split = sum(1 for pid, part in split.items() if part == "train" and pid.split("/")[0] == name)
+        assert in_split >= int(n), name
+        assert re.search(rf"\| `{re.escape(name)}` \| {int(n):,} \|", card), name
+    for held in config["data"]["held_out"]:
+        assert f"`{held}`" in card
+    assert f"d_model {config['model']['d_model']}" in card and f"{config['valid_loss']:.3f}" in card
+    assert f"{config['train_tokens']:,} tokens" in card
+    assert "essenFolksong" in card and "non-commercial" in card
+
+
+def test_readme_links_the_card():
+    assert "src/musegen/engines/symbolic/weights/MODEL_CARD.md" in (ROOT / "README.md").read_text()
+
+
+def test_sidecar_records_the_model_card(cli, tmp_path):
+    """A symbolic result's sidecar names the model card and the sources the weights learned from."""
+    r = cli("generate", "--engine", "symbolic", "--bars", "1", "--seed", "2", "-o", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    side = next(json.loads(Path(line).read_text()) for line in r.stdout.splitlines() if line.endswith(".json"))
+    info = side["engine"]["info"]
+    assert info["model_card"].endswith("weights/MODEL_CARD.md")
+    assert info["model_card_id"].startswith("musegen-symbolic")
+    assert {"pop909", "bach", "essenFolksong"} <= set(info["training_sources"])
