@@ -1,6 +1,6 @@
 """What `musegen analyze` and a batch job's pictures cost, and whether the numbers stay right.
 
-    python scripts/bench_analysis.py [--songs 24] [--seconds 60] [--cold 3]
+    python scripts/bench_analysis.py [--songs 24] [--seconds 60] [--cold 3] [--baseline OLD_CHECKOUT]
 
 1. Renders the first ``--seconds`` of POP909 songs (their tempo from
    ``beat_midi.txt``, their key from ``key_audio.txt``) and measures tempo and
@@ -140,7 +140,7 @@ def cold(wav: Path, runs: int) -> dict:
     return {k: round(statistics.median(v), 2) for k, v in times.items()}
 
 
-def pictures(wav: Path, midi: Path, runs: int) -> dict:
+def pictures(wav: Path, midi: Path, runs: int, src: Path) -> dict:
     code = ("import sys,time; sys.path.insert(0,{src!r}); t=time.perf_counter();"
             "from musegen.batch.job import _pictures; from pathlib import Path;"
             "_pictures(Path({wav!r}), {midi!r}, Path({out!r}), title='bench');"
@@ -149,7 +149,7 @@ def pictures(wav: Path, midi: Path, runs: int) -> dict:
     cold_s, warm_s = [], []
     with tempfile.TemporaryDirectory() as d:
         for _ in range(runs):
-            r = subprocess.run([sys.executable, "-c", code.format(src=str(ROOT / "src"), wav=str(wav), midi=str(midi),
+            r = subprocess.run([sys.executable, "-c", code.format(src=str(src), wav=str(wav), midi=str(midi),
                                                                   out=d)], check=True, capture_output=True, text=True)
             a, b = map(float, r.stdout.split())
             cold_s.append(a)
@@ -162,6 +162,8 @@ def main() -> None:
     ap.add_argument("--songs", type=int, default=24)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--cold", type=int, default=3)
+    ap.add_argument("--baseline", type=Path, help="another checkout (e.g. a git worktree of the previous "
+                    "commit): its pictures are timed in the same run")
     args = ap.parse_args()
 
     from musegen.audio.io import write_audio
@@ -175,7 +177,9 @@ def main() -> None:
         wav = Path(d) / "song-60s.wav"
         write_audio(wav, y, sr=44100)
         report["cold_analyze_60s_s"] = cold(wav, args.cold)
-        report["pictures_60s"] = pictures(wav, song / "001.mid", args.cold)
+        report["pictures_60s"] = pictures(wav, song / "001.mid", args.cold, ROOT / "src")
+        if args.baseline:
+            report["pictures_60s_baseline"] = pictures(wav, song / "001.mid", args.cold, args.baseline / "src")
     acc = report["accuracy"]
     print(json.dumps({k: v for k, v in report.items() if k != "accuracy"} |
                      {"counts": acc["counts"], "warm_analyze_s": acc["warm_s"]}, indent=1))
