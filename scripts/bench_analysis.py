@@ -114,8 +114,6 @@ REF_CLI = """
 import sys, time
 t = time.perf_counter()
 sys.path.insert(0, {src!r})
-from musegen.audio._numba import configure_numba_cache
-configure_numba_cache()
 from musegen.audio.io import read_audio
 sys.path.insert(0, {scripts!r})
 from bench_analysis import reference_tempo_key

@@ -95,9 +95,6 @@ def main() -> None:
     args = ap.parse_args()
 
     from musegen.audio import effects
-    from musegen.audio._numba import configure_numba_cache
-
-    configure_numba_cache()
     import librosa
 
     y, sr = _input(args.wav)

@@ -36,13 +36,16 @@ def _venv_root() -> Path:
 
 
 @pytest.mark.skipif(not _can_mount_read_only(), reason="needs root and mount namespaces (unshare -m)")
-@pytest.mark.parametrize("args", [["post", "{wav}", "-o", "{out}", "--pitch-shift", "2"]])
-def test_read_only_install_without_home_still_post_processes(tmp_path, args):
+@pytest.mark.parametrize("args", [["post", "{wav}", "-o", "{out}", "--pitch-shift", "2"],
+                                  ["analyze", "{wav}", "--plot", "{png}"],
+                                  ["render", "{mid}", "-o", "{out}"]])
+def test_read_only_install_without_home_still_works(tmp_path, args):
     # A service user: the install (venv and sources) read-only, HOME pointing nowhere
-    # musegen or numba could create. numba used to fail with "cannot cache function".
+    # musegen could create a cache in (numba used to fail with "cannot cache function";
+    # the repaired SoundFont then goes to the temporary folder).
     wav = _tone_wav(tmp_path / "in.wav")
     out = tmp_path / "out.wav"
-    argv = [a.format(wav=wav, out=out) for a in args]
+    argv = [a.format(wav=wav, out=out, png=tmp_path / "a.png", mid=ROOT / "samples" / "melody.mid") for a in args]
     ro = [str(_venv_root()), str(ROOT / "src")]
     script = " && ".join(f"mount --bind -o ro '{p}' '{p}'" for p in ro)
     script += " && exec \"$@\""
@@ -56,35 +59,19 @@ def test_read_only_install_without_home_still_post_processes(tmp_path, args):
     assert "cannot cache" not in proc.stderr
     import soundfile as sf
 
+    if args[0] == "analyze":
+        assert (tmp_path / "a.png").stat().st_size > 10_000
+        return
     y, _ = sf.read(str(out))
     assert np.abs(y).max() > 0.01  # audio, not silence
 
 
-def test_numba_cache_goes_under_musegen_cache_dir(tmp_path):
-    # The cache lands where MUSEGEN_CACHE_DIR says, and the second run finds it there.
-    wav = _tone_wav(tmp_path / "in.wav")
-    cache = tmp_path / "cache"
-    env = {"MUSEGEN_CACHE_DIR": str(cache), "NUMBA_CACHE_DIR": ""}
-    proc = run_cli("post", wav, "-o", tmp_path / "out.wav", "--pitch-shift", "2", env=env, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    assert any((cache / "numba").rglob("*.nbi")), "no numba index files under MUSEGEN_CACHE_DIR/numba"
+def test_cache_folders_follow_the_environment():
+    from musegen.cache import candidates
 
-
-def test_numba_cache_dir_candidates_follow_the_environment(tmp_path):
-    from musegen.audio._numba import numba_cache_candidates
-
-    got = numba_cache_candidates({"MUSEGEN_CACHE_DIR": "/a", "XDG_CACHE_HOME": "/x", "HOME": "/h"})
-    assert got[:3] == [Path("/a/numba"), Path("/x/musegen/numba"), Path("/h/.cache/musegen/numba")]
-    assert numba_cache_candidates({})[0].parent.name.startswith("musegen-")  # the temp fallback
-
-
-def test_a_user_numba_cache_dir_is_kept(tmp_path, monkeypatch):
-    from musegen.audio._numba import configure_numba_cache
-
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
-    monkeypatch.setenv("MUSEGEN_CACHE_DIR", str(tmp_path / "musegen"))
-    assert configure_numba_cache() == str(tmp_path / "mine")
-    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+    got = candidates("soundfonts", {"MUSEGEN_CACHE_DIR": "/a", "XDG_CACHE_HOME": "/x", "HOME": "/h"})
+    assert got[:3] == [Path("/a/soundfonts"), Path("/x/musegen/soundfonts"), Path("/h/.cache/musegen/soundfonts")]
+    assert candidates("soundfonts", {})[0].parent.name.startswith("musegen-")  # the temp fallback
 
 
 @pytest.mark.parametrize("address", ["127.0.0.1:1", "ray://127.0.0.1:1"])
