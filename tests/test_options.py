@@ -71,6 +71,12 @@ def test_option_sets_parse_types_defaults_and_aliases():
     assert mg.given == {"guidance_scale", "transcribe", "prompts", "top_k"}
     assert mg == engine_options("musicgen").parse({"guidance_scale": 5.0, "transcribe": True, "prompts": ["calm"],
                                                    "top_k": 10})
+    import copy
+    import pickle
+
+    assert pickle.loads(pickle.dumps(mg)) == copy.deepcopy(mg) == mg and copy.copy(mg).given == mg.given
+    with pytest.raises(AttributeError, match="read-only"):
+        mg.window = 5
     with pytest.raises(ParameterError, match="extend_stride .* less than the window"):
         engine_options("musicgen").parse({"window": 4, "extend_stride": 5})
     with pytest.raises(ParameterError, match="engine 'musicgen' option top_k must be an integer"):

@@ -159,6 +159,9 @@ class Values:
     def as_dict(self) -> dict[str, Any]:
         return dict(self._values)
 
+    def __reduce__(self):  # copy and pickle rebuild it through __init__ (attributes are read-only)
+        return (Values, (self._values, self.given))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Values) and self._values == other._values
 
