@@ -30,6 +30,7 @@ def test_a_mistyped_option_is_refused_with_the_known_ones(cli, tmp_path, engine)
     assert proc.returncode == 2, proc.stderr
     line = _error_line(proc)
     assert f"unknown options for engine '{engine}': bogus, tmperature" in line
+    assert "'tmperature': temperature is a setting of its own, not an engine option (--temperature)" in line
     for name in engine_options(engine).names:  # every known option is listed
         assert name in line.split("known:")[1]
     assert not out.exists()  # refused before anything was written

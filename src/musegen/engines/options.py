@@ -26,6 +26,8 @@ from musegen.errors import ParameterError
 
 #: option types, as ``engines show`` names them
 TYPES = ("bool", "int", "float", "str", "path", "choice", "list[str]")
+#: a request's own settings (``--temperature`` ...), which a mistyped option may have meant
+SETTINGS = ("temperature", "tempo", "bars", "seconds", "seed", "key", "prompt", "variations")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -215,8 +217,12 @@ class OptionSet:
         raw = dict(raw or {})
         unknown = self.unknown(raw)
         if unknown:
-            hints = [f"{u!r}: did you mean {m[0]!r}?" for u in unknown
-                     if (m := difflib.get_close_matches(u, list(self.options) + list(self._alias), n=1))]
+            hints = []
+            for u in unknown:
+                if m := difflib.get_close_matches(u, list(self.options) + list(self._alias), n=1):
+                    hints.append(f"{u!r}: did you mean {m[0]!r}?")
+                elif m := difflib.get_close_matches(u, SETTINGS, n=1):
+                    hints.append(f"{u!r}: {m[0]} is a setting of its own, not an engine option (--{m[0]})")
             raise ParameterError(
                 f"unknown option{'s' if len(unknown) > 1 else ''} for engine {self.engine!r}: {', '.join(unknown)}"
                 f"{' (' + '; '.join(hints) + ')' if hints else ''}; known: {', '.join(self.names)} "
