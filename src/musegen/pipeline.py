@@ -363,6 +363,7 @@ class _Job:
     stems: list[str]
     command: str
     ignored_inputs: list[str] = field(default_factory=list)
+    seconds_requested: float | None = None  # ``seconds`` of the call: the audio is cut to it
 
 
 def engine_options_for(preset: Preset, engine_name: str, overrides: dict[str, Any] | None, *,
@@ -469,7 +470,8 @@ def _prepare(call: dict[str, Any]) -> _Job:
     ]
     _check_result_paths(out, stems, c.midi, sf_path, request.options)
     unused = _unused_inputs(eng, engine_name, c.prompt, request)
-    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, stems, c.command, unused)
+    return _Job(request, p, eng, engine_name, c.midi, seed_sha, out, sr, sf_path, steps, stems, c.command, unused,
+                seconds_requested=None if c.seconds is None else float(c.seconds))
 
 
 def _check_result_paths(out: Path, stems: list[str], midi, soundfont, options: dict[str, Any]) -> None:
@@ -506,15 +508,102 @@ def _finish(job: _Job, outputs: list, t_eng: float, report: Progress) -> list[Re
             _finish_item(
                 item, request, job.preset, job.stems[i], job.out, job.sample_rate, job.soundfont, job.steps, job.command,
                 job.engine_name, i, job.midi, job.seed_sha, report, 1 + 3 * i, n_steps, t_eng / variations,
+                seconds_requested=job.seconds_requested,
             )
         )
     return results
 
 
-def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
-                 engine_name, index, midi, seed_sha, report, step0, n_steps, t_engine):
-    from musegen.audio.analysis import loudness_lufs, peak_dbfs
+def _key_analysis(score, y, sr: int, request: Request) -> dict[str, Any]:
+    """The sidecar's key figures: the key asked for and the key the result is in.
+
+    ``key`` is measured: from the result's MIDI notes (drums aside, duration-weighted,
+    :func:`musegen.midi.keys.estimate_key`) where there is a score, else from the audio's
+    chroma (:func:`musegen.audio.analysis.analyze_audio`); ``key_from`` says which
+    (``None``: nothing to measure, ``key`` is then ``None``).  ``out_of_key_ratio``: the
+    share of the MIDI's pitched notes outside the requested key's scale.
+    """
+    requested = f"{NOTE_NAMES[request.tonic]} {request.mode}"
+    out: dict[str, Any] = {"key": None, "key_requested": requested, "key_from": None, "key_confidence": None}
+    if score is not None:
+        import numpy as np
+
+        from musegen.midi.keys import estimate_key, pitch_class_histogram, scale_pitch_classes
+
+        hist = pitch_class_histogram(score)
+        pcs = [n.pitch % 12 for t in score.tracks if not t.is_drum for n in t.notes]
+        if pcs:
+            tonic, mode, confidence = estimate_key(hist)
+            scale = scale_pitch_classes(request.tonic, request.mode)
+            out.update(key=f"{NOTE_NAMES[tonic]} {mode}", key_from="midi", key_confidence=round(confidence, 3),
+                       out_of_key_ratio=round(float(np.mean([pc not in scale for pc in pcs])), 4))
+        return out
+    if y is not None and y.shape[1] >= sr:
+        from musegen.audio.analysis import analyze_audio
+
+        measured = analyze_audio(y, sr=sr).get("key")
+        if measured:
+            tonic, mode = parse_key(measured)
+            out.update(key=f"{NOTE_NAMES[tonic]} {mode}", key_from="audio")
+    return out
+
+
+def _result_seconds(item, request: Request, seconds: float) -> float:
+    """Length of a result asked for as ``seconds`` of new music.
+
+    A score: the sketch up to where its new bars start, then ``seconds``.  Audio: what
+    the engine made (a lead-in such as an audio prompt, then ``request.seconds`` of new
+    music), less what the bars' rounding added to ``seconds``.
+    """
+    if item.audio is not None:
+        return item.audio.shape[-1] / item.sample_rate - max(0.0, request.seconds - seconds)
+    a = request.seed_analysis
+    if a is None:
+        return seconds
+    from musegen.midi.timing import ticks_to_seconds
+
+    return float(ticks_to_seconds(continuation_start(a), a.tempo_map, a.tpq)) + seconds
+
+
+#: fade-out where the audio of a result asked for in seconds is cut to its length
+CUT_FADE_S = 0.05
+
+
+def _fit_length(y, *, sr: int, seconds: float):
+    """``y`` made ``seconds`` long: cut with a :data:`CUT_FADE_S` fade-out, or padded with silence."""
+    import numpy as np
+
+    from musegen.audio.effects import fade_out
+
+    n = int(round(seconds * sr))
+    if y.shape[1] > n:
+        return fade_out(y[:, :n], sr=sr, seconds=min(CUT_FADE_S, n / sr))
+    if y.shape[1] < n:
+        return np.pad(y, ((0, 0), (0, n - y.shape[1])))
+    return y
+
+
+def _post(y, *, sr: int, steps: list[dict[str, Any]], seconds: float | None):
+    """The post chain; with ``seconds``, the audio is fitted to that length before the chain's last
+    fade-out (so the fade ends the file) and after the chain (a reverb's tail is cut)."""
     from musegen.audio.chain import apply_chain
+
+    if seconds is None:
+        return apply_chain(y, sr=sr, steps=steps)
+    y = _fit_length(y, sr=sr, seconds=seconds)
+    last_fade = max((i for i, step in enumerate(steps) if step["op"] == "fade_out"), default=None)
+    if last_fade is not None:
+        y, sr = apply_chain(y, sr=sr, steps=steps[:last_fade])
+        y = _fit_length(y, sr=sr, seconds=seconds)
+        steps = steps[last_fade:]
+    y, sr = apply_chain(y, sr=sr, steps=steps)
+    return _fit_length(y, sr=sr, seconds=seconds), sr
+
+
+def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
+                 engine_name, index, midi, seed_sha, report, step0, n_steps, t_engine, *,
+                 seconds_requested: float | None = None):
+    from musegen.audio.analysis import loudness_lufs, peak_dbfs
     from musegen.audio.io import resample, write_audio
     from musegen.midi.io import save_midi
     from musegen.render.synth import render_score
@@ -536,19 +625,21 @@ def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
     timings["render_s"] = round(time.perf_counter() - t, 4)
     report(step0 + 1, n_steps, f"{stem}: post-processing")
     t = time.perf_counter()
-    y, out_sr = apply_chain(y, sr=sr, steps=steps)
+    target_s = None if seconds_requested is None else _result_seconds(item, request, seconds_requested)
+    y, out_sr = _post(y, sr=sr, steps=steps, seconds=target_s)
     timings["post_s"] = round(time.perf_counter() - t, 4)
 
     files = ResultFiles(out, stem)
     analysis = {
         "duration_s": round(y.shape[1] / out_sr, 3),
+        "seconds_requested": seconds_requested,
         "sample_rate": out_sr,
         "channels": int(y.shape[0]),
         "lufs": round(float(loudness_lufs(y, sr=out_sr)), 2),
         "peak_dbfs": round(max(-120.0, float(peak_dbfs(y))), 2),
         "tempo_bpm": request.tempo_bpm,
         "meter": f"{request.meter[0]}/{request.meter[1]}",
-        "key": f"{NOTE_NAMES[request.tonic]} {request.mode}",
+        **_key_analysis(score, y, out_sr, request),
         "bars": request.bars,
         "music_s": round(request.seconds + (request.seed_analysis.duration_s if request.seed_analysis else 0), 3),
     }
@@ -571,6 +662,7 @@ def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
             "variation": index + 1,
             "variations": request.variations,
             "bars": request.bars,
+            "seconds": seconds_requested,
             "tempo_bpm": request.tempo_bpm,
             "meter": list(request.meter),
             "key": NOTE_NAMES[request.tonic],

@@ -239,8 +239,11 @@ def engines_show(name: str, as_json: bool) -> None:
 
 def _generation_options(f):
     opts = [
-        click.option("--bars", type=int, help="Bars of new music (default 16; 8 after a sketch)."),
-        click.option("--seconds", type=float, help="Length in seconds instead of --bars."),
+        click.option("--bars", type=int, help="Bars of new music (default 16; 8 after a sketch); the file "
+                     "holds them and the sound's tail (release, reverb)."),
+        click.option("--seconds", type=float, help="Seconds of new music instead of --bars (not both): enough "
+                     "bars to cover them are generated, and the file is cut to exactly that long (after a "
+                     "sketch: the sketch, then that long), ending in a 50 ms fade-out."),
         click.option("--seed", type=int, help="Random seed (default: a fresh one, recorded in the JSON)."),
         click.option("--variations", type=int, default=1, show_default=True, help="How many results."),
         click.option("--engine", shell_complete=_complete_engines,
@@ -268,6 +271,17 @@ def _generation_options(f):
     return f
 
 
+def _length_and_key(a: dict[str, Any]) -> str:
+    """``8.00 s (asked 8 s), F major (asked Eb major)``: what was made, and what was asked where it differs."""
+    asked_s = a.get("seconds_requested")
+    length = (f"{a['duration_s']:.2f} s (asked {asked_s:g} s)" if asked_s is not None
+              else f"{a['duration_s']:.1f} s ({a['bars']} bars)")
+    key, asked_key = a.get("key"), a.get("key_requested")
+    if key is None:
+        return f"{length}, {asked_key} (asked, not measured)"
+    return f"{length}, {key}" + (f" (asked {asked_key})" if asked_key and asked_key != key else "")
+
+
 def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
     from musegen.cli.progress import ProgressBar
 
@@ -288,7 +302,7 @@ def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
         return
     for r in results:
         a = r.sidecar["analysis"]
-        _say(f"{r.stem}: {a['duration_s']:.1f} s, {a['key']}, {a['tempo_bpm']:g} BPM, "
+        _say(f"{r.stem}: {_length_and_key(a)}, {a['tempo_bpm']:g} BPM, "
              f"{a['lufs']:.1f} LUFS, peak {a['peak_dbfs']:.1f} dBFS")
         for path in (r.wav, r.mid, r.json):
             if path is not None:
