@@ -53,7 +53,7 @@ def tokenize_piece(tokenizer, path: str | Path, *, max_notes: int = 200_000,
         score = load_midi(path, max_notes=max_notes)
     except MidiError:
         return None
-    if force_meter is not None:
+    if force_meter is not None and _declares_pulse_only(score):
         _set_meter(score, force_meter)
     canon, _ = canonicalize(score, describe_tracks(score))
     tonic, mode, _ = estimate_key(pitch_class_histogram(score))
@@ -61,6 +61,12 @@ def tokenize_piece(tokenizer, path: str | Path, *, max_notes: int = 200_000,
     if len(ids) < 32:
         return None
     return np.asarray(ids, dtype=np.int16), int(tonic), mode != "major"
+
+
+def _declares_pulse_only(score) -> bool:
+    """True for no meter or only 1/4 and 2/4 (raw POP909 files); ``scripts/prepare_data.py``
+    writes POP909 songs with their meter and bar lines from ``beat_midi.txt``, which stay."""
+    return all(ts.denominator == 4 and ts.numerator in (1, 2) for ts in score.time_signatures)
 
 
 def _set_meter(score, meter: tuple[int, int]) -> None:
