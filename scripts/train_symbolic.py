@@ -67,7 +67,21 @@ def corpus_for(tokenizer, data: Path, split_name: str, *, version: int = 1, spli
     os.replace(tmp, cache)
     print(f"{split_name}: {len(corpus)} pieces, {len(corpus.ids):,} tokens ({time.time() - t:.0f} s)",
           file=sys.stderr)
+    print(json.dumps({"split": split_name, "by_source": source_counts(corpus)}), file=sys.stderr)
     return corpus
+
+
+def source_counts(corpus) -> dict[str, dict[str, int]]:
+    """``{source: {"pieces", "tokens"}}`` of a corpus (the source is the piece id's first part)."""
+    import numpy as np
+
+    lengths = np.diff(corpus.offsets)
+    out: dict[str, dict[str, int]] = {}
+    for name, n in zip(corpus.names, lengths):
+        row = out.setdefault(name.split("/")[0], {"pieces": 0, "tokens": 0})
+        row["pieces"] += 1
+        row["tokens"] += int(n)
+    return dict(sorted(out.items()))
 
 
 def plot_losses(history: list[dict], path: Path) -> None:
