@@ -183,9 +183,15 @@ def main() -> None:
                      "held_out": sorted(split.get("held_out_collections", ["monteverdi"]))
                      + list(split.get("held_out_prefixes", []))},
             "tokenizer_version": version, "preset": args.preset}
-    summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc, meta=meta,
-                    log=lambda row: print(json.dumps(row), file=sys.stderr, flush=True),
-                    state_dir=args.state, resume=args.resume)
+    from musegen.errors import MusegenError
+
+    try:
+        summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc, meta=meta,
+                        log=lambda row: print(json.dumps(row), file=sys.stderr, flush=True),
+                        state_dir=args.state, resume=args.resume)
+    except MusegenError as exc:  # a state that does not fit, or none to resume: one line, exit 2
+        print(f"Error: {exc}", file=sys.stderr)
+        sys.exit(2)
     plot_losses(summary.pop("history"), args.out / "loss.png")
     print(json.dumps(summary, indent=1), file=sys.stderr)
 

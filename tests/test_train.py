@@ -88,6 +88,28 @@ def test_resume_refuses_a_missing_state_or_another_shape(tok, corpus, tmp_path):
               resume=True)
 
 
+def test_script_refuses_resume_without_a_state(tmp_path):
+    data, split = _script_data(tmp_path)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "train_symbolic.py"), "--data", str(data), "--split",
+                        str(split), "--out", str(tmp_path / "out"), "--state", str(tmp_path / "empty"), "--resume",
+                        "--layers", "1", "--d-model", "32", "--heads", "2", "--context", "64", "--no-bf16"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == f"Error: --resume: no training state in {str(tmp_path / 'empty')!r}"
+    assert "Traceback" not in r.stderr
+
+
+def test_a_state_cut_mid_swap_still_loads(tok, corpus, tmp_path):
+    """Killed between the two renames of a save: the previous state (state.old) is used."""
+    from musegen.engines.symbolic.train import TrainConfig, load_state, train
+
+    train(tok, corpus, None, tmp_path / "o", model_cfg=_tiny(tok),
+          train_cfg=TrainConfig(steps=3, batch=2, warmup=1, eval_every=100, eval_batches=1), state_dir=tmp_path / "st")
+    (tmp_path / "st" / "state").rename(tmp_path / "st" / "state.old")
+    meta, tensors = load_state(tmp_path / "st")
+    assert meta["next_step"] == 3 and "model.tok.weight" in tensors
+
+
 def test_tiny_model_loss_goes_down(tok, corpus, tmp_path):
     from musegen.engines.symbolic.train import TrainConfig, train
 
@@ -100,10 +122,8 @@ def test_tiny_model_loss_goes_down(tok, corpus, tmp_path):
     assert valid[-1] < valid[0] - 0.5
 
 
-def test_sigterm_saves_the_state_and_resumes(tmp_path):
-    """A run killed with SIGTERM leaves a state the next run resumes from (the script's own path)."""
-    import signal
-
+def _script_data(tmp_path: Path) -> tuple[Path, Path]:
+    """A data folder and split file for scripts/train_symbolic.py made of the sample MIDI files."""
     data = tmp_path / "data"
     (data / "midi").mkdir(parents=True)
     rows = [{"id": f"t/{p.stem}", "collection": "t", "style": "pop", "path": str(p)}
@@ -111,6 +131,14 @@ def test_sigterm_saves_the_state_and_resumes(tmp_path):
     (data / "pieces.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     split = tmp_path / "split.json"
     split.write_text(json.dumps({"pieces": {r["id"]: "train" for r in rows} | {rows[0]["id"]: "valid"}}))
+    return data, split
+
+
+def test_sigterm_saves_the_state_and_resumes(tmp_path):
+    """A run killed with SIGTERM leaves a state the next run resumes from (the script's own path)."""
+    import signal
+
+    data, split = _script_data(tmp_path)
     cmd = [sys.executable, str(ROOT / "scripts" / "train_symbolic.py"), "--data", str(data), "--split", str(split),
            "--out", str(tmp_path / "out"), "--state", str(tmp_path / "st"), "--layers", "1", "--d-model", "32",
            "--heads", "2", "--context", "64", "--batch", "2", "--steps", "100000", "--minutes", "0",
