@@ -124,7 +124,7 @@ def learn_style(
                 progress(min(row["step"] + 1, total_steps), total_steps, "fine-tuning")
             if "valid_loss" in row:
                 say(f"step {row['step']}: validation loss {row['valid_loss']:.3f}")
-            if "stopped" in row:
+            if "stopped" in row and row["stopped"] != "signal":  # a signal ends in the CLI's one line
                 say(f"step {row['step']}: {row['stopped']}")
 
         # an explicit base preset sets the style token; otherwise the base model's own losses pick it

@@ -152,6 +152,13 @@ def finetune(
                     meta={"name": name or Path(out_dir).name, "base": "none" if from_scratch else str(base or "shipped"),
                           "base_model": config.get("name", "musegen-symbolic"), "method": method,
                           "style": model_style, "files": len(files)})
+    if summary.get("signal") is not None:
+        # a fine-tune cut short by SIGTERM/SIGINT is no model (it has no state to resume from):
+        # the signal goes on, so the caller removes the folder being built and the CLI says
+        # "terminated" or "interrupted", as it would have had the trainer not caught it
+        import signal
+
+        signal.raise_signal(summary["signal"])
     summary.pop("history", None)
     summary.update(method=method, model_style=model_style, base_valid_loss=base_valid,
                    base_valid_loss_by_style={k: round(v, 4) for k, v in losses.items()},

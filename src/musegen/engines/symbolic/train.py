@@ -345,4 +345,6 @@ def train(
                "tokens_per_s": tokens / max(elapsed, 1e-9), "elapsed_s": elapsed, "history": history}
     if stopped:
         summary["stopped"] = stopped
+    if sig.got is not None:
+        summary["signal"] = sig.got  # which one, so a caller that is not resumable can pass it on
     return summary
