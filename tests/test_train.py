@@ -110,6 +110,23 @@ def test_a_state_cut_mid_swap_still_loads(tok, corpus, tmp_path):
     assert meta["next_step"] == 3 and "model.tok.weight" in tensors
 
 
+def test_ctrl_c_interrupts_a_run_without_state(tok, corpus, tmp_path):
+    """Only a resumable run turns SIGINT into "save and stop"; a fine-tune is interrupted as before."""
+    import os
+    import signal
+
+    from musegen.engines.symbolic.train import TrainConfig, train
+
+    def interrupt(row):
+        if row.get("step") == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    with pytest.raises(KeyboardInterrupt):
+        train(tok, corpus, None, tmp_path / "o", model_cfg=_tiny(tok), log=interrupt,
+              train_cfg=TrainConfig(steps=200, batch=2, warmup=1, eval_every=1000, eval_batches=1))
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
 def test_tiny_model_loss_goes_down(tok, corpus, tmp_path):
     from musegen.engines.symbolic.train import TrainConfig, train
 

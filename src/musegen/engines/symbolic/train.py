@@ -156,17 +156,22 @@ def load_state(state_dir: str | Path) -> tuple[dict, dict[str, torch.Tensor]] | 
 
 
 class _StopSignal:
-    """SIGTERM/SIGINT set a flag the loop checks after each step (the state is saved, then it stops)."""
+    """SIGTERM/SIGINT set a flag the loop checks after each step (the state is saved, then it stops).
 
-    def __init__(self):
+    Only a resumable run (``active``) catches them; any other run is interrupted as usual
+    (KeyboardInterrupt), so a cut fine-tune is never mistaken for a finished one.
+    """
+
+    def __init__(self, active: bool = True):
         self.got: int | None = None
         self._old: dict = {}
+        self.active = active
 
     def __enter__(self):
         import signal
         import threading
 
-        if threading.current_thread() is threading.main_thread():
+        if self.active and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -284,7 +289,7 @@ def train(
             "bad_evals": bad_evals, "history": history,
             "elapsed_s": elapsed_before + time.time() - t0})
 
-    with open(log_path, "a") as logf, _StopSignal() as sig:
+    with open(log_path, "a") as logf, _StopSignal(active=state_dir is not None) as sig:
         def emit(row: dict) -> None:
             logf.write(json.dumps(row) + "\n")
             logf.flush()
