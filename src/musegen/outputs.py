@@ -18,7 +18,7 @@ from musegen.atomic import atomic_write_text
 from musegen.errors import OutputError, ParameterError
 
 DEFAULT_TEMPLATE = "{preset}-s{seed}"
-TEMPLATE_FIELDS = ("preset", "seed", "variation", "midi", "engine", "bars", "tempo", "key")
+TEMPLATE_FIELDS = ("preset", "seed", "variation", "midi", "engine", "bars", "tempo", "bpm", "key")
 _SAFE = re.compile(r"[^A-Za-z0-9_.+-]+")
 #: the most a path component may hold (bytes, on every common file system)
 MAX_STEM_BYTES = 255
@@ -33,6 +33,24 @@ def safe_stem(text: str, *, max_len: int = 120) -> str:
     return stem or "untitled"
 
 
+def bpm_field(tempo_bpm: float) -> str:
+    """The ``{bpm}`` (and ``{tempo}``) name field: ``"120"``, ``"92.5"`` (at most two decimals)."""
+    return f"{round(float(tempo_bpm), 2):g}"
+
+
+def key_field(tonic: int, mode: str) -> str:
+    """The ``{key}`` name field: ``"Eb-major"``, ``"Fsharp-minor"``, ``"D-dorian"``.
+
+    Letters, digits and ``-`` only, so the name is the same on every file system and
+    in a URL ('#' starts a URL fragment and is replaced in names): a sharp is spelled
+    ``sharp``, a flat stays ``b`` (musegen names keys C, C#, D, Eb, E, F, F#, G, Ab, A,
+    Bb, B).  Names of one tonic sort together, its modes after it.
+    """
+    from musegen.theory import NOTE_NAMES
+
+    return f"{NOTE_NAMES[int(tonic) % 12].replace('#', 'sharp')}-{mode}"
+
+
 def format_stem(template: str, **fields: Any) -> str:
     """Fill a name template such as ``"{preset}-s{seed}-v{variation}"``.
 
@@ -41,6 +59,10 @@ def format_stem(template: str, **fields: Any) -> str:
     ``{seed:>4}`` or ``{preset:.10}``); conversions (``!r``), attributes,
     indexes and fields nested in a spec are refused, so no template can
     build a name longer than its own text plus 255 characters a field.
+    ``{bpm}`` and ``{key}`` (see :func:`bpm_field`, :func:`key_field`) let
+    DAW browsers sort results by tempo and key:
+    ``"{preset}-{bpm}bpm-{key}-s{seed}"`` gives ``pop-ballad-71bpm-Eb-major-s3``
+    (``{bpm:0>3}`` pads to three digits, so names sort by tempo as text too).
     """
     if not isinstance(template, str) or len(template.encode("utf-8", "replace")) > 1000:
         raise ParameterError(f"name template {str(template)[:60]!r}... is longer than 1000 bytes")

@@ -23,8 +23,10 @@ import musegen.style  # noqa: F401  (learned styles register as a preset source)
 from musegen import __version__, limits
 from musegen.engines.base import Request, continuation_start
 from musegen.errors import EngineError, MidiError, ParameterError, check_range
-from musegen.outputs import DEFAULT_TEMPLATE, ResultFiles, ensure_dir, format_stem, write_json
+from musegen.outputs import (DEFAULT_TEMPLATE, ResultFiles, bpm_field, ensure_dir, format_stem, key_field,
+                             write_json)
 from musegen.presets import DEFAULT_PRESET, Preset, load_preset
+from musegen.provenance import provenance, wav_metadata
 from musegen.theory import MINOR_MODES, NOTE_NAMES, parse_key
 
 Progress = Callable[[float, float, str], None]
@@ -465,7 +467,8 @@ def _prepare(call: dict[str, Any]) -> _Job:
     stems = [
         format_stem(template, preset=p.name, seed=request.random_seed, variation=i + 1, engine=engine_name,
                     midi=Path(c.midi).stem if c.midi is not None else "", bars=request.bars,
-                    tempo=f"{request.tempo_bpm:g}", key=f"{NOTE_NAMES[request.tonic]}{request.mode}")
+                    tempo=bpm_field(request.tempo_bpm), bpm=bpm_field(request.tempo_bpm),
+                    key=key_field(request.tonic, request.mode))
         for i in range(request.variations)
     ]
     _check_result_paths(out, stems, c.midi, sf_path, request.options)
@@ -683,17 +686,37 @@ def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
         "versions": _versions(),
         "timings": timings,
     }
+    sidecar["provenance"] = _provenance(item, request, p, engine_name, midi, seed_sha)
+    wav_meta = wav_metadata(sidecar["provenance"], title=stem, genre=p.style, tempo_bpm=request.tempo_bpm,
+                            meter=request.meter, tonic=request.tonic, music_s=analysis["music_s"])
     report(step0 + 2, n_steps, f"{stem}: writing")
     with files:
         if score is not None:
-            save_midi(score, files.mid)
+            from musegen.engines.procedural.theory import key_signature
+            from musegen.midi.meta import fill_signatures
+
+            fill_signatures(score, tempo_bpm=request.tempo_bpm, meter=request.meter,
+                            key_signature=key_signature(request.tonic, request.mode))
+            save_midi(score, files.mid, text=sidecar["provenance"]["text"])
             files.wrote(files.mid)
-        write_audio(files.wav, y, sr=out_sr)
+        write_audio(files.wav, y, sr=out_sr, metadata=wav_meta)
         files.wrote(files.wav)
         write_json(files.json, sidecar)
         files.wrote(files.json)
     report(step0 + 3, n_steps, f"{stem}: done")
     return Result(stem, files.wav, files.mid if score is not None else None, files.json, sidecar)
+
+
+def _provenance(item, request: Request, p: Preset, engine_name: str, midi, seed_sha: str | None) -> dict[str, Any]:
+    """The sidecar's ``provenance`` block (:func:`musegen.provenance.provenance`) of one result."""
+    inputs = []
+    if midi is not None:
+        inputs.append({"kind": "midi", "path": str(midi), "sha256": seed_sha})
+    if item.info.get("audio_prompt"):
+        inputs.append({"kind": "audio_prompt", "path": str(item.info["audio_prompt"]),
+                       "sha256": item.info.get("audio_prompt_sha256")})
+    return provenance(engine=engine_name, info=item.info, options=request.options, seed=request.random_seed,
+                      preset=p.name, inputs=inputs)
 
 
 def extend(midi: str | os.PathLike[str], *, add_parts: bool = False, **kwargs: Any) -> list[Result]:

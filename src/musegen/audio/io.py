@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +19,9 @@ from musegen import limits
 from musegen.atomic import atomic_path
 from musegen.audio._checks import MAX_CHANNELS, MAX_SR, MIN_SR, as_audio, check_sr
 from musegen.errors import AudioError, OutputError, ParameterError
+
+if TYPE_CHECKING:
+    from musegen.audio.wavmeta import WavMetadata
 
 __all__ = ["read_audio", "resample", "write_audio"]
 
@@ -228,7 +232,8 @@ def _short(exc: BaseException) -> str:
 
 
 def write_audio(
-    path: str | os.PathLike[str], y: np.ndarray, *, sr: int, subtype: str | None = "PCM_16"
+    path: str | os.PathLike[str], y: np.ndarray, *, sr: int, subtype: str | None = "PCM_16",
+    metadata: "WavMetadata | None" = None,
 ) -> None:
     """Write audio atomically; the format follows the file extension.
 
@@ -249,6 +254,11 @@ def write_audio(
         ``None`` picks the format's default.  Lossy formats cannot store
         PCM, so for .ogg and .mp3 a ``PCM_*`` subtype (such as the default)
         means the format's own codec (Vorbis, MPEG layer III).
+    metadata : musegen.audio.wavmeta.WavMetadata, optional
+        Tags written with the samples: in a .wav the ``LIST/INFO``, ``acid``
+        and ``smpl`` chunks (:func:`musegen.audio.wavmeta.add_metadata`), in
+        other formats the text fields as the format's own tags (title,
+        software, comment, genre, date).  The samples are the same either way.
 
     Raises
     ------
@@ -275,14 +285,22 @@ def write_audio(
             f"(choose from {', '.join(sf.available_subtypes(fmt))})"
         )
     nbytes = y.shape[1] * y.shape[0] * (2 if subtype == "PCM_16" else 4)
+    if metadata is not None:
+        from musegen.audio import wavmeta
+
+        wavmeta.riff_chunks(metadata, sr=sr, frames=y.shape[1])  # a bad field is refused before writing
     try:
         with atomic_path(path) as tmp:
             # by name, not through a file object: on a full disk libsndfile then fails
             # cleanly instead of printing "Exception ignored" tracebacks from its callbacks
             with sf.SoundFile(str(tmp), "w", samplerate=sr, channels=y.shape[0], format=fmt,
                               subtype=subtype) as out:
+                if metadata is not None and fmt != "WAV":
+                    _set_tags(out, metadata)
                 for frames in _frames(y, subtype):
                     out.write(frames)
+            if metadata is not None and fmt == "WAV":
+                wavmeta.add_metadata(tmp, metadata)
     except OutputError:
         # libsndfile only says "System error.": name the likely cause
         free = _free_bytes(Path(path).parent)
@@ -294,6 +312,17 @@ def write_audio(
             raise OutputError(f"cannot write {str(path)!r}: it would pass the file-size limit "
                               f"(ulimit -f) of {limit / 2**20:.1f} MB (needs about {nbytes / 2**20:.1f} MB)") from None
         raise
+
+
+def _set_tags(out: sf.SoundFile, metadata) -> None:
+    """The text fields of ``metadata`` as libsndfile strings (Vorbis comments, ID3, AIFF text)."""
+    for name in ("title", "software", "comment", "genre", "date"):
+        value = getattr(metadata, name)
+        if value:
+            try:
+                setattr(out, name, str(value))
+            except RuntimeError:  # a format without that tag: the sidecar still has it
+                pass
 
 
 #: frames converted per block: small enough to stay in cache, so a long signal is never

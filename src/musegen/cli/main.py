@@ -261,7 +261,10 @@ def _generation_options(f):
         click.option("--soundfont", type=click.Path(dir_okay=False), help="A .sf2/.sf3 to render with."),
         click.option("--sample-rate", type=int, help="Output sample rate in Hz (default: the preset's)."),
         click.option("--no-post", is_flag=True, help="Skip the preset's post-processing chain."),
-        click.option("--name", help="File-name template, e.g. '{preset}-{seed}-v{variation}'."),
+        click.option("--name", help="File-name template, e.g. '{preset}-{seed}-v{variation}' or, for DAW "
+                     "browsers, '{preset}-{bpm}bpm-{key}-s{seed}' (pop-ballad-71bpm-Eb-major-s3). Fields: "
+                     "preset, seed, variation, midi, engine, bars, tempo, bpm, key (Eb-major, Fsharp-minor: "
+                     "a sharp is spelled 'sharp'); '{bpm:0>3}' pads to 3 digits."),
         click.option("-o", "--out", "out_dir", default="out", show_default=True,
                      type=click.Path(file_okay=False), help="Output folder."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout."),

@@ -478,7 +478,7 @@ def _parser_message(exc: BaseException) -> str:
     return text.removesuffix(": iostream error").strip()
 
 
-def save_midi(score: Score, path: str | os.PathLike[str]) -> Path:
+def save_midi(score: Score, path: str | os.PathLike[str], *, text: str | None = None) -> Path:
     """Write ``score`` as a type-1 MIDI file, atomically.
 
     Parameters
@@ -487,6 +487,9 @@ def save_midi(score: Score, path: str | os.PathLike[str]) -> Path:
         The score; a score in quarters or seconds is converted to ticks.
     path : str or os.PathLike
         Destination ``.mid`` file; missing parent folders are created.
+    text : str, optional
+        A line for a text meta event (``FF 01``) at the start of the first
+        track (musegen's provenance line; see :mod:`musegen.midi.meta`).
 
     Returns
     -------
@@ -505,6 +508,10 @@ def save_midi(score: Score, path: str | os.PathLike[str]) -> Path:
         data = score.dumps_midi()
     except Exception as exc:  # noqa: BLE001 - any encoder failure is an output failure
         raise OutputError(f"{path}: cannot encode MIDI: {exc}") from exc
+    if text:
+        from musegen.midi.meta import with_text_event
+
+        data = with_text_event(data, text)
     return atomic_write_bytes(path, data)
 
 

@@ -1,0 +1,257 @@
+"""What made a result and under which terms: the sidecar's ``provenance`` block and its one-line form.
+
+Every result records the musegen version, the engine, the model and its
+weights' licence, the training data sources (from the model card), the seed,
+the preset and the inputs with their SHA-256.  The same facts, as one line
+(:func:`provenance_line`), go into the WAV (``ICMT``) and the MIDI (a text
+meta event), so a file moved into a DAW still says what made it.
+
+Licences are found where the model says them: a model card's front matter
+(``license:``, as the Hugging Face hub stores it in ``README.md``; the
+symbolic model's ``MODEL_CARD.md``), else a table of known models
+(:data:`KNOWN_LICENCES`); a fine-tune inherits its base's terms.  A model
+whose licence cannot be found says ``None`` (unknown), never a guess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from musegen import __version__
+
+#: licences of models that do not say theirs in a card musegen can read: model id -> (licence, note)
+KNOWN_LICENCES: dict[str, tuple[str, str]] = {
+    # the shipped symbolic weights: MODEL_CARD.md's licence warning
+    "musegen-symbolic-v1-d160": (
+        "non-commercial",
+        "trained on music21 corpus collections with non-commercial (essenFolksong) and rights-reserved "
+        "(palestrina) terms; not for commercial use (see its MODEL_CARD.md)"),
+    "musegen-symbolic": (
+        "non-commercial",
+        "the shipped symbolic weights: trained on non-commercial and rights-reserved corpora "
+        "(see engines/symbolic/weights/MODEL_CARD.md)"),
+}
+#: hub id prefixes with a known licence (Meta's MusicGen weights: CC-BY-NC 4.0, as their model cards say)
+KNOWN_PREFIXES: dict[str, tuple[str, str]] = {
+    "facebook/musicgen": ("cc-by-nc-4.0", "Meta's MusicGen weights are released under CC-BY-NC 4.0 "
+                          "(non-commercial use only)"),
+}
+#: licence ids (lower case) that allow commercial use of what a model makes
+COMMERCIAL = {"mit", "apache-2.0", "bsd-2-clause", "bsd-3-clause", "cc0-1.0", "cc-by-4.0", "cc-by-sa-4.0",
+              "openrail", "openrail++", "unlicense", "isc", "mpl-2.0", "cc-by-3.0", "cc-by-sa-3.0"}
+#: the procedural engine: no model, musegen's own code
+PROCEDURAL = {"model": None, "licence": "MIT", "licence_note": "no model: musegen's own MIT-licensed code "
+              "composes the music", "training_sources": []}
+
+
+def front_matter(path: str | os.PathLike[str]) -> dict[str, str]:
+    """``key: value`` lines between a card's first two ``---`` lines (top-level keys only)."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return {}
+    if not lines or lines[0].strip() != "---":
+        return {}
+    out: dict[str, str] = {}
+    for line in lines[1:200]:
+        if line.strip() == "---":
+            break
+        if line[:1].isspace() or line.lstrip().startswith("-"):
+            continue  # a nested value or a list item
+        key, sep, value = line.partition(":")
+        if sep:
+            out[key.strip()] = value.strip().strip("'\"")
+    return out
+
+
+def commercial_use(licence: str | None) -> bool | None:
+    """Whether ``licence`` allows commercial use: True, False, or None when it is not known."""
+    if not licence:
+        return None
+    text = licence.lower()
+    if "nc" in re.split(r"[^a-z0-9]+", text) or "non-commercial" in text or "noncommercial" in text:
+        return False
+    return True if text in COMMERCIAL else None
+
+
+def _known(model_id: str | None) -> tuple[str | None, str | None]:
+    if not model_id:
+        return None, None
+    if model_id in KNOWN_LICENCES:
+        return KNOWN_LICENCES[model_id]
+    bare = f"facebook/{model_id}" if model_id.startswith("musicgen") and "/" not in model_id else model_id
+    for prefix, found in KNOWN_PREFIXES.items():
+        if bare.startswith(prefix):
+            return found
+    return None, None
+
+
+def hf_licence(folder: Path, name: str, depth: int = 0) -> tuple[str | None, str | None]:
+    """``(licence, note)`` of a Hugging Face model folder: its README's ``license:``, else its id's or base's."""
+    card = front_matter(folder / "README.md") if folder is not None else {}
+    if card.get("license"):
+        return card["license"].lower(), f"from the model card ({folder / 'README.md'})"
+    licence, note = _known(name)
+    if licence:
+        return licence, note
+    try:
+        base = json.loads((folder / "config.json").read_text()).get("_name_or_path") if folder else None
+    except (OSError, ValueError, AttributeError):
+        base = None
+    if isinstance(base, str) and base and base != name and depth < 3:
+        base_path = Path(base)
+        licence, note = hf_licence(base_path if base_path.is_dir() else None, base, depth + 1)
+        if licence:
+            return licence, f"a fine-tune of {base}, whose terms it inherits: {note}"
+    return None, None
+
+
+def _musicgen(info: dict[str, Any]) -> dict[str, Any]:
+    name = str(info.get("model") or "facebook/musicgen-small")
+    folder = Path(name).expanduser()
+    if not folder.is_dir():
+        try:
+            from musegen.engines.musicgen.resolve import resolve_model
+
+            folder = resolve_model(name).path
+        except Exception:  # noqa: BLE001 - not in the cache: the table of known ids decides
+            folder = None
+    licence, note = hf_licence(folder, name)
+    return {"model": name, "licence": licence, "licence_note": note or "no licence found in the model's card",
+            "training_sources": None}
+
+
+def _symbolic(info: dict[str, Any], model_option: Any, depth: int = 0) -> dict[str, Any]:
+    card_path = info.get("model_card")
+    card_id = info.get("model_card_id")
+    name = card_id or info.get("model")
+    out = {"model": name, "model_card": card_path, "training_sources": info.get("training_sources")}
+    card = front_matter(card_path) if card_path else {}
+    if card.get("license"):
+        return {**out, "licence": card["license"].lower(), "licence_note": f"from the model card ({card_path})"}
+    folder = Path(model_option) if isinstance(model_option, (str, os.PathLike)) and model_option else None
+    config: dict[str, Any] = {}
+    if folder is not None:
+        try:
+            config = json.loads((folder / "config.json").read_text())
+        except (OSError, ValueError):
+            config = {}
+    base = config.get("base") if isinstance(config, dict) else None
+    if folder is not None and base is not None and depth < 3:
+        if base == "none":
+            return {**out, "licence": None, "licence_note": "trained from scratch on the user's files: "
+                    "their terms apply"}
+        from musegen.engines.symbolic.card import model_card_info
+
+        base_folder = None if base == "shipped" else base
+        try:
+            base_info = model_card_info({}, base_folder)
+        except Exception:  # noqa: BLE001 - a base that moved: unknown
+            base_info = {}
+        base_info.setdefault("model", str(config.get("base_model") or base))
+        inherited = _symbolic(base_info, base_folder, depth + 1)
+        if inherited.get("licence"):
+            return {**out, "licence": inherited["licence"],
+                    "licence_note": f"a fine-tune of {inherited['model']}, whose terms it inherits, on the user's "
+                                    f"files (their terms apply too): {inherited['licence_note']}",
+                    "base_training_sources": inherited.get("training_sources")}
+    licence, note = _known(card_id) if card_id else (None, None)
+    if licence is None and folder is None:
+        licence, note = _known(info.get("model"))
+    return {**out, "licence": licence, "licence_note": note or "no licence found in the model's card"}
+
+
+def model_provenance(engine: str, info: dict[str, Any], options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """``model``, ``licence``, ``licence_note``, ``training_sources`` (and ``model_card``) of a result's model."""
+    options = options or {}
+    if engine == "procedural":
+        return dict(PROCEDURAL)
+    if engine == "musicgen":
+        return _musicgen(info)
+    if engine == "symbolic":
+        return _symbolic(info, options.get("model"))
+    name = info.get("model")
+    licence, note = _known(name)
+    return {"model": name, "licence": licence, "licence_note": note or "engine without a known model card",
+            "training_sources": info.get("training_sources")}
+
+
+def provenance(*, engine: str, info: dict[str, Any], options: dict[str, Any] | None, seed: int, preset: str,
+               inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The sidecar's ``provenance`` block.
+
+    Parameters
+    ----------
+    engine : str
+        Engine name.
+    info : dict
+        The engine's ``info`` of the result (model, model card, sources ...).
+    options : dict or None
+        The engine options of the run (a symbolic ``model`` folder is read for its base).
+    seed : int
+    preset : str
+    inputs : list of dict
+        ``{"kind", "path", "sha256"}`` of each input file (MIDI sketch, audio prompt).
+
+    Returns
+    -------
+    dict
+        ``musegen``, ``engine``, ``model``, ``licence``, ``licence_note``,
+        ``commercial_use`` (True, False or None: unknown), ``training_sources``,
+        ``model_card``, ``seed``, ``preset``, ``inputs`` and ``text`` (the line
+        written into the WAV and MIDI files).
+    """
+    model = model_provenance(engine, info, options)
+    block = {
+        "musegen": __version__,
+        "engine": engine,
+        "model": model.get("model"),
+        "licence": model.get("licence"),
+        "licence_note": model.get("licence_note"),
+        "commercial_use": commercial_use(model.get("licence")),
+        "training_sources": model.get("training_sources"),
+        "model_card": model.get("model_card"),
+        "seed": seed,
+        "preset": preset,
+        "inputs": inputs,
+    }
+    if model.get("base_training_sources"):
+        block["base_training_sources"] = model["base_training_sources"]
+    block["text"] = provenance_line(block)
+    return block
+
+
+def provenance_line(block: dict[str, Any]) -> str:
+    """One line of ``key=value; ...`` from a provenance block, for the WAV ``ICMT`` and the MIDI text event."""
+    parts = [f"made with musegen {block['musegen']}", f"engine={block['engine']}",
+             f"model={block.get('model') or 'none'}",
+             f"{'weights licence' if block.get('model') else 'licence'}={block.get('licence') or 'unknown'}",
+             f"seed={block['seed']}", f"preset={block['preset']}"]
+    for item in block.get("inputs") or ():
+        if item.get("sha256"):
+            parts.append(f"{item['kind']} sha256={item['sha256']}")
+    return "; ".join(str(p).replace("\n", " ") for p in parts)
+
+
+def wav_metadata(block: dict[str, Any], *, title: str, genre: str | None, tempo_bpm: float,
+                 meter: tuple[int, int], tonic: int, music_s: float, loop: tuple[int, int] | None = None):
+    """The :class:`~musegen.audio.wavmeta.WavMetadata` of a result: INFO text, ``acid`` tempo and key.
+
+    ``beats`` counts the quarter notes of ``music_s`` seconds of music at ``tempo_bpm``
+    (a sketch with another tempo makes it approximate); the root note is the tonic
+    in the octave above middle C (MIDI 60-71).
+    """
+    import datetime
+
+    from musegen.audio.wavmeta import WavMetadata
+
+    return WavMetadata(
+        title=title, software=f"musegen {block['musegen']}", comment=block["text"], genre=genre,
+        date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        tempo_bpm=float(tempo_bpm), beats=max(0, round(music_s * tempo_bpm / 60.0)),
+        meter=(int(meter[0]), int(meter[1])), root_note=60 + int(tonic) % 12, loop=loop,
+    )
