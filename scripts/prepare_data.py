@@ -410,15 +410,18 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=ROOT / "data")
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--limit", type=int, help="only the first N files of each converted source (smoke runs)")
-    ap.add_argument("--sources", default=",".join(SOURCES),
-                    help=f"comma-separated sources to collect (default all: {','.join(SOURCES)})")
+    ap.add_argument("--sources",
+                    help=f"comma-separated sources to collect (default all: {','.join(SOURCES)}; "
+                         "with --only: music21)")
     ap.add_argument("--only", help="comma-separated music21 collections to export (e.g. bach,airdsAirs)")
     ap.add_argument("--no-split", action="store_true", help="leave scripts/data_split.json as it is")
     ap.add_argument("--retry-failed", action="store_true", help="convert again the files that failed before")
     args = ap.parse_args()
     global RETRY_FAILED
     RETRY_FAILED = args.retry_failed
-    wanted = [s.strip() for s in args.sources.split(",") if s.strip()]
+    only = set(args.only.split(",")) if args.only else None
+    wanted = [s.strip() for s in (args.sources or ("music21" if only else ",".join(SOURCES))).split(",")
+              if s.strip()]
     bad = [s for s in wanted if s not in SOURCES]
     if bad:
         ap.error(f"unknown source(s) {', '.join(bad)}; known: {', '.join(SOURCES)}")
@@ -437,10 +440,19 @@ def main() -> None:
         rows += collect_midi("irish-cre", SHARED / "irish-cre" / "MIDI")
     manifest = args.out / "pieces.jsonl"
 
+    # rows of sources (or music21 collections) this run does not collect stay listed
+    kept: list[dict] = []
+    if manifest.exists():
+        for line in manifest.read_text().splitlines():
+            r = json.loads(line)
+            source = r["collection"] if r["collection"] in SOURCES else "music21"
+            if source not in wanted or (source == "music21" and only and r["collection"] not in only):
+                kept.append(r)
+
     def write_manifest(all_rows: list[dict]) -> None:
         tmp = manifest.with_name(manifest.name + ".part")
         with open(tmp, "w") as fh:
-            for r in all_rows:
+            for r in kept + all_rows:
                 fh.write(json.dumps(r, ensure_ascii=False) + "\n")
         os.replace(tmp, manifest)
 
@@ -455,7 +467,7 @@ def main() -> None:
             rows += export_scores(source, args.out, args.workers, args.limit)
             write_manifest(rows)
     if "music21" in wanted:
-        rows += export_music21(args.out, args.workers, args.limit, set(args.only.split(",")) if args.only else None)
+        rows += export_music21(args.out, args.workers, args.limit, only)
         write_manifest(rows)
     split = write_split(rows, given)["pieces"] if not args.no_split else \
         {r["id"]: given.get(r["id"]) or assign(r["id"], r["collection"]) for r in rows}
