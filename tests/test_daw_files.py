@@ -258,3 +258,18 @@ def test_cli_refuses_an_unknown_name_field_with_one_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith("Error: ") and "{tonality}" in proc.stderr
     assert "Traceback" not in proc.stderr and not list((tmp_path / "out").glob("*"))
+
+
+def test_a_symbolic_fine_tune_inherits_its_base_s_terms(tmp_path):
+    tuned = tmp_path / "my-style"
+    tuned.mkdir()
+    (tuned / "config.json").write_text(json.dumps({"name": "my-style", "base": "shipped",
+                                                   "base_model": "musegen-symbolic"}))
+    info = {"model": "my-style", "model_card": None, "model_card_id": None, "training_sources": []}
+    got = model_provenance("symbolic", info, {"model": str(tuned)})
+    assert got["licence"] == "non-commercial" and "fine-tune" in got["licence_note"]
+    assert "essenFolksong" in got["base_training_sources"]
+    (tuned / "config.json").write_text(json.dumps({"name": "my-style", "base": "none"}))
+    got = model_provenance("symbolic", info, {"model": str(tuned)})
+    assert got["licence"] is None and "from scratch" in got["licence_note"]
+

@@ -238,12 +238,14 @@ def provenance_line(block: dict[str, Any]) -> str:
 
 
 def wav_metadata(block: dict[str, Any], *, title: str, genre: str | None, tempo_bpm: float,
-                 meter: tuple[int, int], tonic: int, music_s: float, loop: tuple[int, int] | None = None):
+                 meter: tuple[int, int], tonic: int, music_s: float, duration_s: float | None = None,
+                 loop: tuple[int, int] | None = None):
     """The :class:`~musegen.audio.wavmeta.WavMetadata` of a result: INFO text, ``acid`` tempo and key.
 
-    ``beats`` counts the quarter notes of ``music_s`` seconds of music at ``tempo_bpm``
-    (a sketch with another tempo makes it approximate); the root note is the tonic
-    in the octave above middle C (MIDI 60-71).
+    ``beats`` counts the quarter notes at ``tempo_bpm`` of the music in the file: ``music_s``
+    seconds of it, or ``duration_s`` (the file's length) where the file was cut shorter
+    (``--seconds``); a sketch with another tempo makes it approximate.  The root note is
+    the tonic in the octave above middle C (MIDI 60-71).
     """
     import datetime
 
@@ -252,6 +254,7 @@ def wav_metadata(block: dict[str, Any], *, title: str, genre: str | None, tempo_
     return WavMetadata(
         title=title, software=f"musegen {block['musegen']}", comment=block["text"], genre=genre,
         date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
-        tempo_bpm=float(tempo_bpm), beats=max(0, round(music_s * tempo_bpm / 60.0)),
+        tempo_bpm=float(tempo_bpm),
+        beats=max(0, round(min(music_s, music_s if duration_s is None else duration_s) * tempo_bpm / 60.0)),
         meter=(int(meter[0]), int(meter[1])), root_note=60 + int(tonic) % 12, loop=loop,
     )
