@@ -70,6 +70,84 @@ def probe_address(address: str, *, timeout: float = PROBE_TIMEOUT_S) -> None:
         raise MusegenError(f"cannot reach the Ray cluster at {address!r}: {reason}") from None
 
 
+#: Seconds ``ray.wait`` blocks before the runner looks at signals again.
+WAIT_SLICE_S = 0.5
+
+
+def _signal_handlers() -> dict:
+    """The Python handlers of SIGTERM and SIGINT, where this thread may set them (the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _restore_signal_handlers(handlers: dict) -> None:
+    import signal
+
+    for sig, handler in handlers.items():
+        if handler is not None:
+            signal.signal(sig, handler)
+
+
+def _start_reaper():
+    """Start :mod:`musegen.batch._reaper` (see there why); None off Linux or when it cannot start."""
+    import subprocess
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return subprocess.Popen([sys.executable, "-m", "musegen.batch._reaper"], stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, close_fds=True)
+    except OSError:
+        return None  # Ray's own clean-up still runs; only its agents may outlive a killed runner
+
+
+def _tell_reaper(proc) -> None:
+    """Name to the reaper the processes below this one now (Ray's services, agents, workers)."""
+    if proc is None or proc.stdin is None:
+        return
+    from musegen.batch._reaper import descendants, start_time
+
+    lines = []
+    for pid in descendants(os.getpid()):
+        started = start_time(pid)
+        if pid != proc.pid and started is not None:
+            lines.append(f"{pid} {started}\n")
+    try:
+        proc.stdin.write("".join(lines).encode())
+        proc.stdin.flush()
+    except OSError:
+        pass
+
+
+def _abandon_start(ray, reaper) -> None:
+    """After a failed or interrupted ``ray.init``: stop what it started (a raylet stopped, not
+    killed, lets its agents exit at once) and have the reaper kill what is left."""
+    _tell_reaper(reaper)
+    try:
+        ray.shutdown()
+    except Exception:  # noqa: BLE001 - half-started: whatever it can stop
+        pass
+    _stop_reaper(reaper)
+
+
+def _stop_reaper(proc) -> None:
+    """Let the reaper kill what the Ray instance left running."""
+    if proc is None:
+        return
+    import subprocess
+
+    try:
+        proc.stdin.close()  # end-of-file: it kills what it was told of and exits
+        proc.wait(timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        proc.kill()
+
+
 class JobActor:
     """A Ray actor running jobs in its own long-lived process."""
 
@@ -111,21 +189,39 @@ class RayExecutor:
     def run(self, jobs: list[dict[str, Any]], out_dir: str, *, images: bool, on_start: OnEvent,
             on_result: OnEvent) -> None:
         import logging
+        import signal
 
         from musegen.batch.job import failed_row
 
         ray = _import_ray()
         started = False
+        reaper = None
         if not ray.is_initialized():
-            opts = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING)
+            opts = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)  # no banner lines
+            if not self.address:
+                reaper = _start_reaper()  # a local instance ends with the runner, even after kill -9
+            handlers = _signal_handlers()
             try:
                 if self.address:
                     ray.init(address=self.address, **opts)
                 else:
                     ray.init(num_cpus=self.workers or cpu_count(), **opts)
-            except ConnectionError as exc:
-                raise MusegenError(f"cannot reach the Ray cluster at {self.address!r}: {exc}") from None
+            except BaseException as exc:
+                _abandon_start(ray, reaper)
+                if isinstance(exc, ConnectionError):
+                    raise MusegenError(f"cannot reach the Ray cluster at {self.address!r}: {exc}") from None
+                if isinstance(exc, SystemExit) and exc.code == signal.SIGTERM and handlers:
+                    # ray.init's own SIGTERM handler exits with the signal's number: the signal goes
+                    # to the handler it replaced (the CLI's: one line, exit 143) instead
+                    _restore_signal_handlers(handlers)
+                    signal.raise_signal(signal.SIGTERM)
+                raise
+            finally:
+                # Ray's core worker installs a SIGTERM handler that prints a C++ stack dump and
+                # exits 1: the CLI's own (one line, exit 143, temporary files removed) comes back
+                _restore_signal_handlers(handlers)
             started = True
+            _tell_reaper(reaper)
         actors: list[Any] = []
         try:
             n = self.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
@@ -141,6 +237,7 @@ class RayExecutor:
             idle = [spawn() for _ in range(n)]
             todo = JobQueue(jobs, n)
             deaths: Counter[str] = Counter()
+            told_workers = False
             inflight: dict[Any, tuple[list[dict[str, Any]], Any]] = {}
             while todo or inflight:
                 while todo and idle:
@@ -149,7 +246,12 @@ class RayExecutor:
                     inflight[actor.run.remote(chunk)] = (chunk, actor)
                     for job in chunk:
                         on_start(job)
-                ready, _ = ray.wait(list(inflight), num_returns=1)
+                # back in Python every second, so that SIGTERM and Ctrl-C are handled at once, not
+                # when a job ends (a Python signal handler runs only between bytecodes)
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=WAIT_SLICE_S)
+                if reaper is not None and not told_workers:
+                    _tell_reaper(reaper)  # the actors' processes, started since
+                    told_workers = True
                 for ref in ready:
                     chunk, actor = inflight.pop(ref)
                     try:
@@ -176,5 +278,8 @@ class RayExecutor:
                     ray.kill(actor)
                 except Exception:  # already gone
                     pass
-            if started:
-                ray.shutdown()
+            try:
+                if started:
+                    ray.shutdown()
+            finally:
+                _stop_reaper(reaper)
