@@ -273,3 +273,24 @@ def test_a_symbolic_fine_tune_inherits_its_base_s_terms(tmp_path):
     got = model_provenance("symbolic", info, {"model": str(tuned)})
     assert got["licence"] is None and "from scratch" in got["licence_note"]
 
+
+
+@pytest.mark.parametrize("engine, options, licence", [
+    ("symbolic", {}, "'non-commercial'"),
+    ("musicgen", {}, "'cc-by-nc-4.0'"),
+    ("musicgen", {"model": "/no/such/model"}, "licence is unknown"),
+])
+def test_commercial_use_refuses_a_model_that_forbids_it_or_says_no_licence(engine, options, licence):
+    from musegen.provenance import check_commercial_use, licence_notice
+
+    with pytest.raises(ParameterError, match=re.escape(licence)) as err:
+        check_commercial_use(engine, options)
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
+    notice = licence_notice(engine, options)
+    assert (notice is None) == ("unknown" in licence) and (notice is None or "non-commercial" in notice)
+
+
+def test_commercial_use_lets_the_procedural_engine_run():
+    from musegen.provenance import check_commercial_use, licence_notice
+
+    assert check_commercial_use("procedural")["licence"] == "MIT" and licence_notice("procedural") is None

@@ -258,3 +258,67 @@ def wav_metadata(block: dict[str, Any], *, title: str, genre: str | None, tempo_
         beats=max(0, round(min(music_s, music_s if duration_s is None else duration_s) * tempo_bpm / 60.0)),
         meter=(int(meter[0]), int(meter[1])), root_note=60 + int(tonic) % 12, loop=loop,
     )
+
+
+def run_licence(engine: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The model and weights licence a run of ``engine`` with ``options`` will use, known before it runs.
+
+    Returns :func:`model_provenance`'s dict (``model``, ``licence``, ``licence_note`` ...) for the
+    model the engine loads: the ``model`` option's, else the engine's default.
+    """
+    options = options or {}
+    if engine == "musicgen":
+        from musegen.engines.musicgen.resolve import DEFAULT_MODEL
+
+        return _musicgen({"model": str(options.get("model") or DEFAULT_MODEL)})
+    if engine == "symbolic":
+        from musegen.engines.symbolic.card import model_card_info
+
+        folder = options.get("model")
+        config: dict[str, Any] = {}
+        if isinstance(folder, (str, os.PathLike)) and folder:
+            try:
+                config = json.loads((Path(folder) / "config.json").read_text())
+            except (OSError, ValueError):
+                config = {}
+        try:
+            info = model_card_info(config if isinstance(config, dict) else {}, folder or None)
+        except Exception:  # noqa: BLE001 - a folder the engine will refuse by itself
+            info = {"model_card": None, "model_card_id": None, "training_sources": []}
+        info["model"] = (config.get("name") if isinstance(config, dict) else None) or str(folder or "musegen-symbolic")
+        return _symbolic(info, folder)
+    return model_provenance(engine, {}, options)
+
+
+def check_commercial_use(engine: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Refuse a run for commercial use whose model's weights forbid it or say no licence.
+
+    Returns :func:`run_licence`'s dict when the licence allows commercial use.
+
+    Raises
+    ------
+    ParameterError
+        One line naming the engine, the model and its licence (or that it is unknown).
+    """
+    from musegen.errors import ParameterError
+
+    got = run_licence(engine, options)
+    allowed = commercial_use(got.get("licence"))
+    model = got.get("model") or "no model"
+    if allowed is False:
+        raise ParameterError(f"--commercial-use: engine {engine!r} uses model {model!r}, whose weights licence "
+                             f"{got['licence']!r} forbids commercial use ({got.get('licence_note')})")
+    if allowed is None:
+        what = f"licence {got['licence']!r} is not one musegen knows to allow it" if got.get("licence") else \
+            "licence is unknown (no 'license:' in its model card)"
+        raise ParameterError(f"--commercial-use: engine {engine!r} uses model {model!r}, whose {what}")
+    return got
+
+
+def licence_notice(engine: str, options: dict[str, Any] | None = None) -> str | None:
+    """A one-line notice for a run whose model's weights are for non-commercial use only, else None."""
+    got = run_licence(engine, options)
+    if commercial_use(got.get("licence")) is False:
+        return (f"musegen: note: model {got.get('model')!r} ({engine}) has weights licence {got['licence']!r}: "
+                "what it makes is for non-commercial use only (see the sidecar's provenance)")
+    return None
