@@ -20,7 +20,7 @@ LAYERS = [
     {"midi", "audio"},
     {"render", "presets"},
     {"engines"},
-    {"style"},
+    {"style", "provenance"},
     {"pipeline", "actions"},
     {"batch"},
     {"api"},
