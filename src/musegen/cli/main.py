@@ -498,6 +498,7 @@ def analyze(path, plot, as_json) -> None:
 
 from musegen.cli.batch_cmd import batch as _batch; cli.add_command(_batch)  # noqa: E402,E702
 from musegen.cli.style_cmd import style as _style; cli.add_command(_style)  # noqa: E402,E702
+from musegen.cli.studio_cmd import studio as _studio; cli.add_command(_studio)  # noqa: E402,E702
 
 
 # -- entry point --------------------------------------------------------------------

@@ -1,0 +1,399 @@
+"""The studio's jobs: state on disk, work in a spawned worker process.
+
+A job is one press of *Generate* (or *Extend*): its parameters, status,
+progress and, once done, its takes (one per variation).  Its state lives in
+``<folder>/jobs/<id>.json`` (written atomically), its files in
+``<folder>/takes/<id>/``, so a reloaded page - or a restarted studio - finds
+its history where it left it.
+
+The work never runs in the server: one long-lived worker process, started
+with ``spawn`` (no state copied from the server), takes one job at a time
+over a pipe and sends progress back.  An engine loads once in it and is
+reused by the next job.  Cancelling the running job kills the worker (an
+engine call cannot be interrupted politely) and starts a fresh one; the
+job's folder is removed, so no half-written take stays behind.  A worker
+that dies (out of memory, killed) fails its job with that reason and is
+replaced; a job that raises fails alone with its error on its take.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from musegen.errors import ParameterError
+
+#: what a job id, a sketch id and a take's file stem look like (all the server makes)
+JOB_ID = re.compile(r"[0-9a-f]{12}")
+SKETCH_ID = re.compile(r"[0-9a-f]{16}")
+KINDS = ("generate", "extend")
+#: most variations one studio job makes (each is a take on the page)
+MAX_VARIATIONS = 8
+FINAL = ("done", "failed", "cancelled")
+
+
+def default_folder() -> Path:
+    """``$XDG_DATA_HOME/musegen/studio`` (``~/.local/share/musegen/studio``)."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "musegen" / "studio"
+
+
+def _write_json(path: Path, doc: Any) -> None:
+    from musegen.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(doc, indent=1, default=str), create_parent=True)
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# -- validation (in the server, before anything is queued) --------------------------------
+
+def _number(params: dict[str, Any], name: str, kind: type, lo: float, hi: float) -> Any:
+    value = params.get(name)
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
+        raise ParameterError(f"{name} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    if not lo <= value <= hi:
+        raise ParameterError(f"{name} must be between {lo:g} and {hi:g}, got {value!r}")
+    return kind(value)
+
+
+def check_params(raw: Any, folder: Path) -> dict[str, Any]:
+    """The job parameters a request asked for, checked; :class:`ParameterError` names the bad one."""
+    import musegen.style  # noqa: F401  (learned styles register as a preset source)
+    from musegen import limits
+    from musegen.engines.registry import available_engines, check_options
+    from musegen.presets import load_preset
+
+    if not isinstance(raw, dict):
+        raise ParameterError("the job must be a JSON object")
+    known = {"kind", "preset", "engine", "bars", "seconds", "seed", "temperature", "variations",
+             "options", "sketch", "add_parts"}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParameterError(f"unknown job field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+    kind = raw.get("kind", "generate")
+    if kind not in KINDS:
+        raise ParameterError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    preset_name = raw.get("preset") or None
+    if preset_name is not None and not isinstance(preset_name, str):
+        raise ParameterError(f"preset must be a name, got {preset_name!r}")
+    if preset_name is not None and ("/" in preset_name or "\\" in preset_name or preset_name.endswith(".toml")):
+        raise ParameterError(f"preset must be a preset or style name, not a path: {preset_name!r}")
+    preset = load_preset(preset_name) if preset_name else None
+    engine = raw.get("engine") or None
+    if engine is not None and engine not in available_engines():
+        raise ParameterError(f"unknown engine {engine!r} (available: {', '.join(available_engines())})")
+    options = raw.get("options") or {}
+    if not isinstance(options, dict):
+        raise ParameterError(f"options must be an object of engine options, got {options!r}")
+    engine_name = engine or (preset.engine.name if preset is not None else None)
+    if engine_name is None:
+        from musegen.presets import DEFAULT_PRESET
+
+        engine_name = load_preset(DEFAULT_PRESET).engine.name
+    check_options(engine_name, options)
+    bars = _number(raw, "bars", int, 1, limits.get("bars"))
+    seconds = _number(raw, "seconds", float, 0.5, limits.get("seconds"))
+    if bars is not None and seconds is not None:
+        raise ParameterError("give bars or seconds, not both")
+    seed = _number(raw, "seed", int, 0, 2**63 - 1)
+    temperature = _number(raw, "temperature", float, 0.05, 5.0)
+    variations = _number(raw, "variations", int, 1, MAX_VARIATIONS) or 1
+    sketch = raw.get("sketch") or None
+    if sketch is not None:
+        if not isinstance(sketch, str) or not SKETCH_ID.fullmatch(sketch):
+            raise ParameterError(f"sketch must be the id of an uploaded sketch, got {sketch!r}")
+        if not (folder / "sketches" / f"{sketch}.mid").is_file():
+            raise ParameterError(f"no uploaded sketch {sketch!r}")
+    if kind == "extend" and sketch is None:
+        raise ParameterError("extend needs a sketch: drop a MIDI file first")
+    add_parts = raw.get("add_parts", False)
+    if not isinstance(add_parts, bool):
+        raise ParameterError(f"add_parts must be true or false, got {add_parts!r}")
+    return {"kind": kind, "preset": preset_name, "engine": engine, "bars": bars, "seconds": seconds,
+            "seed": seed, "temperature": temperature, "variations": variations, "options": options,
+            "sketch": sketch, "add_parts": add_parts}
+
+
+# -- the worker process ------------------------------------------------------------------
+
+def _notes(mid: Path) -> list[list[float]]:
+    """``[start_s, duration_s, pitch, velocity, track, is_drum]`` per note, for the page's piano roll."""
+    from musegen.midi.io import load_midi
+
+    score = load_midi(mid).to("second")
+    out = []
+    for t, track in enumerate(score.tracks):
+        for n in track.notes:
+            out.append([round(float(n.time), 4), round(float(n.duration), 4), int(n.pitch), int(n.velocity),
+                        t, int(track.is_drum)])
+    out.sort(key=lambda row: row[0])
+    return out
+
+
+def run_job(job: dict[str, Any], folder: str, send) -> list[dict[str, Any]]:
+    """Worker side: make a job's takes in ``<folder>/takes/<id>/``; returns their descriptions."""
+    from musegen import pipeline
+    from musegen.actions import analyze_file
+
+    p = job["params"]
+    out = Path(folder) / "takes" / job["id"]
+    sketch = str(Path(folder) / "sketches" / f"{p['sketch']}.mid") if p["sketch"] else None
+
+    def progress(done: float, total: float, msg: str) -> None:
+        # the last tenth is the studio's own step (pictures, notes)
+        send(("progress", job["id"], 0.9 * done / max(total, 1e-9), msg))
+
+    kw = dict(preset=p["preset"], bars=p["bars"], seconds=p["seconds"], seed=p["seed"],
+              variations=p["variations"], engine=p["engine"], temperature=p["temperature"],
+              engine_options=p["options"] or None, out_dir=str(out), name="take", progress=progress)
+    if p["kind"] == "extend":
+        results = pipeline.extend(sketch, add_parts=p["add_parts"], **kw)
+    else:
+        results = pipeline.generate(midi=sketch, **kw)
+    takes = []
+    for i, r in enumerate(results):
+        send(("progress", job["id"], 0.9 + 0.1 * i / len(results), f"{r.stem}: spectrogram"))
+        png = out / f"{r.stem}.png"
+        analyze_file(r.wav, plot=png)
+        notes = out / f"{r.stem}.notes.json"
+        if r.mid is not None:
+            _write_json(notes, _notes(r.mid))
+        rel = f"takes/{job['id']}/"
+        a = r.sidecar.get("analysis", {})
+        takes.append({
+            "stem": r.stem,
+            "wav": rel + r.wav.name, "json": rel + r.json.name, "png": rel + png.name,
+            "mid": rel + r.mid.name if r.mid is not None else None,
+            "notes": rel + notes.name if r.mid is not None else None,
+            "seed": r.sidecar.get("parameters", {}).get("seed"),
+            "summary": {k: a.get(k) for k in ("duration_s", "key", "tempo_bpm", "meter", "lufs", "peak_dbfs", "bars")},
+        })
+    return takes
+
+
+def worker_main(conn, threads: int) -> None:
+    """The worker process: run jobs sent over ``conn`` one at a time until the pipe closes."""
+    from musegen.batch.local import init_worker
+    from musegen.errors import MusegenError
+
+    init_worker(threads)  # Ctrl-C is the server's; die with it; bounded math threads
+
+    def send(msg) -> None:
+        conn.send(msg)
+
+    while True:
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            return
+        if msg is None:
+            return
+        job, folder = msg
+        try:
+            takes = run_job(job, folder, send)
+        except MusegenError as exc:
+            send(("failed", job["id"], str(exc), type(exc).__name__))
+        except Exception as exc:  # a bug: shown on the take, the worker goes on
+            send(("failed", job["id"], f"internal error: {type(exc).__name__}: {exc}", type(exc).__name__))
+        else:
+            send(("done", job["id"], takes))
+
+
+# -- the server side ---------------------------------------------------------------------
+
+class Jobs:
+    """The studio's job list and its worker; thread-safe."""
+
+    def __init__(self, folder: str | os.PathLike[str]):
+        self.folder = Path(folder).resolve()
+        self.jobs_dir = self.folder / "jobs"
+        self.takes_dir = self.folder / "takes"
+        for d in (self.jobs_dir, self.takes_dir, self.folder / "sketches"):
+            d.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._jobs: dict[str, dict[str, Any]] = {}
+        self._pending: deque[str] = deque()
+        self._running: str | None = None
+        self._proc = None
+        self._conn = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._load()
+
+    # state on disk
+    def _load(self) -> None:
+        for path in sorted(self.jobs_dir.glob("*.json")):
+            job = _read_json(path)
+            if not isinstance(job, dict) or not JOB_ID.fullmatch(str(job.get("id", ""))):
+                continue
+            if job.get("status") == "running":  # the studio stopped under it
+                self._remove_takes(job["id"])
+                job.update(status="failed", error="interrupted: the studio stopped before it finished",
+                           finished=time.time())
+                _write_json(path, job)
+            self._jobs[job["id"]] = job
+        queued = sorted((j for j in self._jobs.values() if j.get("status") == "queued"), key=lambda j: j["created"])
+        self._pending.extend(j["id"] for j in queued)
+
+    def _save(self, job: dict[str, Any]) -> None:
+        _write_json(self.jobs_dir / f"{job['id']}.json", job)
+
+    def _remove_takes(self, job_id: str) -> None:
+        shutil.rmtree(self.takes_dir / job_id, ignore_errors=True)
+
+    # the public side
+    def submit(self, raw: Any) -> dict[str, Any]:
+        params = check_params(raw, self.folder)
+        job = {"id": secrets.token_hex(6), "params": params, "status": "queued", "progress": 0.0,
+               "message": "waiting", "error": None, "created": time.time(), "finished": None, "takes": []}
+        with self._lock:
+            self._jobs[job["id"]] = job
+            self._save(job)
+            self._pending.append(job["id"])
+        return dict(job)
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            return None if job is None else json.loads(json.dumps(job, default=str))
+
+    def history(self) -> list[dict[str, Any]]:
+        with self._lock:
+            jobs = sorted(self._jobs.values(), key=lambda j: j["created"], reverse=True)
+            return json.loads(json.dumps(jobs, default=str))
+
+    def cancel(self, job_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None or job["status"] in FINAL:
+                return None if job is None else dict(job)
+            if job["status"] == "queued":
+                self._pending.remove(job_id)
+            else:  # running: the worker is stopped mid-call and replaced
+                self._kill_worker()
+                self._running = None
+                self._remove_takes(job_id)
+            job.update(status="cancelled", message="cancelled", finished=time.time())
+            self._save(job)
+            return dict(job)
+
+    # the worker
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="musegen-studio-jobs", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop the worker; a job it was running is cancelled and its folder removed."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            if self._running is not None:
+                job = self._jobs[self._running]
+                self._kill_worker()
+                self._remove_takes(job["id"])
+                job.update(status="cancelled", message="stopped with the studio", finished=time.time())
+                self._save(job)
+                self._running = None
+            elif self._conn is not None:
+                try:
+                    self._conn.send(None)
+                except OSError:
+                    pass
+                self._proc.join(timeout=5)
+                self._kill_worker()
+
+    def _spawn(self) -> None:
+        import multiprocessing
+
+        from musegen.batch.local import _sigint_blocked, cpu_count
+
+        ctx = multiprocessing.get_context("spawn")
+        here, there = ctx.Pipe()
+        proc = ctx.Process(target=worker_main, args=(there, max(1, cpu_count() - 1)), daemon=True,
+                           name="musegen-studio-worker")
+        with _sigint_blocked():  # a Ctrl-C cannot kill it half-started
+            proc.start()
+        there.close()
+        self._proc, self._conn = proc, here
+
+    def _kill_worker(self) -> None:
+        if self._proc is not None:
+            if self._proc.is_alive():
+                self._proc.kill()
+            self._proc.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+        self._proc = self._conn = None
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            with self._lock:
+                if self._proc is None:
+                    self._spawn()
+                if self._running is None and self._pending:
+                    job = self._jobs[self._pending.popleft()]
+                    job.update(status="running", message="starting", started=time.time())
+                    self._save(job)
+                    self._running = job["id"]
+                    self._conn.send((job, str(self.folder)))
+                conn = self._conn
+            try:
+                ready = conn.poll(0.1)
+            except (OSError, EOFError, ValueError):  # closed by a cancel meanwhile
+                continue
+            if not ready:
+                continue
+            with self._lock:
+                if conn is not self._conn:  # a cancel replaced the worker
+                    continue
+                try:
+                    msg = conn.recv()
+                except (EOFError, OSError):
+                    self._worker_died()
+                    continue
+                self._handle(msg)
+
+    def _worker_died(self) -> None:
+        code = self._proc.exitcode if self._proc is not None else None
+        self._kill_worker()
+        if self._running is not None:
+            job = self._jobs[self._running]
+            self._remove_takes(job["id"])
+            job.update(status="failed", finished=time.time(),
+                       error=f"its worker process died (exit code {code}: killed, or out of memory)")
+            self._save(job)
+            self._running = None
+
+    def _handle(self, msg) -> None:
+        kind, job_id = msg[0], msg[1]
+        job = self._jobs.get(job_id)
+        if job is None or job_id != self._running:
+            return
+        if kind == "progress":
+            job.update(progress=round(float(msg[2]), 4), message=str(msg[3]))
+            return  # kept in memory; written when the job ends (progress is many small updates)
+        if kind == "done":
+            job.update(status="done", progress=1.0, message="done", takes=msg[2], finished=time.time())
+        else:
+            self._remove_takes(job_id)
+            job.update(status="failed", message="failed", error=msg[2], error_type=msg[3], finished=time.time())
+        self._save(job)
+        self._running = None
