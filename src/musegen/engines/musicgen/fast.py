@@ -331,42 +331,42 @@ class FastDecoder:
         from musegen.engines.musicgen import native
 
         module = native.load()
-
-        def t(x):
-            return torch.empty(0) if x is None else x.detach().contiguous()
-
-        tensors = []
-        for i, layer in enumerate(self.layers):
-            sa = layer.self_attn
-            tensors += [t(layer.self_attn_layer_norm.weight), t(layer.self_attn_layer_norm.bias)]
-            for m in (sa.q_proj, sa.k_proj, sa.v_proj, sa.out_proj):
-                tensors += [t(m.weight), t(m.bias)]
-            tensors += [keys[i], values[i]]
-            unfolded = [torch.empty(0)] * 5
-            if cross is not None:
-                ca = layer.encoder_attn
-                live = cross.live
-                const = None if cross.const is None else cross.const[i].reshape(rows - live, -1)
-                if cross.folded is not None:
-                    At, a0, Bt = cross.folded[i]
-                    folded = [At, t(a0.reshape(live, -1)), t(cross.live_add), Bt]
-                else:
-                    folded = [torch.empty(0), torch.empty(0), t(cross.live_add), torch.empty(0)]
-                    ck, cv = cross.kv[i]
-                    unfolded = [t(ca.q_proj.weight), t(ca.q_proj.bias), t(ck), t(cv), t(ca.out_proj.weight)]
-                tensors += [t(layer.encoder_attn_layer_norm.weight), t(layer.encoder_attn_layer_norm.bias),
-                            *folded, t(ca.out_proj.bias), t(const)]
-            else:
-                tensors += [torch.empty(0)] * 8
-            tensors += [t(layer.final_layer_norm.weight), t(layer.final_layer_norm.bias),
-                        t(layer.fc1.weight), t(layer.fc1.bias), t(layer.fc2.weight), t(layer.fc2.bias), *unfolded]
-        tensors += [t(self.final_norm.weight), t(self.final_norm.bias)]
-        for hd in self.heads:
-            tensors += [t(hd.weight), t(hd.bias)]
         live = rows if cross is None else cross.live
         cross_scale = float(self.layers[0].encoder_attn.scaling) if cross is not None else 1.0
-        return module.Step(tensors, len(self.layers), self.heads_n, rows, live, cross is not None, eps.pop(),
-                           float(self.layers[0].self_attn.scaling), cross_scale)
+        return module.Step([self._native_layer(i, cross, rows, keys[i], values[i]) for i in range(len(self.layers))],
+                           _parameters(self.final_norm), [_parameters(hd) for hd in self.heads],
+                           attention_heads=self.heads_n, rows=rows, live=live, eps=eps.pop(),
+                           self_scale=float(self.layers[0].self_attn.scaling), cross_scale=cross_scale)
+
+    def _native_layer(self, i: int, cross: "_Cross | None", rows: int, keys, values) -> dict:
+        """Layer ``i``'s tensors for the compiled step, by the names ``step.cpp`` reads (its ``kLayerNames``).
+
+        The model's own weights are named by their paths in the layer
+        (``self_attn.q_proj.weight``), the rest after what they hold.  The
+        caches are passed as they are: the step writes each position into them.
+        """
+        layer = self.layers[i]
+        named = {"self_attn.cache_keys": keys, "self_attn.cache_values": values}
+        for path in ("self_attn_layer_norm", "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj",
+                     "self_attn.out_proj", "final_layer_norm", "fc1", "fc2"):
+            named.update(_parameters(layer.get_submodule(path), path))
+        if cross is not None:
+            live = cross.live
+            named.update(_parameters(layer.encoder_attn_layer_norm, "encoder_attn_layer_norm"))
+            named["encoder_attn.out_proj.bias"] = _plain(layer.encoder_attn.out_proj.bias)
+            named["encoder_attn.padding"] = _plain(cross.live_add)
+            if cross.const is not None:
+                named["encoder_attn.constant"] = _plain(cross.const[i].reshape(rows - live, -1))
+            if cross.folded is not None:
+                At, a0, Bt = cross.folded[i]
+                named.update({"encoder_attn.folded_scores": At, "encoder_attn.folded_scores_bias":
+                              _plain(a0.reshape(live, -1)), "encoder_attn.folded_values": Bt})
+            else:
+                ck, cv = cross.kv[i]
+                named.update(_parameters(layer.encoder_attn.q_proj, "encoder_attn.q_proj"))
+                named.update({"encoder_attn.out_proj.weight": _plain(layer.encoder_attn.out_proj.weight),
+                              "encoder_attn.text_keys": _plain(ck), "encoder_attn.text_values": _plain(cv)})
+        return named
 
     def _fused_weights(self, which):
         """``(weight, bias)`` of layer ``which``'s q, k, v projections, or of the heads, concatenated."""
@@ -597,6 +597,17 @@ class _Cross:
     const: list | None = None  # per layer, their output (rows - live, 1, hidden)
     folded: list | None = None  # per layer (A^T, a0, B^T) of the live rows, see FastDecoder._fold
     live_add: torch.Tensor | None = None  # (live, S) additive mask of the live rows' padding, -inf = masked
+
+
+def _plain(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t`` as the compiled step reads it: contiguous, outside autograd (None stays None)."""
+    return None if t is None else t.detach().contiguous()
+
+
+def _parameters(module, path: str = "") -> dict:
+    """A linear layer's or a layer norm's ``weight`` and ``bias`` (None where it has none), named ``path.weight``..."""
+    prefix = f"{path}." if path else ""
+    return {f"{prefix}weight": _plain(module.weight), f"{prefix}bias": _plain(module.bias)}
 
 
 def _alike(t: torch.Tensor) -> bool:

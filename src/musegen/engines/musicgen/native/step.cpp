@@ -12,7 +12,9 @@
 #include <torch/extension.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -224,68 +226,213 @@ void attend(const float* qv, const float* kb, const float* vb, int64_t L, int64_
 
 const float* ptr(const torch::Tensor& t) { return t.defined() && t.numel() ? t.data_ptr<float>() : nullptr; }
 
-void check(const torch::Tensor& t, const char* what) {
-  TORCH_CHECK(!t.defined() || t.numel() == 0 || (t.is_contiguous() && t.scalar_type() == torch::kFloat32 &&
-                                                  t.device().is_cpu()),
-              what, " must be a contiguous float32 CPU tensor");
+std::string joined(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out;
 }
+
+// One bundle of named tensors from Python: a dict of name -> tensor, None where the model has none.
+// Read once, when a Step is built; a name step.cpp does not know fails there, by name (a misspelt
+// name would otherwise leave a tensor unread and the step silently wrong).
+class Named {
+ public:
+  Named(const pybind11::dict& d, const std::vector<std::string>& known, std::string what) : what_(std::move(what)) {
+    for (auto item : d) {
+      const auto key = pybind11::cast<std::string>(pybind11::str(item.first));
+      TORCH_CHECK(std::find(known.begin(), known.end(), key) != known.end(), what_, ": unknown tensor '", key,
+                  "' (step.cpp reads ", joined(known), ")");
+      if (item.second.is_none()) continue;
+      torch::Tensor t;
+      try {
+        t = pybind11::cast<torch::Tensor>(item.second);
+      } catch (const pybind11::cast_error&) {
+        TORCH_CHECK(false, what_, ": '", key, "' must be a tensor or None");
+      }
+      TORCH_CHECK(t.numel() == 0 || (t.is_contiguous() && t.scalar_type() == torch::kFloat32 && t.device().is_cpu()),
+                  what_, ": '", key, "' must be a contiguous float32 CPU tensor");
+      if (t.numel()) tensors_[key] = t;
+    }
+  }
+  bool has(const std::string& key) const { return tensors_.count(key) > 0; }
+  // the tensor, or an undefined one where the model has none
+  torch::Tensor optional(const std::string& key, std::vector<int64_t> shape) const {
+    auto it = tensors_.find(key);
+    if (it == tensors_.end()) return {};
+    expect(key, it->second, shape);
+    return it->second;
+  }
+  torch::Tensor required(const std::string& key, std::vector<int64_t> shape) const {
+    TORCH_CHECK(has(key), what_, ": '", key, "' is missing");
+    return optional(key, std::move(shape));
+  }
+  // the size of a dimension of a tensor that must be there (to check the others against)
+  int64_t size(const std::string& key, int64_t dim) const {
+    TORCH_CHECK(has(key), what_, ": '", key, "' is missing");
+    const auto& t = tensors_.at(key);
+    TORCH_CHECK(t.dim() > dim, what_, ": '", key, "' has ", t.dim(), " dimensions, expected more than ", dim);
+    return t.size(dim);
+  }
+
+ private:
+  // a shape with -1 for "any size" (then at least 1)
+  void expect(const std::string& key, const torch::Tensor& t, const std::vector<int64_t>& shape) const {
+    bool ok = t.dim() == static_cast<int64_t>(shape.size());
+    for (size_t i = 0; ok && i < shape.size(); i++) ok = shape[i] < 0 || t.size(i) == shape[i];
+    TORCH_CHECK(ok, what_, ": '", key, "' has shape ", t.sizes(), ", expected ", c10::IntArrayRef(shape),
+                " (-1: any)");
+  }
+  std::string what_;
+  std::map<std::string, torch::Tensor> tensors_;
+};
+
+struct Linear {  // y = x @ weight^T + bias
+  torch::Tensor weight, bias;
+};
+struct Norm {  // a layer norm's scale and shift
+  torch::Tensor weight, bias;
+};
+
+// The names of a decoder layer's tensors. The model's own are named by their paths in transformers'
+// MusicgenDecoderLayer (layer.get_submodule(path).weight); the rest are this job's, built by fast.py.
+const std::vector<std::string> kLayerNames = {
+    "self_attn_layer_norm.weight", "self_attn_layer_norm.bias",
+    "self_attn.q_proj.weight", "self_attn.q_proj.bias", "self_attn.k_proj.weight", "self_attn.k_proj.bias",
+    "self_attn.v_proj.weight", "self_attn.v_proj.bias", "self_attn.out_proj.weight", "self_attn.out_proj.bias",
+    // the static key/value cache (rows, heads, length, head_dim), written in place at each step's position
+    "self_attn.cache_keys", "self_attn.cache_values",
+    // cross-attention (absent: none), of the live rows
+    "encoder_attn_layer_norm.weight", "encoder_attn_layer_norm.bias",
+    "encoder_attn.out_proj.bias",
+    "encoder_attn.padding",   // (live, S): added to the scores, -inf at a live row's padded text positions
+    "encoder_attn.constant",  // (rows - live, hidden): the output of the rows from live on, alike for any query
+    // ... folded into the text (FastDecoder._fold): scores = h @ A + a0, out = softmax(scores) @ B + out bias
+    "encoder_attn.folded_scores",       // A^T (live, heads * S, hidden)
+    "encoder_attn.folded_scores_bias",  // a0 (live, heads * S)
+    "encoder_attn.folded_values",       // B^T (live, hidden, heads * S)
+    // ... or not: the q and out products around attention over the text's keys and values
+    "encoder_attn.q_proj.weight", "encoder_attn.q_proj.bias", "encoder_attn.out_proj.weight",
+    "encoder_attn.text_keys", "encoder_attn.text_values",  // (rows, heads, S, head_dim)
+    "final_layer_norm.weight", "final_layer_norm.bias",
+    "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+const std::vector<std::string> kParameterNames = {"weight", "bias"};
+
+struct Layer {
+  Norm self_norm;
+  Linear q, k, v, out;
+  torch::Tensor keys, values;
+  bool cross = false, folded = false;
+  Norm cross_norm;
+  torch::Tensor cross_out_bias, padding, constant;
+  torch::Tensor scores_t, scores0, values_t;  // folded
+  Linear cross_q;                              // not folded, with cross_out_weight and the text's keys and values
+  torch::Tensor cross_out_weight, text_keys, text_values;
+  Norm ffn_norm;
+  Linear fc1, fc2;
+
+  // Layer `index`'s tensors, their shapes checked against each other and against rows, live and heads.
+  Layer(const pybind11::dict& d, int64_t index, int64_t rows, int64_t live, int64_t heads) {
+    const Named n(d, kLayerNames, "layer " + std::to_string(index));
+    const int64_t D = n.size("self_attn.q_proj.weight", 1), F = n.size("fc1.weight", 0), hd = D / heads;
+    TORCH_CHECK(hd * heads == D, "layer ", index, ": a width of ", D, " does not split into ", heads, " heads");
+    self_norm = {n.optional("self_attn_layer_norm.weight", {D}), n.optional("self_attn_layer_norm.bias", {D})};
+    q = {n.required("self_attn.q_proj.weight", {D, D}), n.optional("self_attn.q_proj.bias", {D})};
+    k = {n.required("self_attn.k_proj.weight", {D, D}), n.optional("self_attn.k_proj.bias", {D})};
+    v = {n.required("self_attn.v_proj.weight", {D, D}), n.optional("self_attn.v_proj.bias", {D})};
+    out = {n.required("self_attn.out_proj.weight", {D, D}), n.optional("self_attn.out_proj.bias", {D})};
+    keys = n.required("self_attn.cache_keys", {rows, heads, -1, hd});
+    values = n.required("self_attn.cache_values", {rows, heads, keys.size(2), hd});
+    folded = n.has("encoder_attn.folded_scores");
+    cross = folded || n.has("encoder_attn.text_keys");
+    if (cross) {
+      cross_norm = {n.optional("encoder_attn_layer_norm.weight", {D}),
+                    n.optional("encoder_attn_layer_norm.bias", {D})};
+      cross_out_bias = n.optional("encoder_attn.out_proj.bias", {D});
+      if (live < rows) constant = n.required("encoder_attn.constant", {rows - live, D});
+      if (folded) {
+        const int64_t hs = n.size("encoder_attn.folded_scores", 1);
+        TORCH_CHECK(hs % heads == 0, "layer ", index, ": folded scores of ", hs, " columns for ", heads, " heads");
+        scores_t = n.required("encoder_attn.folded_scores", {live, hs, D});
+        scores0 = n.required("encoder_attn.folded_scores_bias", {live, hs});
+        values_t = n.required("encoder_attn.folded_values", {live, D, hs});
+        padding = n.optional("encoder_attn.padding", {live, hs / heads});
+      } else {
+        cross_q = {n.required("encoder_attn.q_proj.weight", {D, D}), n.optional("encoder_attn.q_proj.bias", {D})};
+        cross_out_weight = n.required("encoder_attn.out_proj.weight", {D, D});
+        text_keys = n.required("encoder_attn.text_keys", {rows, heads, -1, hd});
+        text_values = n.required("encoder_attn.text_values", {rows, heads, text_keys.size(2), hd});
+        padding = n.optional("encoder_attn.padding", {live, text_keys.size(2)});
+      }
+    }
+    ffn_norm = {n.optional("final_layer_norm.weight", {D}), n.optional("final_layer_norm.bias", {D})};
+    fc1 = {n.required("fc1.weight", {F, D}), n.optional("fc1.bias", {F})};
+    fc2 = {n.required("fc2.weight", {D, F}), n.optional("fc2.bias", {D})};
+  }
+};
 
 }  // namespace
 
-// Per layer, in this order (an undefined or empty tensor where the model has none):
-//  0 ln1 weight, 1 ln1 bias, 2 q weight, 3 q bias, 4 k weight, 5 k bias, 6 v weight, 7 v bias,
-//  8 out weight, 9 out bias, 10 key cache (rows, heads, L, hd), 11 value cache,
-//  12 cross ln weight, 13 cross ln bias, 14 At (live, heads*S, hidden), 15 a0 (live, heads*S),
-//  16 additive mask of the live rows' padding (live, S), 17 Bt (live, hidden, heads*S), 18 cross out bias,
-//  19 constant cross output of rows live.. (rows - live, hidden),
-//  20 ffn ln weight, 21 ffn ln bias, 22 fc1 weight, 23 fc1 bias, 24 fc2 weight, 25 fc2 bias,
-//  and for a cross-attention that is not folded (14-17 empty): 26 q weight, 27 q bias,
-//  28 text keys (rows, heads, S, hd), 29 text values, 30 out weight.
-// Then the final norm's weight and bias, then the K codebook heads (weight, bias) pairs.
-constexpr int kPerLayer = 31;
-
+// One decoding step of `rows` rows through the decoder's layers, the final norm and the K codebook
+// heads, with the layers' tensors passed by name (kLayerNames; see fast.py's FastDecoder._native_step).
 class Step {
  public:
-  Step(std::vector<torch::Tensor> t, int64_t layers, int64_t heads, int64_t rows, int64_t live, bool cross,
-       double eps, double self_scale, double cross_scale)
-      : t_(std::move(t)), layers_(layers), heads_(heads), rows_(rows), live_(live), cross_(cross),
-        eps_(static_cast<float>(eps)), scale_(static_cast<float>(self_scale)),
-        cross_scale_(static_cast<float>(cross_scale)) {
-    TORCH_CHECK(static_cast<int64_t>(t_.size()) >= layers * kPerLayer + 4, "too few tensors");
-    for (auto& x : t_) check(x, "every tensor");
-    hidden_ = t_[2].size(1);
+  Step(const std::vector<pybind11::dict>& layers, const pybind11::dict& norm, const std::vector<pybind11::dict>& heads,
+       int64_t attention_heads, int64_t rows, int64_t live, double eps, double self_scale, double cross_scale)
+      : heads_(attention_heads), rows_(rows), live_(live), eps_(static_cast<float>(eps)),
+        scale_(static_cast<float>(self_scale)), cross_scale_(static_cast<float>(cross_scale)) {
+    TORCH_CHECK(!layers.empty() && !heads.empty(), "a step needs at least one layer and one codebook head");
+    TORCH_CHECK(attention_heads > 0 && rows > 0 && live > 0 && live <= rows, "attention_heads ", attention_heads,
+                ", rows ", rows, ", live ", live, ": expected 0 < live <= rows and attention_heads > 0");
+    for (size_t i = 0; i < layers.size(); i++) layers_.emplace_back(layers[i], i, rows, live, attention_heads);
+    const Layer& first = layers_.front();
+    hidden_ = first.q.weight.size(1);
     hd_ = hidden_ / heads_;
-    ffn_ = t_[22].size(0);
-    length_ = t_[10].size(2);
-    folded_ = cross_ && t_[14].numel() > 0;
-    hs_ = !cross_ ? 0 : folded_ ? t_[14].size(1) : heads_ * t_[28].size(2);
-    const int64_t base = layers_ * kPerLayer + 2;
-    codebooks_ = (static_cast<int64_t>(t_.size()) - base) / 2;
-    vocab_ = t_[base].size(0);
+    ffn_ = first.fc1.weight.size(0);
+    length_ = first.keys.size(2);
+    cross_ = first.cross;
+    folded_ = first.folded;
+    hs_ = !cross_ ? 0 : folded_ ? first.scores_t.size(1) : heads_ * first.text_keys.size(2);
+    for (size_t i = 0; i < layers_.size(); i++) {
+      const Layer& l = layers_[i];
+      TORCH_CHECK(l.q.weight.size(1) == hidden_ && l.fc1.weight.size(0) == ffn_ && l.keys.size(2) == length_ &&
+                      l.cross == cross_ && l.folded == folded_ &&
+                      (!cross_ || (folded_ ? l.scores_t.size(1) : heads_ * l.text_keys.size(2)) == hs_),
+                  "layer ", i, " differs from layer 0 in its sizes or its form of cross-attention");
+    }
+    const Named n(norm, kParameterNames, "final norm");
+    norm_ = {n.optional("weight", {hidden_}), n.optional("bias", {hidden_})};
+    for (size_t k = 0; k < heads.size(); k++) {
+      const Named h(heads[k], kParameterNames, "codebook head " + std::to_string(k));
+      const int64_t vocab = h.size("weight", 0);
+      TORCH_CHECK(k == 0 || vocab == vocab_, "codebook head ", k, " has ", vocab, " tokens, head 0 ", vocab_);
+      vocab_ = vocab;
+      lm_heads_.push_back({h.required("weight", {vocab, hidden_}), h.optional("bias", {vocab})});
+    }
   }
 
   torch::Tensor step(torch::Tensor x_in, int64_t pos) {
     TORCH_CHECK(pos >= 0 && pos < length_, "position ", pos, " outside the cache of ", length_);
-    check(x_in, "x");
+    TORCH_CHECK(x_in.is_contiguous() && x_in.scalar_type() == torch::kFloat32 && x_in.device().is_cpu(),
+                "x must be a contiguous float32 CPU tensor");
     TORCH_CHECK(x_in.numel() == rows_ * hidden_, "x must hold rows * hidden numbers");
     const int64_t R = rows_, D = hidden_, H = heads_, hd = hd_, L = pos + 1;
+    const int64_t codebooks = static_cast<int64_t>(lm_heads_.size());
     auto opts = torch::TensorOptions().dtype(torch::kFloat32);
     torch::Tensor xt = x_in.reshape({R, D}).clone();
     float* x = xt.data_ptr<float>();
     std::vector<float> h(R * D), q(R * D), a(R * D), tmp(R * std::max(D, ffn_)), f(R * ffn_);
     std::vector<float> sc(std::max<int64_t>(hs_, 1) * std::max<int64_t>(live_, 1));
-    for (int64_t l = 0; l < layers_; l++) {
-      const torch::Tensor* p = &t_[l * kPerLayer];
+    for (const Layer& p : layers_) {
       // self-attention
-      layer_norm(x, ptr(p[0]), ptr(p[1]), eps_, h.data(), R, D);
-      float* kc = p[10].data_ptr<float>();
-      float* vc = p[11].data_ptr<float>();
-      gemv(h.data(), D, ptr(p[2]), ptr(p[3]), q.data(), D, R, D, D);
-      gemv(h.data(), D, ptr(p[4]), ptr(p[5]), tmp.data(), D, R, D, D);
+      layer_norm(x, ptr(p.self_norm.weight), ptr(p.self_norm.bias), eps_, h.data(), R, D);
+      float* kc = p.keys.data_ptr<float>();
+      float* vc = p.values.data_ptr<float>();
+      gemv(h.data(), D, ptr(p.q.weight), ptr(p.q.bias), q.data(), D, R, D, D);
+      gemv(h.data(), D, ptr(p.k.weight), ptr(p.k.bias), tmp.data(), D, R, D, D);
       for (int64_t r = 0; r < R; r++)
         for (int64_t j = 0; j < H; j++)
           std::copy_n(&tmp[r * D + j * hd], hd, kc + ((r * H + j) * length_ + pos) * hd);
-      gemv(h.data(), D, ptr(p[6]), ptr(p[7]), tmp.data(), D, R, D, D);
+      gemv(h.data(), D, ptr(p.v.weight), ptr(p.v.bias), tmp.data(), D, R, D, D);
       for (int64_t r = 0; r < R; r++)
         for (int64_t j = 0; j < H; j++)
           std::copy_n(&tmp[r * D + j * hd], hd, vc + ((r * H + j) * length_ + pos) * hd);
@@ -299,18 +446,18 @@ class Step {
                  &a[r * D + j * hd]);
         }
       }
-      gemv(a.data(), D, ptr(p[8]), ptr(p[9]), tmp.data(), D, R, D, D);
+      gemv(a.data(), D, ptr(p.out.weight), ptr(p.out.bias), tmp.data(), D, R, D, D);
       for (int64_t i = 0; i < R * D; i++) x[i] += tmp[i];
       // cross-attention of the live rows: folded into the text's keys and values (see fast.py),
       // or the q and out products around attention over the text; the other rows add a constant
       if (cross_) {
-        layer_norm(x, ptr(p[12]), ptr(p[13]), eps_, h.data(), live_, D);
+        layer_norm(x, ptr(p.cross_norm.weight), ptr(p.cross_norm.bias), eps_, h.data(), live_, D);
         const int64_t S = hs_ / H;
+        const float* mask = ptr(p.padding);
         if (folded_) {
-          const float* At = p[14].data_ptr<float>();
-          const float* a0 = p[15].data_ptr<float>();
-          const float* mask = ptr(p[16]);
-          const float* Bt = p[17].data_ptr<float>();
+          const float* At = p.scores_t.data_ptr<float>();
+          const float* a0 = p.scores0.data_ptr<float>();
+          const float* Bt = p.values_t.data_ptr<float>();
           for (int64_t r = 0; r < live_; r++) {
             float* s = &sc[r * hs_];
             gemv(&h[r * D], D, At + r * hs_ * D, a0 + r * hs_, s, hs_, 1, hs_, D);
@@ -318,51 +465,51 @@ class Step {
               for (int64_t j = 0; j < H; j++)
                 for (int64_t t = 0; t < S; t++) s[j * S + t] += mask[r * S + t];
             for (int64_t j = 0; j < H; j++) softmax_inplace(s + j * S, S);
-            gemv(s, hs_, Bt + r * D * hs_, ptr(p[18]), &tmp[r * D], D, 1, D, hs_);
+            gemv(s, hs_, Bt + r * D * hs_, ptr(p.cross_out_bias), &tmp[r * D], D, 1, D, hs_);
           }
         } else {
-          const float* ck = p[28].data_ptr<float>();
-          const float* cv = p[29].data_ptr<float>();
-          const float* mask = ptr(p[16]);
+          const float* ck = p.text_keys.data_ptr<float>();
+          const float* cv = p.text_values.data_ptr<float>();
           const float cscale = cross_scale_;
-          gemv(h.data(), D, ptr(p[26]), ptr(p[27]), q.data(), D, live_, D, D);
+          gemv(h.data(), D, ptr(p.cross_q.weight), ptr(p.cross_q.bias), q.data(), D, live_, D, D);
 #pragma omp parallel for schedule(static)
           for (int64_t rj = 0; rj < live_ * H; rj++) {
             const int64_t r = rj / H, j = rj % H;
             attend(&q[r * D + j * hd], ck + rj * S * hd, cv + rj * S * hd, S, hd, cscale, &sc[rj * S],
                    &a[r * D + j * hd], mask ? mask + r * S : nullptr);
           }
-          gemv(a.data(), D, ptr(p[30]), ptr(p[18]), tmp.data(), D, live_, D, D);
+          gemv(a.data(), D, ptr(p.cross_out_weight), ptr(p.cross_out_bias), tmp.data(), D, live_, D, D);
         }
         for (int64_t i = 0; i < live_ * D; i++) x[i] += tmp[i];
         if (live_ < R) {
-          const float* c = p[19].data_ptr<float>();
+          const float* c = p.constant.data_ptr<float>();
           for (int64_t i = 0; i < (R - live_) * D; i++) x[live_ * D + i] += c[i];
         }
       }
       // feed-forward
-      layer_norm(x, ptr(p[20]), ptr(p[21]), eps_, h.data(), R, D);
-      gemv(h.data(), D, ptr(p[22]), ptr(p[23]), f.data(), ffn_, R, ffn_, D);
+      layer_norm(x, ptr(p.ffn_norm.weight), ptr(p.ffn_norm.bias), eps_, h.data(), R, D);
+      gemv(h.data(), D, ptr(p.fc1.weight), ptr(p.fc1.bias), f.data(), ffn_, R, ffn_, D);
       gelu(f.data(), R * ffn_);
-      gemv(f.data(), ffn_, ptr(p[24]), ptr(p[25]), tmp.data(), D, R, D, ffn_);
+      gemv(f.data(), ffn_, ptr(p.fc2.weight), ptr(p.fc2.bias), tmp.data(), D, R, D, ffn_);
       for (int64_t i = 0; i < R * D; i++) x[i] += tmp[i];
     }
-    const int64_t base = layers_ * kPerLayer;
-    layer_norm(x, ptr(t_[base]), ptr(t_[base + 1]), eps_, h.data(), R, D);
-    torch::Tensor logits = torch::empty({R, codebooks_, vocab_}, opts);
+    layer_norm(x, ptr(norm_.weight), ptr(norm_.bias), eps_, h.data(), R, D);
+    torch::Tensor logits = torch::empty({R, codebooks, vocab_}, opts);
     float* lg = logits.data_ptr<float>();
-    for (int64_t k = 0; k < codebooks_; k++)
-      gemv(h.data(), D, ptr(t_[base + 2 + 2 * k]), ptr(t_[base + 3 + 2 * k]), lg + k * vocab_,
-           codebooks_ * vocab_, R, vocab_, D);
+    for (int64_t k = 0; k < codebooks; k++)
+      gemv(h.data(), D, ptr(lm_heads_[k].weight), ptr(lm_heads_[k].bias), lg + k * vocab_, codebooks * vocab_, R,
+           vocab_, D);
     return logits;
   }
 
  private:
-  std::vector<torch::Tensor> t_;
-  int64_t layers_, heads_, rows_, live_;
-  bool cross_, folded_ = false;
+  std::vector<Layer> layers_;
+  Norm norm_;
+  std::vector<Linear> lm_heads_;
+  int64_t heads_, rows_, live_;
+  bool cross_ = false, folded_ = false;
   float eps_, scale_, cross_scale_;
-  int64_t hidden_ = 0, hd_ = 0, ffn_ = 0, length_ = 0, hs_ = 0, codebooks_ = 0, vocab_ = 0;
+  int64_t hidden_ = 0, hd_ = 0, ffn_ = 0, length_ = 0, hs_ = 0, vocab_ = 0;
 };
 
 // The vector instructions the products were built with ("" = none: then they are slower than MKL's).
@@ -379,7 +526,10 @@ std::string simd() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("simd", &simd);
   pybind11::class_<Step>(m, "Step", pybind11::module_local())
-      .def(pybind11::init<std::vector<torch::Tensor>, int64_t, int64_t, int64_t, int64_t, bool, double, double,
-                          double>())
+      .def(pybind11::init<const std::vector<pybind11::dict>&, const pybind11::dict&, const std::vector<pybind11::dict>&,
+                          int64_t, int64_t, int64_t, double, double, double>(),
+           pybind11::arg("layers"), pybind11::arg("norm"), pybind11::arg("heads"), pybind11::kw_only(),
+           pybind11::arg("attention_heads"), pybind11::arg("rows"), pybind11::arg("live"), pybind11::arg("eps"),
+           pybind11::arg("self_scale"), pybind11::arg("cross_scale"))
       .def("step", &Step::step, pybind11::call_guard<pybind11::gil_scoped_release>());
 }
