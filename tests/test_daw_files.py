@@ -294,3 +294,16 @@ def test_commercial_use_lets_the_procedural_engine_run():
     from musegen.provenance import check_commercial_use, licence_notice
 
     assert check_commercial_use("procedural")["licence"] == "MIT" and licence_notice("procedural") is None
+
+def test_a_batch_job_s_files_carry_the_provenance(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('title = "daw"\n[defaults]\nengine = "procedural"\nbars = 1\n\n'
+                    '[[sweep]]\nlabel = "seeds"\npreset = "synthwave"\ngrid.seed = [5]\n', encoding="utf-8")
+    proc = run_cli("batch", plan, "-o", tmp_path / "run", "--workers", "1", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(line) for line in (tmp_path / "run" / "manifest.jsonl").read_text().splitlines()]
+    prov = json.loads((tmp_path / "run" / row["outputs"]["json"]).read_text())["provenance"]
+    assert PROVENANCE_FIELDS <= set(prov) and prov["seed"] == 5 and prov["preset"] == "synthwave"
+    assert read_metadata(tmp_path / "run" / row["outputs"]["wav"])["info"]["ICMT"] == prov["text"]
+    texts = [m.text for m in _midi_meta(tmp_path / "run" / row["outputs"]["mid"]) if m.type == "text"]
+    assert texts == [prov["text"]]
