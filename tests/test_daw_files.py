@@ -295,6 +295,11 @@ def test_commercial_use_lets_the_procedural_engine_run():
 
     assert check_commercial_use("procedural")["licence"] == "MIT" and licence_notice("procedural") is None
 
+def test_acid_beats_count_the_music_of_a_result_cut_to_seconds(tmp_path):
+    (result,) = pipeline.generate("pop-ballad", engine="procedural", seconds=5, tempo=120, seed=1, out_dir=tmp_path)
+    assert read_metadata(result.wav)["acid"]["beats"] == 10  # 5 s at 2 beats a second, not the 3 bars generated
+
+
 def test_a_batch_job_s_files_carry_the_provenance(tmp_path):
     plan = tmp_path / "plan.toml"
     plan.write_text('title = "daw"\n[defaults]\nengine = "procedural"\nbars = 1\n\n'
@@ -307,3 +312,12 @@ def test_a_batch_job_s_files_carry_the_provenance(tmp_path):
     assert read_metadata(tmp_path / "run" / row["outputs"]["wav"])["info"]["ICMT"] == prov["text"]
     texts = [m.text for m in _midi_meta(tmp_path / "run" / row["outputs"]["mid"]) if m.type == "text"]
     assert texts == [prov["text"]]
+
+
+def test_acid_tempo_and_root_follow_a_post_chain_that_stretches_and_shifts(tmp_path):
+    post = [{"op": "stretch", "rate": 1.5}, {"op": "pitch_shift", "semitones": 2}]
+    (result,) = pipeline.generate("pop-ballad", engine="procedural", bars=1, tempo=100, key="C", seed=1,
+                                  post=post, out_dir=tmp_path)
+    acid = read_metadata(result.wav)["acid"]
+    assert acid["tempo_bpm"] == pytest.approx(150.0) and acid["beats"] == 4  # played 1.5x faster, same bar
+    assert acid["root_note"] % 12 == 2  # C shifted up to D

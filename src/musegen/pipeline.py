@@ -688,7 +688,8 @@ def _finish_item(item, request, p, stem, out, sr, sf_path, steps, command,
     }
     sidecar["provenance"] = _provenance(item, request, p, engine_name, midi, seed_sha)
     wav_meta = wav_metadata(sidecar["provenance"], title=stem, genre=p.style, tempo_bpm=request.tempo_bpm,
-                            meter=request.meter, tonic=request.tonic, music_s=analysis["music_s"])
+                            meter=request.meter, tonic=request.tonic, music_s=analysis["music_s"],
+                            duration_s=analysis["duration_s"], steps=steps)
     report(step0 + 2, n_steps, f"{stem}: writing")
     with files:
         if score is not None:

@@ -19,7 +19,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from musegen import __version__
 
@@ -239,24 +239,36 @@ def provenance_line(block: dict[str, Any]) -> str:
 
 def wav_metadata(block: dict[str, Any], *, title: str, genre: str | None, tempo_bpm: float,
                  meter: tuple[int, int], tonic: int, music_s: float, duration_s: float | None = None,
-                 loop: tuple[int, int] | None = None):
+                 steps: "Sequence[dict[str, Any]]" = (), loop: tuple[int, int] | None = None):
     """The :class:`~musegen.audio.wavmeta.WavMetadata` of a result: INFO text, ``acid`` tempo and key.
 
     ``beats`` counts the quarter notes at ``tempo_bpm`` of the music in the file: ``music_s``
     seconds of it, or ``duration_s`` (the file's length) where the file was cut shorter
     (``--seconds``); a sketch with another tempo makes it approximate.  The root note is
-    the tonic in the octave above middle C (MIDI 60-71).
+    the tonic in the octave above middle C (MIDI 60-71).  ``steps`` is the post chain the
+    audio went through: its ``stretch`` and ``tempo`` steps change the file's tempo, its
+    ``pitch_shift`` steps its key (a shift by a fraction of a semitone leaves no root note).
     """
     import datetime
 
     from musegen.audio.wavmeta import WavMetadata
 
+    speed, semitones = 1.0, 0.0
+    for step in steps:
+        if step.get("op") == "stretch":
+            speed *= float(step["rate"])
+        elif step.get("op") == "tempo":
+            speed *= float(step["tempo_to"]) / float(step["tempo_from"])
+        elif step.get("op") == "pitch_shift":
+            semitones += float(step["semitones"])
+    # the beats of the music in the file: duration_s is after the chain, music_s before it
+    seconds = music_s if duration_s is None else min(music_s, duration_s * speed)
+    root = 60 + (int(tonic) + round(semitones)) % 12 if abs(semitones - round(semitones)) < 1e-6 else None
     return WavMetadata(
         title=title, software=f"musegen {block['musegen']}", comment=block["text"], genre=genre,
         date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
-        tempo_bpm=float(tempo_bpm),
-        beats=max(0, round(min(music_s, music_s if duration_s is None else duration_s) * tempo_bpm / 60.0)),
-        meter=(int(meter[0]), int(meter[1])), root_note=60 + int(tonic) % 12, loop=loop,
+        tempo_bpm=float(tempo_bpm) * speed, beats=max(0, round(seconds * tempo_bpm / 60.0)),
+        meter=(int(meter[0]), int(meter[1])), root_note=root, loop=loop,
     )
 
 
