@@ -16,7 +16,7 @@ musegen's structural check are always loaded in a subprocess, because a
 corrupt one can crash the synthesizer outright.
 
 The time is shared evenly between the kinds (midi, preset, plan, audio,
-soundfont, env: limit settings, and "faults" when ``scripts/fault_campaign.py`` exposes
+soundfont, env: limit settings, scenario: commands on files set up for them, and "faults" when ``scripts/fault_campaign.py`` exposes
 ``run(seconds, seed)``).  A table goes to stdout; every failure prints the
 path of the input that reproduces it.  The exit code is 1 when any case
 failed.
@@ -46,10 +46,11 @@ from typing import Callable
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 CORPUS = ROOT / "tests" / "corpus"
+sys.path.insert(0, str(ROOT / "tests"))  # corpus.scenarios: the scenario kind's runner, shared with the tests
 PRESETS = ROOT / "src" / "musegen" / "presets"
 MEMORY_LIMIT = 4 << 30  # address space of each CLI subprocess
 CASE_TIMEOUT = 60  # seconds one in-process case may take before it counts as a hang
-KINDS = ("midi", "preset", "plan", "audio", "soundfont", "env")
+KINDS = ("midi", "preset", "plan", "audio", "soundfont", "env", "scenario")
 
 # in-process renders stay short: the campaign is about many odd files, not long ones
 os.environ.setdefault("MUSEGEN_MAX_AUDIO_SECONDS", "300")
@@ -586,8 +587,71 @@ class EnvKind(Kind):
         return {variable: value}
 
 
+class ScenarioKind(Kind):
+    """A command on files set up for it (``tests/corpus/scenario/``, run by ``tests/corpus/scenarios.py``).
+
+    The corpus cases are checked as written (exit code, message, files kept or
+    made); a mutation gives a case a hostile ``--name``, output folder or home
+    and keeps only the rules that hold for any input: a clean ending, no raw
+    terminal control, no temporary file left, and every file the set-up made
+    for the user unchanged.  Each case runs ``musegen`` in a subprocess, so this
+    kind has no separate CLI pass.
+    """
+
+    name, suffix = "scenario", ".json"
+    timeout = 400  # a case may run two batches
+    NAMES = ("\x1b]0;pwned\x07", "a\nb", "take[1]", "*", "?", "-rf", "--help", ".", "", " ", "a/b", "\u202eevil",
+             "x" * 300, "{seed}{seed}", "{preset:>300}", "{0}", "{", "}", "a:b", "ü名前", "-", "{variation}",
+             "..x", "NUL", "song.mid", "idea")
+    FOLDERS = ("out[1]", "*", "a b", "ü", "-o", "--", ".", "o/../o", "idea.mid", "song.wav", "x" * 250,
+               "styles", "sub/same.mid")
+    HOMES = ("/nonexistent", "", "/proc", "/dev/null", "relative/home")
+
+    def __init__(self, rng, work):
+        super().__init__(rng, work)
+        self.specs = [json.loads(p.read_text()) for p in self.corpus]
+
+    def mutate(self) -> bytes:
+        import copy
+
+        rng = self.rng
+        spec = copy.deepcopy(rng.choice(self.specs))
+        args = spec["args"]
+        how = rng.choice(("name", "folder", "home"))
+        if how == "name" and args[0] in ("generate", "extend"):
+            name = rng.choice(self.NAMES) + rng.choice(("", "{seed}", "-{variation}"))
+            if "--name" in args:
+                args[args.index("--name") + 1] = name
+            else:
+                args += ["--name", name]
+        elif how in ("name", "folder") and "-o" in args:
+            args[args.index("-o") + 1] = rng.choice(self.FOLDERS)
+        else:
+            spec.setdefault("env", {})["HOME"] = rng.choice(self.HOMES)
+        made = [v if isinstance(v, str) else v[0]  # every file the set-up made for the user
+                for step in spec.get("setup", []) for k, v in step.items() if k in ("midi", "wav", "text", "json")]
+        spec["unchanged"] = sorted(set(spec.get("unchanged", [])) | {m for m in made if not m.startswith("run/")})
+        spec["mutated"] = how
+        return (json.dumps(spec, indent=1, ensure_ascii=True) + "\n").encode()
+
+    def run(self, path: Path) -> str:
+        from corpus.scenarios import run_scenario
+
+        spec = json.loads(path.read_text())
+        folder = self.work / f"s{self.count}"
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.mkdir()
+        try:
+            rc, problems = run_scenario(spec, folder, strict="mutated" not in spec, timeout=self.timeout - 40)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        if problems:
+            raise AssertionError("; ".join(problems))
+        return "ok" if rc == 0 else "error"
+
+
 CLASSES: dict[str, type[Kind]] = {"midi": MidiKind, "preset": PresetKind, "plan": PlanKind, "audio": AudioKind,
-                                   "soundfont": SoundFontKind, "env": EnvKind}
+                                   "soundfont": SoundFontKind, "env": EnvKind, "scenario": ScenarioKind}
 
 
 # ---------------------------------------------------------------- the CLI check
@@ -657,7 +721,7 @@ def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path, stats: dict
                 state.write_text(json.dumps({"stats": stats, "running": True}))
             problem = None
             verdict = None
-            signal.alarm(CASE_TIMEOUT)
+            signal.alarm(getattr(kind, "timeout", CASE_TIMEOUT))
             try:
                 verdict = kind.run(path)
             except Exception as exc:  # noqa: BLE001 - every escape is what we are looking for
@@ -666,7 +730,7 @@ def campaign(kind: Kind, seconds: float, cli_every: int, keep: Path, stats: dict
                 problem += " | " + " / ".join(line.strip() for line in tb[-3:-1])
             finally:
                 signal.alarm(0)
-            if problem is None and cli_every and stats["tried"] % cli_every == 0 and kind.name != "soundfont":
+            if problem is None and cli_every and stats["tried"] % cli_every == 0 and kind.name not in ("soundfont", "scenario"):
                 stats["cli"] += 1
                 out = case_dir / "cli"
                 out.mkdir(exist_ok=True)

@@ -12,6 +12,7 @@ bundled SoundFont) are made by the tests themselves, in a temporary folder.
 
 from __future__ import annotations
 
+import json
 import struct
 import sys
 from pathlib import Path
@@ -343,6 +344,154 @@ SOUNDFONT_EXPECTED: dict[str, tuple] = {
 }
 
 
+# -- scenarios: a command on files set up for it (tests/corpus/scenarios.py runs them) -----
+
+_GEN = ["--engine", "procedural", "--bars", "1", "--seed", "1"]
+_PLAN3 = '[defaults]\nengine = "procedural"\nbars = 1\n[[sweep]]\npreset = "lofi-chill"\ngrid.seed = [1, 2]\n'
+_HOSTILE = 'x" onmouseover="alert(1)'
+
+#: file -> the scenario (see tests/corpus/scenarios.py for its keys); "class" is issue 20's class
+SCENARIOS: dict[str, dict] = {
+    # -- data loss: a user's file is never written over or deleted
+    "extend-over-its-sketch.json": {
+        "class": "data loss", "setup": [{"midi": "idea.mid"}],
+        "args": ["extend", "idea.mid", "--name", "idea", "-o", ".", *_GEN], "expect": 2, "needle": "input",
+        "unchanged": ["idea.mid"]},
+    "extend-over-a-hard-link-of-its-sketch.json": {
+        "class": "data loss", "setup": [{"midi": "idea.mid"}, {"hardlink": ["idea.mid", "sub/same.mid"]}],
+        "args": ["extend", "sub/same.mid", "--name", "idea", "-o", ".", *_GEN], "expect": 2, "needle": "input",
+        "unchanged": ["idea.mid"]},
+    "extend-out-through-a-symlink-to-its-sketch.json": {
+        "class": "data loss", "setup": [{"midi": "idea.mid"}, {"symlink": ["../idea.mid", "out/idea.mid"]}],
+        "args": ["extend", "idea.mid", "--name", "idea", "-o", "out", *_GEN], "expect": 2, "needle": "input",
+        "unchanged": ["idea.mid"]},
+    "generate-over-a-symlink-to-a-user-file.json": {
+        "class": "data loss", "setup": [{"text": ["thesis.txt", "my own words\n"]},
+                                        {"symlink": ["../thesis.txt", "out/lofi-chill-s1.wav"]}],
+        "args": ["generate", "--preset", "lofi-chill", *_GEN, "-o", "out"], "expect": "ok",
+        "unchanged": ["thesis.txt"], "present": ["out/lofi-chill-s1.wav"]},
+    "analyze-plot-over-its-input.json": {
+        "class": "data loss", "setup": [{"midi": "song.mid"}],
+        "args": ["analyze", "song.mid", "--plot", "song.mid"], "expect": 2, "needle": "song.mid",
+        "unchanged": ["song.mid"]},
+    "post-over-its-input-by-another-path.json": {
+        "class": "data loss", "setup": [{"wav": "song.wav"}, {"mkdir": "o"}],
+        "args": ["post", "song.wav", "-o", "o/../song.wav", "--fade-in", "0.1"], "expect": 2, "needle": "input",
+        "unchanged": ["song.wav"]},
+    "render-over-its-input.json": {
+        "class": "data loss", "setup": [{"midi": "song.mid"}, {"hardlink": ["song.mid", "song.wav"]}],
+        "args": ["render", "song.mid", "-o", "song.wav"], "expect": 2, "needle": "input",
+        "unchanged": ["song.mid"]},
+    "variations-under-one-name.json": {
+        "class": "data loss", "args": ["generate", *_GEN, "--variations", "3", "--name", "fixed", "-o", "out"],
+        "expect": 2, "needle": "{variation}", "absent": ["out/fixed.wav"]},
+    "variations-under-one-name-with-seed.json": {
+        "class": "data loss", "args": ["generate", *_GEN, "--variations", "2", "--name", "take-{seed}",
+                                       "-o", "out"],
+        "expect": 2, "needle": "{variation}", "absent": ["out/take-1.wav"]},
+    "style-remove-of-a-folder-without-preset.json": {
+        "class": "data loss", "setup": [{"text": ["styles/my-notes/notes.txt", "mine\n"]}],
+        "args": ["style", "remove", "my-notes"], "expect": 2, "unchanged": ["styles/my-notes/notes.txt"]},
+    "style-remove-of-a-folder-with-a-user-file.json": {
+        "class": "data loss", "setup": [{"text": ["styles/looks-like-one/preset.toml", 'name = "looks-like-one"\n']},
+                                        {"text": ["styles/looks-like-one/thesis.pdf", "%PDF-1.4 mine"]}],
+        "args": ["style", "remove", "looks-like-one"], "expect": 2,
+        "unchanged": ["styles/looks-like-one/thesis.pdf", "styles/looks-like-one/preset.toml"]},
+    "train-into-a-folder-of-user-files.json": {
+        "class": "data loss", "setup": [{"midi": "data/a.mid"}, {"midi": ["data/b.mid", "chord-loop.mid"]},
+                                        {"text": ["model/notes.txt", "mine\n"]}],
+        "args": ["train", "--data", "data", "-o", "model", "--steps", "1"], "expect": 2,
+        "needle": "not a model folder", "unchanged": ["model/notes.txt"]},
+    # -- files musegen wrote and reads back
+    "style-json-a-list.json": {
+        "class": "read back", "setup": [{"text": ["styles/broken/preset.toml", 'name = "broken"\n']},
+                                        {"json": ["styles/broken/style.json", [1, 2, 3]]}],
+        "args": ["style", "show", "broken"], "expect": 2, "needle": "style.json"},
+    "style-json-missing-keys.json": {
+        "class": "read back", "setup": [{"text": ["styles/broken/preset.toml", 'name = "broken"\n']},
+                                        {"json": ["styles/broken/style.json", {"name": "broken"}]}],
+        "args": ["style", "show", "broken"], "expect": 2, "needle": "style.json"},
+    "style-json-wrong-types.json": {
+        "class": "read back", "setup": [{"text": ["styles/broken/preset.toml", 'name = "broken"\n']},
+                                        {"json": ["styles/broken/style.json",
+                                                  {"name": 7, "created": [], "files": "all", "stats": 3}]}],
+        "args": ["style", "show", "broken"], "expect": 2, "needle": "style.json"},
+    "model-config-no-heads.json": {
+        "class": "read back", "setup": [{"model": "model", "config": {"n_head": 0}}],
+        "args": ["generate", "--engine", "symbolic", "--model", "model", "--bars", "1", "--seed", "1", "-o", "out"],
+        "expect": 2, "needle": "n_head", "absent": ["out/lofi-chill-s1.wav"]},
+    "model-config-negative-context.json": {
+        "class": "read back", "setup": [{"model": "model", "config": {"context": -4}}],
+        "args": ["generate", "--engine", "symbolic", "--model", "model", "--bars", "1", "--seed", "1", "-o", "out"],
+        "expect": 2, "needle": "context"},
+    "model-config-heads-not-dividing.json": {
+        "class": "read back", "setup": [{"model": "model", "config": {"n_head": 7}}],
+        "args": ["generate", "--engine", "symbolic", "--model", "model", "--bars", "1", "--seed", "1", "-o", "out"],
+        "expect": 2, "needle": "config.json"},
+    "model-config-model-a-string.json": {
+        "class": "read back", "setup": [{"model": "model", "top": True, "config": {"model": "big"}}],
+        "args": ["generate", "--engine", "symbolic", "--model", "model", "--bars", "1", "--seed", "1", "-o", "out"],
+        "expect": 2, "needle": "config.json"},
+    "manifest-rows-damaged.json": {
+        "class": "read back", "setup": [{"text": ["plan.toml", _PLAN3]},
+                                        {"musegen": ["batch", "plan.toml", "-o", "run", "--workers", "1", "--no-images"]},
+                                        {"jsonl": ["run/manifest.jsonl", 0, {"outputs": "not a table"}]},
+                                        {"jsonl": ["run/manifest.jsonl", 1, {"wall_s": "slow", "duration_s": "x"}]}],
+        "args": ["batch", "plan.toml", "-o", "run", "--workers", "1", "--no-images", "--resume"],
+        "expect": "ok", "all_jobs_ok": "run"},
+    "manifest-row-whose-folder-is-gone.json": {
+        "class": "read back", "setup": [{"text": ["plan.toml", _PLAN3]},
+                                        {"musegen": ["batch", "plan.toml", "-o", "run", "--workers", "1", "--no-images"]},
+                                        {"drop_job": ["run", 1]},
+                                        {"jsonl": ["run/manifest.jsonl", 0, {"outputs": {"wav": 5}}]}],
+        "args": ["batch", "plan.toml", "-o", "run", "--workers", "1", "--no-images", "--resume"],
+        "expect": "ok", "all_jobs_ok": "run"},
+    # -- output and names
+    "report-with-a-hostile-label.json": {
+        "class": "names", "setup": [{"text": ["plan.toml", '[[job]]\npreset = "lofi-chill"\nengine = "procedural"\n'
+                                                  'bars = 1\nlabel = ' + json.dumps(_HOSTILE) + "\n"]}],
+        "args": ["batch", "plan.toml", "-o", "run", "--workers", "1", "--no-images"], "expect": "ok",
+        "lacks": {"run/report.html": ['" onmouseover="', "<script>alert"]}},
+    "name-with-a-nested-field.json": {
+        "class": "names", "args": ["generate", *_GEN, "--name", "{preset:{seed}}", "-o", "out"],
+        "expect": 2, "needle": "a field inside a field", "absent": ["out/lofi-chill-s1.wav"]},
+    "name-with-terminal-controls.json": {
+        "class": "names", "args": ["generate", *_GEN, "--name", "\x1b]0;pwned\x07{seed}", "-o", "out"],
+        "expect": "ok"},
+    "preset-description-with-terminal-controls.json": {
+        "class": "names", "setup": [{"text": ["evil.toml", 'name = "evil"\nextends = "lofi-chill"\n'
+                                                           'description = "\\u001b[2J\\u0007gone"\n']}],
+        "args": ["presets", "show", "evil.toml"], "expect": "ok"},
+    "plan-midi-path-like-a-glob.json": {
+        "class": "names", "setup": [{"midi": "take[1].mid"}, {"midi": ["take1.mid", "drum-groove.mid"]},
+                                    {"text": ["plan.toml", '[[job]]\ncommand = "render"\nmidi = "take[1].mid"\n']}],
+        "args": ["batch", "plan.toml", "-o", "run", "--dry-run", "--json"], "expect": "ok",
+        "stdout_has": ["take[1].mid"]},
+    "name-leaving-the-folder.json": {
+        "class": "names", "args": ["generate", *_GEN, "--name", "../../escaped-{seed}", "-o", "out"],
+        "expect": "ok", "absent": ["../escaped-1.wav", "escaped-1.wav"], "present": ["out/escaped-1.wav"]},
+    # -- environment: no usable home, read-only places
+    "analyze-without-a-home.json": {
+        "class": "environment", "setup": [{"midi": "song.mid"}, {"wav": "song.wav"}],
+        "env": {"HOME": "/nonexistent"}, "unset": ["XDG_CACHE_HOME", "NUMBA_CACHE_DIR", "MUSEGEN_CACHE_DIR"],
+        "args": ["analyze", "song.wav", "--json"], "expect": "ok"},
+    "post-pitch-shift-without-a-home.json": {
+        "class": "environment", "setup": [{"wav": "song.wav"}],
+        "env": {"HOME": "/nonexistent"}, "unset": ["XDG_CACHE_HOME", "NUMBA_CACHE_DIR", "MUSEGEN_CACHE_DIR"],
+        "args": ["post", "song.wav", "-o", "out.wav", "--pitch-shift", "2"], "expect": "ok",
+        "present": ["out.wav"]},
+    "presets-list-with-no-home-at-all.json": {
+        "class": "environment", "unset": ["HOME", "XDG_CACHE_HOME", "XDG_DATA_HOME", "MUSEGEN_STYLE_DIR"],
+        "args": ["presets", "list"], "expect": "ok", "stdout_has": ["lofi-chill"]},
+    "generate-into-a-read-only-place.json": {
+        "class": "environment", "args": ["generate", *_GEN, "-o", "/proc/musegen-out"], "expect": 1,
+        "needle": "/proc/musegen-out"},
+    "styles-folder-in-a-read-only-place.json": {
+        "class": "environment", "env": {"MUSEGEN_STYLE_DIR": "/proc/musegen-styles"},
+        "args": ["presets", "list"], "expect": "ok", "stdout_has": ["lofi-chill"]},
+}
+
+
 def write_all(root: Path = HERE) -> list[Path]:
     written = []
     groups = {
@@ -352,6 +501,7 @@ def write_all(root: Path = HERE) -> list[Path]:
         "audio": audio_files(),
         "soundfont": soundfont_files(),
         "env": {k: v for k, (v, _) in ENVS.items()},
+        "scenario": {k: json.dumps(v, indent=1, ensure_ascii=True) + "\n" for k, v in SCENARIOS.items()},
     }
     for folder, files in groups.items():
         (root / folder).mkdir(parents=True, exist_ok=True)
