@@ -321,3 +321,22 @@ def test_acid_tempo_and_root_follow_a_post_chain_that_stretches_and_shifts(tmp_p
     acid = read_metadata(result.wav)["acid"]
     assert acid["tempo_bpm"] == pytest.approx(150.0) and acid["beats"] == 4  # played 1.5x faster, same bar
     assert acid["root_note"] % 12 == 2  # C shifted up to D
+
+
+def test_render_and_post_outputs_say_what_made_them(procedural, tmp_path):
+    from musegen.actions import post_file, render_file
+
+    text = json.loads(procedural.json.read_text())["provenance"]["text"]
+    render_file(procedural.mid, tmp_path / "r.wav")
+    meta = read_metadata(tmp_path / "r.wav")
+    sha = hashlib.sha256(procedural.mid.read_bytes()).hexdigest()
+    assert meta["info"]["ICMT"].startswith(f"rendered with musegen {__version__} from {procedural.mid.name} "
+                                           f"(sha256={sha})")
+    assert meta["info"]["ICMT"].endswith(f"; the MIDI: {text}")
+    assert meta["acid"]["tempo_bpm"] == pytest.approx(96.0, abs=1e-3) and meta["acid"]["root_note"] % 12 == 6
+    post_file(procedural.wav, tmp_path / "p.wav", [{"op": "gain", "db": -3}, {"op": "tempo", "tempo_from": 96,
+                                                                            "tempo_to": 120}])
+    meta = read_metadata(tmp_path / "p.wav")
+    assert meta["info"]["ICMT"] == f"{text}; post-processed with musegen {__version__}: gain, tempo"
+    assert meta["acid"]["tempo_bpm"] == pytest.approx(120.0) and meta["acid"]["root_note"] % 12 == 6
+    assert meta["info"]["INAM"] == procedural.stem

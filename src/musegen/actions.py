@@ -40,7 +40,10 @@ def render_file(
     score = load_midi(midi)
     y = render_score(score, sample_rate=sample_rate, soundfont=soundfont, backend=backend)
     y, sr = apply_chain(y, sr=sample_rate, steps=chain)
-    write_audio(out, y, sr=sr)
+    from musegen.provenance import render_metadata
+
+    write_audio(out, y, sr=sr, metadata=render_metadata(score, midi, soundfont=soundfont, title=Path(out).stem,
+                                                       steps=chain))
     info = {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
             "channels": int(y.shape[0]), "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2)}
     if chain:  # measuring loudness costs more than synthesis; only when mastering was asked for
@@ -62,7 +65,9 @@ def post_file(
     chain = validate_chain(list(steps))
     y, sr = read_audio(src)
     y, sr = apply_chain(y, sr=sr, steps=chain)
-    write_audio(out, y, sr=sr)
+    from musegen.provenance import post_metadata
+
+    write_audio(out, y, sr=sr, metadata=post_metadata(src, title=Path(out).stem, steps=chain))
     return {"path": str(out), "duration_s": round(y.shape[1] / sr, 3), "sample_rate": sr,
             "channels": int(y.shape[0]), "lufs": round(loudness_lufs(y, sr=sr), 2),
             "peak_dbfs": round(max(-120.0, peak_dbfs(y)), 2), "steps": chain}

@@ -253,14 +253,7 @@ def wav_metadata(block: dict[str, Any], *, title: str, genre: str | None, tempo_
 
     from musegen.audio.wavmeta import WavMetadata
 
-    speed, semitones = 1.0, 0.0
-    for step in steps:
-        if step.get("op") == "stretch":
-            speed *= float(step["rate"])
-        elif step.get("op") == "tempo":
-            speed *= float(step["tempo_to"]) / float(step["tempo_from"])
-        elif step.get("op") == "pitch_shift":
-            semitones += float(step["semitones"])
+    speed, semitones = chain_changes(steps)
     # the beats of the music in the file: duration_s is after the chain, music_s before it
     seconds = music_s if duration_s is None else min(music_s, duration_s * speed)
     root = 60 + (int(tonic) + round(semitones)) % 12 if abs(semitones - round(semitones)) < 1e-6 else None
@@ -334,3 +327,91 @@ def licence_notice(engine: str, options: dict[str, Any] | None = None) -> str | 
         return (f"musegen: note: model {got.get('model')!r} ({engine}) has weights licence {got['licence']!r}: "
                 "what it makes is for non-commercial use only (see the sidecar's provenance)")
     return None
+
+
+def chain_changes(steps: "Sequence[dict[str, Any]]") -> tuple[float, float]:
+    """``(speed, semitones)`` a post chain applies: its ``stretch``/``tempo`` and ``pitch_shift`` steps."""
+    speed, semitones = 1.0, 0.0
+    for step in steps:
+        if step.get("op") == "stretch":
+            speed *= float(step["rate"])
+        elif step.get("op") == "tempo":
+            speed *= float(step["tempo_to"]) / float(step["tempo_from"])
+        elif step.get("op") == "pitch_shift":
+            semitones += float(step["semitones"])
+    return speed, semitones
+
+
+def _ops(steps: "Sequence[dict[str, Any]]") -> str:
+    return ", ".join(str(step.get("op")) for step in steps) or "no steps"
+
+
+def render_metadata(score, midi: str | os.PathLike[str], *, soundfont: Any, title: str,
+                    steps: "Sequence[dict[str, Any]]" = ()):
+    """The :class:`~musegen.audio.wavmeta.WavMetadata` of ``musegen render``: what was rendered, its tempo and key.
+
+    The comment names the MIDI file (and its SHA-256), the soundfont and the chain, then
+    the MIDI's own provenance line where it is a musegen result.  Tempo, meter, beats and
+    root come from the score's first tempo, time and key signatures.
+    """
+    import datetime
+    import hashlib
+
+    from musegen.audio.wavmeta import WavMetadata
+    from musegen.midi.meta import leading_texts
+
+    raw = Path(midi).read_bytes()
+    line = (f"rendered with musegen {__version__} from {Path(midi).name} (sha256={hashlib.sha256(raw).hexdigest()}); "
+            f"soundfont={Path(str(soundfont)).name if soundfont else 'default'}; post={_ops(steps)}")
+    made = [t for t in leading_texts(raw) if t.startswith("made with musegen")]
+    if made:
+        line += f"; the MIDI: {made[0]}"
+    speed, semitones = chain_changes(steps)
+    tempo = meter = root = beats = None
+    if len(score.tempos):
+        tempo = float(min(score.tempos, key=lambda t: t.time).qpm) * speed
+        beats = round(score.end() / max(score.ticks_per_quarter, 1))
+    if len(score.time_signatures):
+        sig = min(score.time_signatures, key=lambda t: t.time)
+        meter = (int(sig.numerator), int(sig.denominator))
+    if len(score.key_signatures) and abs(semitones - round(semitones)) < 1e-6:
+        sig = min(score.key_signatures, key=lambda k: k.time)
+        if -7 <= sig.key <= 7 and sig.tonality in (0, 1):
+            tonic = (7 * sig.key + (9 if sig.tonality == 1 else 0)) % 12
+            root = 60 + (tonic + round(semitones)) % 12
+    return WavMetadata(title=title, software=f"musegen {__version__}", comment=line,
+                       date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+                       tempo_bpm=tempo, beats=beats, meter=meter or (4, 4), root_note=root)
+
+
+def post_metadata(src: str | os.PathLike[str], *, title: str, steps: "Sequence[dict[str, Any]]"):
+    """The :class:`~musegen.audio.wavmeta.WavMetadata` of ``musegen post``: the source WAV's, carried over.
+
+    A WAV source's INFO fields and ``acid`` chunk are kept (its tempo and root changed as
+    the chain changes them); the comment says what the chain did, after the source's own.
+    """
+    import datetime
+
+    from musegen.audio.wavmeta import WavMetadata, read_metadata
+
+    info, acid = {}, None
+    if str(src).lower().endswith(".wav"):
+        try:
+            found = read_metadata(src)
+            info, acid = found["info"], found["acid"]
+        except Exception:  # noqa: BLE001 - a WAV musegen cannot parse keeps no tags, the audio still goes
+            pass
+    line = f"post-processed with musegen {__version__}: {_ops(steps)}"
+    comment = f"{info['ICMT']}; {line}" if info.get("ICMT") else f"{line} (from {Path(src).name})"
+    speed, semitones = chain_changes(steps)
+    fields: dict[str, Any] = {}
+    if acid is not None and acid["tempo_bpm"] > 0:
+        root = acid["root_note"]
+        if root is not None:
+            root = root + round(semitones) if abs(semitones - round(semitones)) < 1e-6 else None
+            root = root if root is not None and 0 <= root <= 127 else None
+        fields = dict(tempo_bpm=acid["tempo_bpm"] * speed, beats=acid["beats"], meter=acid["meter"],
+                      root_note=root, one_shot=acid["one_shot"])
+    return WavMetadata(title=info.get("INAM") or title, software=f"musegen {__version__}", comment=comment,
+                       genre=info.get("IGNR"), date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+                       **fields)

@@ -95,3 +95,39 @@ def with_text_event(data: bytes, text: str, *, kind: int = TEXT_EVENT) -> bytes:
             return data[:pos] + head + event + data[pos + 8:]
         pos += 8 + size
     raise ParameterError("the MIDI data has no track to hold a text event")
+
+
+def leading_texts(data: bytes) -> list[str]:
+    """The text meta events (``FF 01``) at tick 0 at the start of the first track of a MIDI file.
+
+    Where :func:`with_text_event` puts musegen's provenance line; anything that does not
+    parse ends the search (an empty list, never an error).
+    """
+    try:
+        if data[:4] != b"MThd":
+            return []
+        pos = 8 + _CHUNK.unpack_from(data, 0)[1]
+        while pos + 8 <= len(data):
+            ckid, size = _CHUNK.unpack_from(data, pos)
+            if ckid == b"MTrk":
+                break
+            pos += 8 + size
+        else:
+            return []
+        end, pos = min(len(data), pos + 8 + size), pos + 8
+        texts = []
+        while pos + 3 <= end and data[pos] == 0 and data[pos + 1] == 0xFF:  # delta 0, a meta event
+            kind, pos = data[pos + 2], pos + 3
+            length = 0
+            while pos < end:
+                byte = data[pos]
+                pos += 1
+                length = (length << 7) | (byte & 0x7F)
+                if not byte & 0x80:
+                    break
+            if kind == TEXT_EVENT:
+                texts.append(data[pos: pos + length].decode("utf-8", "replace"))
+            pos += length
+        return texts
+    except (struct.error, IndexError):
+        return []
