@@ -114,6 +114,7 @@ def test_generate_many_batches_and_keeps_a_failure_to_its_own_call(tmp_path, mon
 
     flaky = _FlakyEngine()
     monkeypatch.setattr(registry, "get_engine", lambda name, **kw: flaky)
+    monkeypatch.setattr(registry, "engine_options", lambda name: None)  # a stand-in engine declares none
     calls = [dict(preset="synthwave", bars=2, seed=s, engine="flaky", out_dir=tmp_path / str(s), post=[])
              for s in (1, 2, 3)]
     done = {i: (out, cost) for i, out, cost in pipeline.generate_many(calls)}
@@ -137,6 +138,7 @@ def test_a_failed_batched_call_is_logged_with_its_reason(tmp_path, monkeypatch, 
 
     flaky = _FlakyEngine()
     monkeypatch.setattr(registry, "get_engine", lambda name, **kw: flaky)
+    monkeypatch.setattr(registry, "engine_options", lambda name: None)  # a stand-in engine declares none
     calls = [dict(preset="synthwave", bars=2, seed=s, engine="flaky", out_dir=tmp_path / str(s), post=[])
              for s in (1, 13)]
     with caplog.at_level("WARNING", logger="musegen"):
@@ -161,6 +163,7 @@ def test_running_out_of_memory_in_a_batch_is_not_retried_one_by_one(tmp_path, mo
 
     greedy = _GreedyEngine()
     monkeypatch.setattr(registry, "get_engine", lambda name, **kw: greedy)
+    monkeypatch.setattr(registry, "engine_options", lambda name: None)  # a stand-in engine declares none
     calls = [dict(preset="synthwave", bars=2, seed=s, engine="greedy", out_dir=tmp_path / str(s), post=[])
              for s in (1, 2)]
     with pytest.raises(MemoryError):

@@ -23,7 +23,7 @@ LAYERS = [
     {"style", "provenance"},
     {"pipeline", "actions"},
     {"batch"},
-    {"api"},
+    {"api", "studio"},
     {"cli", "__main__"},
 ]
 LAYER_OF = {name: i for i, names in enumerate(LAYERS) for name in names}

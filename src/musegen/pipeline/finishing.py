@@ -1,0 +1,152 @@
+"""Finishing: an engine's outputs rendered, post-processed, described and written, atomically.
+
+render (a score through the SoundFont; audio resampled) -> post chain (cut to
+``--seconds`` where asked) -> the sidecar (:mod:`musegen.pipeline.sidecar`)
+-> WAV, MIDI and JSON written together through :class:`~musegen.outputs.ResultFiles`
+(all of a result's files or none).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from musegen.engines.base import Request, continuation_start
+from musegen.errors import EngineError
+from musegen.outputs import ResultFiles, write_json
+from musegen.pipeline import sidecar as sidecars  # noqa: I001
+from musegen.pipeline.planning import TAIL_SECONDS
+from musegen.provenance import wav_metadata
+
+from musegen.pipeline.result import Result
+
+if TYPE_CHECKING:
+    from musegen.pipeline.planning import Job
+
+Progress = Callable[[float, float, str], None]
+
+#: fade-out where the audio of a result asked for in seconds is cut to its length
+CUT_FADE_S = 0.05
+
+
+def finish(job: "Job", outputs: list, t_eng: float, report: Progress) -> list[Result]:
+    """Render, post-process and write the engine's outputs of one call."""
+    variations = job.request.variations
+    if len(outputs) != variations:
+        raise EngineError(f"engine {job.engine_name!r} returned {len(outputs)} outputs for {variations} variations")
+    report(1, job.n_steps, "rendering")
+    for item in outputs if job.ignored_inputs else ():
+        item.info["ignored_inputs"] = list(job.ignored_inputs)
+    return [finish_item(job, item, i, t_eng / variations, report) for i, item in enumerate(outputs)]
+
+
+def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress) -> Result:
+    """Variation ``index``: render, post, describe and write it; its progress steps follow the engine's."""
+    from musegen.audio.io import resample, write_audio
+    from musegen.midi.io import save_midi
+    from musegen.render.synth import render_score
+
+    request, stem, sr = job.request, job.stems[index], job.sample_rate
+    step0, n_steps = 1 + 3 * index, job.n_steps
+    timings = {"engine_s": round(t_engine, 4)}
+    score = item.score
+    if score is not None and request.seed_analysis is not None:
+        _apply_tempo_override(score, request)
+    t = time.perf_counter()
+    if item.audio is not None:
+        y = item.audio
+        if item.sample_rate != sr:
+            y = resample(y, sr=item.sample_rate, target_sr=sr)
+    elif score is not None:
+        y = render_score(score, sample_rate=sr, soundfont=job.soundfont, gain_db=job.preset.render.gain_db,
+                         tail_seconds=TAIL_SECONDS)
+    else:
+        raise EngineError(f"engine {job.engine_name!r} returned neither a score nor audio")
+    timings["render_s"] = round(time.perf_counter() - t, 4)
+    report(step0 + 1, n_steps, f"{stem}: post-processing")
+    t = time.perf_counter()
+    target_s = None if job.seconds_requested is None else _result_seconds(item, request, job.seconds_requested)
+    y, out_sr = _post(y, sr=sr, steps=job.steps, seconds=target_s)
+    timings["post_s"] = round(time.perf_counter() - t, 4)
+
+    files = ResultFiles(job.out, stem)
+    record = sidecars.build(job, item, index, files, score, y, out_sr, timings)
+    prov = record.provenance
+    wav_meta = wav_metadata(prov, title=stem, genre=job.preset.style, tempo_bpm=request.tempo_bpm,
+                            meter=request.meter, tonic=request.tonic, music_s=record.analysis["music_s"])
+    report(step0 + 2, n_steps, f"{stem}: writing")
+    data = record.to_dict()
+    with files:
+        if score is not None:
+            from musegen.engines.procedural.theory import key_signature
+            from musegen.midi.meta import fill_signatures
+
+            fill_signatures(score, tempo_bpm=request.tempo_bpm, meter=request.meter,
+                            key_signature=key_signature(request.tonic, request.mode))
+            save_midi(score, files.mid, text=prov["text"])
+            files.wrote(files.mid)
+        write_audio(files.wav, y, sr=out_sr, metadata=wav_meta)
+        files.wrote(files.wav)
+        write_json(files.json, data)
+        files.wrote(files.json)
+    report(step0 + 3, n_steps, f"{stem}: done")
+    return Result(stem, files.wav, files.mid if score is not None else None, files.json, data)
+
+
+def _apply_tempo_override(score, request: Request) -> None:
+    """With ``--tempo`` over a seed, the new bars switch to the asked tempo."""
+    from symusic import Tempo
+
+    a = request.seed_analysis
+    current = a.tempo_map[-1][1] if a.tempo_map else a.tempo_bpm
+    if abs(current - request.tempo_bpm) > 1e-6:
+        score.tempos.append(Tempo(continuation_start(a), request.tempo_bpm))
+        score.tempos.sort(key=lambda t: t.time)
+
+
+def _result_seconds(item, request: Request, seconds: float) -> float:
+    """Length of a result asked for as ``seconds`` of new music.
+
+    A score: the sketch up to where its new bars start, then ``seconds``.  Audio: what
+    the engine made (a lead-in such as an audio prompt, then ``request.seconds`` of new
+    music), less what the bars' rounding added to ``seconds``.
+    """
+    if item.audio is not None:
+        return item.audio.shape[-1] / item.sample_rate - max(0.0, request.seconds - seconds)
+    a = request.seed_analysis
+    if a is None:
+        return seconds
+    from musegen.midi.timing import ticks_to_seconds
+
+    return float(ticks_to_seconds(continuation_start(a), a.tempo_map, a.tpq)) + seconds
+
+
+def _fit_length(y, *, sr: int, seconds: float):
+    """``y`` made ``seconds`` long: cut with a :data:`CUT_FADE_S` fade-out, or padded with silence."""
+    import numpy as np
+
+    from musegen.audio.effects import fade_out
+
+    n = int(round(seconds * sr))
+    if y.shape[1] > n:
+        return fade_out(y[:, :n], sr=sr, seconds=min(CUT_FADE_S, n / sr))
+    if y.shape[1] < n:
+        return np.pad(y, ((0, 0), (0, n - y.shape[1])))
+    return y
+
+
+def _post(y, *, sr: int, steps: list[dict[str, Any]], seconds: float | None):
+    """The post chain; with ``seconds``, the audio is fitted to that length before the chain's last
+    fade-out (so the fade ends the file) and after the chain (a reverb's tail is cut)."""
+    from musegen.audio.chain import apply_chain
+
+    if seconds is None:
+        return apply_chain(y, sr=sr, steps=steps)
+    y = _fit_length(y, sr=sr, seconds=seconds)
+    last_fade = max((i for i, step in enumerate(steps) if step["op"] == "fade_out"), default=None)
+    if last_fade is not None:
+        y, sr = apply_chain(y, sr=sr, steps=steps[:last_fade])
+        y = _fit_length(y, sr=sr, seconds=seconds)
+        steps = steps[last_fade:]
+    y, sr = apply_chain(y, sr=sr, steps=steps)
+    return _fit_length(y, sr=sr, seconds=seconds), sr
