@@ -9,6 +9,10 @@
 // key/value cache and the cross-attention in plain loops, with no Python or
 // dispatcher work between them. The arithmetic is MusicGen's in another summation order: logits agree
 // with transformers' to about 1e-6, not bit for bit.
+//
+// Python (fast.py, FastDecoder._native_step) hands each layer's tensors over as a dict keyed by the
+// names in kLayerNames, read into a Layer once per job and checked there (an unknown name, a missing
+// or misshapen tensor fails by name); a step then reads them from the Layers, as it read a list before.
 #include <torch/extension.h>
 #include <omp.h>
 
