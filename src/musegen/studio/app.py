@@ -25,6 +25,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
     root = jobs.folder
     hosts = {h.lower() for h in LOOPBACK} | {host.lower(), f"[{host.lower()}]"}
     cache: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def info(request: Request) -> JSONResponse:
         from musegen import __version__, limits
@@ -114,27 +116,40 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
         return JSONResponse({"default": DEFAULT_PRESET,
                              "presets": [_preset_row(p, n, o) for p, n, o in list_presets()]})
 
-    def engines(request: Request) -> JSONResponse:
-        if "engines" not in cache:  # an engine's module is imported once to read its options
-            from musegen.engines.registry import available_engines, engine_options
+    def engine_table() -> dict[str, Any]:
+        with lock:  # an engine's module is imported once to read its options
+            if "engines" not in cache:
+                from musegen.engines.registry import available_engines, engine_options
 
-            rows = []
-            for name, desc in available_engines().items():
-                row: dict[str, Any] = {"name": name, "description": desc, "available": True, "options": []}
-                try:
-                    spec = engine_options(name)
-                    row["options"] = spec.to_list() if spec is not None else []
-                except MusegenError as exc:
-                    row.update(available=False, error=str(exc))
-                except ImportError as exc:
-                    row.update(available=False, error=f"cannot load: {exc}")
-                rows.append(row)
-            cache["engines"] = {"engines": rows, "kinds": [
-                {"name": "generate", "needs_sketch": False,
-                 "help": "new music from the preset; after a sketch when one is chosen"},
-                {"name": "extend", "needs_sketch": True,
-                 "help": "continue the sketch's own parts (add_parts: and the preset's missing ones)"}]}
-        return JSONResponse(cache["engines"])
+                rows = []
+                for name, desc in available_engines().items():
+                    row: dict[str, Any] = {"name": name, "description": desc, "available": True, "options": []}
+                    try:
+                        spec = engine_options(name)
+                        row["options"] = spec.to_list() if spec is not None else []
+                    except MusegenError as exc:
+                        row.update(available=False, error=str(exc))
+                    except ImportError as exc:
+                        row.update(available=False, error=f"cannot load: {exc}")
+                    rows.append(row)
+                cache["engines"] = {"engines": rows, "kinds": [
+                    {"name": "generate", "needs_sketch": False,
+                     "help": "new music from the preset; after a sketch when one is chosen"},
+                    {"name": "extend", "needs_sketch": True,
+                     "help": "continue the sketch's own parts (add_parts: and the preset's missing ones)"}]}
+            return cache["engines"]
+
+    def engines(request: Request) -> JSONResponse:
+        return JSONResponse(engine_table())
+
+    def warm_up() -> None:
+        """Load what the page asks for first while the browser is still opening."""
+        with contextlib.suppress(Exception):  # a failure here shows when the page asks
+            import musegen.style  # noqa: F401
+            from musegen.presets import list_presets
+
+            list_presets()
+            engine_table()
 
     async def upload(request: Request) -> Response:
         from musegen import limits
@@ -231,6 +246,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app):
         jobs.start()
+        threading.Thread(target=warm_up, name="musegen-studio-warm-up", daemon=True).start()
         try:
             yield
         finally:

@@ -146,45 +146,65 @@ def _notes(mid: Path) -> list[list[float]]:
     return out
 
 
-def run_job(job: dict[str, Any], folder: str, send) -> list[dict[str, Any]]:
-    """Worker side: make a job's takes in ``<folder>/takes/<id>/``; returns their descriptions."""
+def run_job(job: dict[str, Any], folder: str, send) -> None:
+    """Worker side: make a job's takes in ``<folder>/takes/<id>/``, reporting through ``send``.
+
+    ``("done", id, takes)`` goes as soon as the WAV, MIDI and JSON of every take are
+    written (the page can play them), then each take's spectrogram follows as
+    ``("picture", id, stem, path)``: drawing one takes as long as a short take's synthesis.
+    """
     from musegen import pipeline
-    from musegen.actions import analyze_file
 
     p = job["params"]
     out = Path(folder) / "takes" / job["id"]
     sketch = str(Path(folder) / "sketches" / f"{p['sketch']}.mid") if p["sketch"] else None
 
     def progress(done: float, total: float, msg: str) -> None:
-        # the last tenth is the studio's own step (pictures, notes)
-        send(("progress", job["id"], 0.9 * done / max(total, 1e-9), msg))
+        send(("progress", job["id"], done / max(total, 1e-9), msg))
 
     kw = dict(preset=p["preset"], bars=p["bars"], seconds=p["seconds"], seed=p["seed"],
               variations=p["variations"], engine=p["engine"], temperature=p["temperature"],
-              engine_options=p["options"] or None, out_dir=str(out), name="take", progress=progress)
+              engine_options=p["options"] or None, out_dir=str(out), progress=progress)  # names: {preset}-s{seed}
     if p["kind"] == "extend":
         results = pipeline.extend(sketch, add_parts=p["add_parts"], **kw)
     else:
         results = pipeline.generate(midi=sketch, **kw)
     takes = []
-    for i, r in enumerate(results):
-        send(("progress", job["id"], 0.9 + 0.1 * i / len(results), f"{r.stem}: spectrogram"))
-        png = out / f"{r.stem}.png"
-        analyze_file(r.wav, plot=png)
+    rel = f"takes/{job['id']}/"
+    for r in results:
         notes = out / f"{r.stem}.notes.json"
         if r.mid is not None:
             _write_json(notes, _notes(r.mid))
-        rel = f"takes/{job['id']}/"
         a = r.sidecar.get("analysis", {})
         takes.append({
             "stem": r.stem,
-            "wav": rel + r.wav.name, "json": rel + r.json.name, "png": rel + png.name,
+            "wav": rel + r.wav.name, "json": rel + r.json.name, "png": None,
             "mid": rel + r.mid.name if r.mid is not None else None,
             "notes": rel + notes.name if r.mid is not None else None,
             "seed": r.sidecar.get("parameters", {}).get("seed"),
             "summary": {k: a.get(k) for k in ("duration_s", "key", "tempo_bpm", "meter", "lufs", "peak_dbfs", "bars")},
         })
-    return takes
+    send(("done", job["id"], takes))
+    from musegen.audio.analysis import plot_audio
+    from musegen.audio.io import read_audio
+
+    for r in results:
+        png = out / f"{r.stem}.png"
+        try:
+            y, sr = read_audio(r.wav)
+            plot_audio(y, sr=sr, path=png, title=r.wav.name)  # written atomically
+        except Exception:  # the take stands without its picture  # noqa: BLE001
+            send(("picture", job["id"], r.stem, None))
+        else:
+            send(("picture", job["id"], r.stem, rel + png.name))
+
+
+def _warm_up() -> None:
+    """Import what every job needs while the user is still choosing (the first take comes sooner)."""
+    import musegen.audio.analysis  # noqa: F401
+    import musegen.audio.io  # noqa: F401
+    import musegen.pipeline  # noqa: F401
+    import musegen.render  # noqa: F401
 
 
 def worker_main(conn, threads: int) -> None:
@@ -193,9 +213,8 @@ def worker_main(conn, threads: int) -> None:
     from musegen.errors import MusegenError
 
     init_worker(threads)  # Ctrl-C is the server's; die with it; bounded math threads
-
-    def send(msg) -> None:
-        conn.send(msg)
+    send = conn.send
+    _warm_up()
 
     while True:
         try:
@@ -206,13 +225,11 @@ def worker_main(conn, threads: int) -> None:
             return
         job, folder = msg
         try:
-            takes = run_job(job, folder, send)
+            run_job(job, folder, send)
         except MusegenError as exc:
             send(("failed", job["id"], str(exc), type(exc).__name__))
         except Exception as exc:  # a bug: shown on the take, the worker goes on
             send(("failed", job["id"], f"internal error: {type(exc).__name__}: {exc}", type(exc).__name__))
-        else:
-            send(("done", job["id"], takes))
 
 
 # -- the server side ---------------------------------------------------------------------
@@ -247,9 +264,22 @@ class Jobs:
                 job.update(status="failed", error="interrupted: the studio stopped before it finished",
                            finished=time.time())
                 _write_json(path, job)
+            if job.get("pictures") == "pending":  # the studio stopped while it drew them
+                self._settle_pictures(job)
             self._jobs[job["id"]] = job
         queued = sorted((j for j in self._jobs.values() if j.get("status") == "queued"), key=lambda j: j["created"])
         self._pending.extend(j["id"] for j in queued)
+
+    def _settle_pictures(self, job: dict[str, Any]) -> None:
+        """The worker that drew a job's pictures is gone: keep those it finished."""
+        from musegen.atomic import remove_stale_parts
+
+        for take in job.get("takes", []):
+            png = f"takes/{job['id']}/{take['stem']}.png"
+            remove_stale_parts(self.folder / png)  # of a picture its worker was killed drawing
+            take["png"] = png if (self.folder / png).is_file() else None
+        job["pictures"] = "ready"
+        self._save(job)
 
     def _save(self, job: dict[str, Any]) -> None:
         _write_json(self.jobs_dir / f"{job['id']}.json", job)
@@ -312,12 +342,14 @@ class Jobs:
                 job.update(status="cancelled", message="stopped with the studio", finished=time.time())
                 self._save(job)
                 self._running = None
-            elif self._conn is not None:
+            elif self._conn is not None:  # idle, or drawing the last take's pictures: let it finish them
                 try:
                     self._conn.send(None)
-                except OSError:
-                    pass
-                self._proc.join(timeout=5)
+                    end = time.monotonic() + 10
+                    while time.monotonic() < end and self._conn.poll(max(0.0, end - time.monotonic())):
+                        self._handle(self._conn.recv())
+                except (OSError, EOFError):
+                    pass  # it has exited
                 self._kill_worker()
 
     def _spawn(self) -> None:
@@ -327,7 +359,7 @@ class Jobs:
 
         ctx = multiprocessing.get_context("spawn")
         here, there = ctx.Pipe()
-        proc = ctx.Process(target=worker_main, args=(there, max(1, cpu_count() - 1)), daemon=True,
+        proc = ctx.Process(target=worker_main, args=(there, cpu_count()), daemon=True,
                            name="musegen-studio-worker")
         with _sigint_blocked():  # a Ctrl-C cannot kill it half-started
             proc.start()
@@ -342,6 +374,9 @@ class Jobs:
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None
+        for job in self._jobs.values():
+            if job.get("pictures") == "pending":
+                self._settle_pictures(job)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -385,13 +420,24 @@ class Jobs:
     def _handle(self, msg) -> None:
         kind, job_id = msg[0], msg[1]
         job = self._jobs.get(job_id)
-        if job is None or job_id != self._running:
+        if job is None:
             return
+        if kind == "picture":  # after "done": the server may have sent the worker its next job
+            for take in job["takes"]:
+                if take["stem"] == msg[2]:
+                    take.update(png=msg[3], drawn=True)
+            if all(t.get("drawn") for t in job["takes"]):
+                job["pictures"] = "ready"
+            self._save(job)
+            return
+        if job_id != self._running:
+            return  # a late word from a job that was cancelled
         if kind == "progress":
             job.update(progress=round(float(msg[2]), 4), message=str(msg[3]))
             return  # kept in memory; written when the job ends (progress is many small updates)
         if kind == "done":
-            job.update(status="done", progress=1.0, message="done", takes=msg[2], finished=time.time())
+            job.update(status="done", progress=1.0, message="done", takes=msg[2], pictures="pending",
+                       finished=time.time())
         else:
             self._remove_takes(job_id)
             job.update(status="failed", message="failed", error=msg[2], error_type=msg[3], finished=time.time())

@@ -1,0 +1,479 @@
+// musegen studio: the page. No build step, no network beyond this studio's own API.
+"use strict";
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, props = {}, ...kids) => {
+  const e = document.createElement(tag);
+  Object.assign(e, props);
+  for (const k of kids) e.append(k);
+  return e;
+};
+
+async function api(path, opts = {}) {
+  const r = await fetch(path, opts);
+  let body = null;
+  try { body = await r.json(); } catch (e) { body = null; }
+  if (!r.ok) throw new Error((body && body.error) || `${r.status} ${r.statusText}`);
+  return body;
+}
+
+const state = { presets: [], engines: [], kinds: [], jobs: new Map(), cards: new Map(), ab: { a: null, b: null, hear: "a" } };
+
+// -- presets -----------------------------------------------------------------------------
+
+function tempoText(t) { return t[0] === t[1] ? `${t[0]} BPM` : `${t[0]}–${t[1]} BPM`; }
+
+function renderPresets() {
+  const q = $("#preset-search").value.trim().toLowerCase();
+  const sel = $("#preset");
+  const keep = sel.value;
+  sel.replaceChildren();
+  for (const p of state.presets) {
+    if (p.error) continue;
+    const text = `${p.name} ${p.description} ${p.style} ${p.origin}`.toLowerCase();
+    if (q && !text.includes(q)) continue;
+    const label = `${p.name}${p.origin === "style" ? " (learned)" : ""} · ${tempoText(p.tempo)} · ${p.key} ${p.mode} · ${p.meter}`;
+    sel.append(el("option", { value: p.name, textContent: label }));
+  }
+  if ([...sel.options].some(o => o.value === keep)) sel.value = keep;
+  else if (sel.options.length) sel.selectedIndex = 0;
+  showPreset();
+}
+
+function currentPreset() { return state.presets.find(p => p.name === $("#preset").value); }
+
+function showPreset() {
+  const p = currentPreset();
+  $("#preset-info").textContent = p ? `${p.description} (engine ${p.engine})` : "no preset matches";
+}
+
+// -- engines and their options -----------------------------------------------------------
+
+function renderEngines() {
+  const sel = $("#engine");
+  sel.replaceChildren(el("option", { value: "", textContent: "preset's engine" }));
+  for (const e of state.engines) {
+    sel.append(el("option", { value: e.name, textContent: e.name + (e.available ? "" : " (not installed)"),
+      disabled: !e.available, title: e.error || e.description }));
+  }
+  const kinds = $("#kinds");
+  kinds.replaceChildren();
+  state.kinds.forEach((k, i) => {
+    const input = el("input", { type: "radio", name: "kind", value: k.name, checked: i === 0 });
+    input.addEventListener("change", kindChanged);
+    kinds.append(el("label", { title: k.help }, input, " " + k.name));
+  });
+  renderOptions();
+}
+
+function engineName() {
+  return $("#engine").value || (currentPreset() || {}).engine || "";
+}
+
+function renderOptions() {
+  const eng = state.engines.find(e => e.name === engineName());
+  const box = $("#options");
+  box.replaceChildren();
+  const opts = (eng && eng.options) || [];
+  $("#options-box").hidden = opts.length === 0;
+  for (const o of opts) {
+    let input;
+    if (o.type === "bool") {
+      input = el("select", {}, el("option", { value: "", textContent: `default (${o.default})` }),
+        el("option", { value: "true", textContent: "true" }), el("option", { value: "false", textContent: "false" }));
+    } else if (o.type === "choice") {
+      input = el("select", {}, el("option", { value: "", textContent: `default (${o.default ?? "engine's"})` }),
+        ...o.choices.map(c => el("option", { value: c, textContent: c })));
+    } else {
+      input = el("input", { type: o.type === "int" || o.type === "float" ? "number" : "text",
+        placeholder: o.default === null ? "engine's" : String(o.default) });
+      if (o.type === "int") input.step = "1";
+      if (o.type === "float") input.step = "any";
+      if (o.range) {
+        if (isFinite(o.range[0])) input.min = o.range[0];
+        if (isFinite(o.range[1])) input.max = o.range[1];
+      }
+    }
+    input.dataset.option = o.name;
+    input.dataset.type = o.type;
+    box.append(el("label", { title: `${o.help} (${o.allowed})` }, o.name, input));
+  }
+}
+
+function optionValues() {
+  const out = {};
+  for (const input of document.querySelectorAll("#options [data-option]")) {
+    const v = input.value.trim();
+    if (v === "") continue;
+    const t = input.dataset.type;
+    out[input.dataset.option] = t === "int" ? parseInt(v, 10) : t === "float" ? parseFloat(v)
+      : t === "bool" ? v === "true" : t === "list[str]" ? v.split(",").map(s => s.trim()).filter(Boolean) : v;
+  }
+  return out;
+}
+
+function kindChanged() {
+  const kind = (document.querySelector("input[name=kind]:checked") || {}).value;
+  $("#add-parts-row").hidden = kind !== "extend";
+  $("#go").textContent = kind === "extend" ? "Extend" : "Generate";
+}
+
+// -- sketches ----------------------------------------------------------------------------
+
+async function loadSketches(select) {
+  const { sketches } = await api("/api/sketches");
+  const sel = $("#sketch");
+  const keep = select || sel.value;
+  sel.replaceChildren(el("option", { value: "", textContent: "no sketch" }));
+  for (const s of sketches) {
+    sel.append(el("option", { value: s.id, textContent: `${s.name} · ${s.notes} notes · ${s.duration_s.toFixed(1)} s` }));
+  }
+  if ([...sel.options].some(o => o.value === keep)) sel.value = keep;
+}
+
+async function upload(file) {
+  $("#sketch-info").textContent = `uploading ${file.name}…`;
+  $("#sketch-info").className = "hint";
+  try {
+    const s = await api(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file,
+      headers: { "Content-Type": "audio/midi" } });
+    await loadSketches(s.id);
+    $("#sketch-info").textContent = `${s.name}: ${s.tracks} tracks, ${s.notes} notes, ${s.duration_s.toFixed(1)} s`;
+  } catch (e) {
+    $("#sketch-info").textContent = e.message;
+    $("#sketch-info").className = "hint error";
+  }
+}
+
+function setupDrop() {
+  const drop = $("#drop");
+  for (const ev of ["dragenter", "dragover"]) drop.addEventListener(ev, e => { e.preventDefault(); drop.classList.add("over"); });
+  for (const ev of ["dragleave", "drop"]) drop.addEventListener(ev, () => drop.classList.remove("over"));
+  drop.addEventListener("drop", e => { e.preventDefault(); if (e.dataTransfer.files[0]) upload(e.dataTransfer.files[0]); });
+  $("#file").addEventListener("change", e => { if (e.target.files[0]) upload(e.target.files[0]); e.target.value = ""; });
+  // a file dropped anywhere else on the page must not navigate away from the studio
+  window.addEventListener("dragover", e => e.preventDefault());
+  window.addEventListener("drop", e => e.preventDefault());
+}
+
+// -- the form ----------------------------------------------------------------------------
+
+function formParams() {
+  const kind = (document.querySelector("input[name=kind]:checked") || {}).value || "generate";
+  const num = (id, parse) => { const v = $(id).value.trim(); return v === "" ? null : parse(v); };
+  const length = num("#length", Number);
+  const unit = $("#length-unit").value;
+  return {
+    kind, preset: $("#preset").value || null, engine: $("#engine").value || null,
+    bars: unit === "bars" ? length : null, seconds: unit === "seconds" ? length : null,
+    seed: num("#seed", v => parseInt(v, 10)), temperature: num("#temperature", parseFloat),
+    variations: num("#variations", v => parseInt(v, 10)) || 1,
+    options: optionValues(), sketch: $("#sketch").value || null,
+    add_parts: kind === "extend" && $("#add-parts").checked,
+  };
+}
+
+async function submit(e) {
+  e.preventDefault();
+  $("#form-error").textContent = "";
+  $("#go").disabled = true;
+  try {
+    const job = await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(formParams()) });
+    state.jobs.set(job.id, job);
+    renderHistory();
+    poll();
+  } catch (err) {
+    $("#form-error").textContent = err.message;
+  } finally {
+    $("#go").disabled = false;
+  }
+}
+
+function prefill(job, take) {
+  const p = job.params;
+  $("#preset-search").value = "";
+  renderPresets();
+  if (p.preset) $("#preset").value = p.preset;
+  showPreset();
+  $("#engine").value = p.engine || "";
+  renderOptions();
+  for (const input of document.querySelectorAll("#options [data-option]")) {
+    const v = (p.options || {})[input.dataset.option];
+    input.value = v === undefined || v === null ? "" : Array.isArray(v) ? v.join(", ") : String(v);
+  }
+  for (const r of document.querySelectorAll("input[name=kind]")) r.checked = r.value === p.kind;
+  kindChanged();
+  $("#add-parts").checked = !!p.add_parts;
+  $("#length-unit").value = p.seconds !== null && p.seconds !== undefined ? "seconds" : "bars";
+  $("#length").value = p.seconds ?? p.bars ?? "";
+  $("#seed").value = take && take.seed !== null && take.seed !== undefined ? take.seed : (p.seed ?? "");
+  $("#temperature").value = p.temperature ?? "";
+  $("#variations").value = p.variations || 1;
+  if (p.sketch) $("#sketch").value = p.sketch;
+  $("#form-note").textContent = `Filled from ${take ? take.stem + " of " : ""}job ${job.id} (same seed): change one setting and press ${$("#go").textContent}.`;
+  $("#form").scrollIntoView({ behavior: "smooth" });
+}
+
+// -- piano roll --------------------------------------------------------------------------
+
+const COLOURS = ["#f0a13c", "#5ab0f0", "#59c27a", "#d77be0", "#e0d05a", "#ef6461", "#7fe0d0", "#b0b0ff"];
+
+class PianoRoll {
+  constructor(canvas, audio) {
+    this.canvas = canvas; this.audio = audio; this.notes = []; this.frame = 0;
+    const tick = () => { this.draw(); if (!audio.paused) this.frame = requestAnimationFrame(tick); };
+    audio.addEventListener("play", () => { cancelAnimationFrame(this.frame); tick(); });
+    for (const ev of ["pause", "seeked", "timeupdate", "loadedmetadata"]) audio.addEventListener(ev, () => this.draw());
+    canvas.addEventListener("click", e => {
+      const r = canvas.getBoundingClientRect();
+      if (this.length() > 0) audio.currentTime = (e.clientX - r.left) / r.width * this.length();
+    });
+    new ResizeObserver(() => this.draw()).observe(canvas);
+  }
+  load(notes) { this.notes = notes || []; this.draw(); }
+  length() {
+    const end = this.notes.reduce((m, n) => Math.max(m, n[0] + n[1]), 0);
+    return isFinite(this.audio.duration) && this.audio.duration > 0 ? Math.max(this.audio.duration, 0.001) : end;
+  }
+  draw() {
+    const c = this.canvas, dpr = window.devicePixelRatio || 1;
+    const w = Math.max(1, Math.round(c.clientWidth * dpr)), h = Math.max(1, Math.round(c.clientHeight * dpr));
+    if (c.width !== w || c.height !== h) { c.width = w; c.height = h; }
+    const g = c.getContext("2d");
+    g.clearRect(0, 0, w, h);
+    const total = this.length();
+    if (!this.notes.length || total <= 0) {
+      g.fillStyle = "#666"; g.font = `${12 * dpr}px sans-serif`; g.fillText("no notes", 8 * dpr, 18 * dpr); return;
+    }
+    const pitched = this.notes.filter(n => !n[5]);
+    const drums = this.notes.filter(n => n[5]);
+    const drumH = drums.length ? 18 * dpr : 0;
+    let lo = 127, hi = 0;
+    for (const n of pitched) { lo = Math.min(lo, n[2]); hi = Math.max(hi, n[2]); }
+    if (lo > hi) { lo = 60; hi = 72; }
+    lo -= 1; hi += 1;
+    const rowH = (h - drumH) / (hi - lo + 1);
+    const now = this.audio.currentTime || 0;
+    const x = t => t / total * w;
+    // octave lines
+    g.fillStyle = "#1b1d23";
+    for (let p = lo; p <= hi; p++) if (p % 12 === 0) g.fillRect(0, (hi - p) * rowH, w, 1);
+    for (const n of pitched) {
+      const on = n[0] <= now && now < n[0] + n[1];
+      g.fillStyle = COLOURS[n[4] % COLOURS.length];
+      g.globalAlpha = on ? 1 : 0.35 + 0.4 * (n[3] / 127);
+      g.fillRect(x(n[0]), (hi - n[2]) * rowH, Math.max(1, x(n[1]) - 1), Math.max(1, rowH - 1));
+    }
+    g.globalAlpha = 1;
+    if (drumH) {
+      g.fillStyle = "#24262d"; g.fillRect(0, h - drumH, w, drumH);
+      for (const n of drums) {
+        const on = Math.abs(now - n[0]) < 0.06;
+        g.fillStyle = on ? "#fff" : "#8a8f99";
+        g.fillRect(x(n[0]), h - drumH + (n[2] % 6) * (drumH / 6), Math.max(1, 2 * dpr), drumH / 6);
+      }
+    }
+    g.fillStyle = "#ff4a4a";
+    g.fillRect(x(now) - dpr, 0, 2 * dpr, h);
+  }
+}
+
+// -- history -----------------------------------------------------------------------------
+
+function fileUrl(rel, download) { return "/files/" + rel.split("/").map(encodeURIComponent).join("/") + (download ? "?download=1" : ""); }
+
+function describe(p) {
+  const len = p.seconds ? `${p.seconds} s` : p.bars ? `${p.bars} bars` : "default length";
+  const bits = [p.kind, p.preset || "default preset", p.engine || "preset's engine", len];
+  if (p.seed !== null && p.seed !== undefined) bits.push(`seed ${p.seed}`);
+  if (p.temperature) bits.push(`temperature ${p.temperature}`);
+  if (p.variations > 1) bits.push(`${p.variations} variations`);
+  if (p.sketch) bits.push("with sketch" + (p.add_parts ? " + added parts" : ""));
+  const opts = Object.entries(p.options || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return bits.join(" · ") + (opts.length ? " · " + opts.join(" ") : "");
+}
+
+function takeElement(job, take) {
+  const node = $("#take-tpl").content.firstElementChild.cloneNode(true);
+  const s = take.summary || {};
+  $(".take-name", node).textContent = take.stem;
+  const stats = [];
+  if (s.key) stats.push(s.key);
+  if (s.tempo_bpm) stats.push(`${s.tempo_bpm} BPM`);
+  if (s.meter) stats.push(s.meter);
+  if (s.lufs !== null && s.lufs !== undefined) stats.push(`${Number(s.lufs).toFixed(1)} LUFS`);
+  if (s.duration_s) stats.push(`${Number(s.duration_s).toFixed(1)} s`);
+  if (take.seed !== null && take.seed !== undefined) stats.push(`seed ${take.seed}`);
+  $(".stats", node).textContent = stats.join(" · ");
+  const audio = $("audio", node);
+  audio.src = fileUrl(take.wav);
+  const roll = new PianoRoll($("canvas", node), audio);
+  if (take.notes) api(fileUrl(take.notes)).then(n => roll.load(n)).catch(() => roll.load([]));
+  showPicture(node, take);
+  $(".dl-wav", node).href = fileUrl(take.wav, true);
+  $(".dl-json", node).href = fileUrl(take.json, true);
+  if (take.mid) $(".dl-mid", node).href = fileUrl(take.mid, true); else $(".dl-mid", node).remove();
+  const ref = { job, take };
+  $(".pick-a", node).addEventListener("click", () => pickAB("a", ref));
+  $(".pick-b", node).addEventListener("click", () => pickAB("b", ref));
+  $(".rerun", node).addEventListener("click", () => prefill(job, take));
+  node.dataset.key = `${job.id}/${take.stem}`;
+  return node;
+}
+
+function showPicture(node, take) {
+  const img = $("img", node);
+  if (take.png && !img.getAttribute("src")) { img.src = fileUrl(take.png); img.alt = `spectrogram of ${take.stem}`; }
+  img.hidden = !take.png;
+  $(".pic-note", node).textContent = take.png ? "" : take.drawn ? "no spectrogram" : "drawing the spectrogram…";
+}
+
+function jobCard(job) {
+  const card = el("article", { className: "job" });
+  card.dataset.id = job.id;
+  const head = el("div", { className: "job-head" },
+    el("span", { className: "job-title", textContent: job.params.preset || "default preset" }),
+    el("span", { className: `status ${job.status}`, textContent: job.status }),
+    el("span", { className: "job-when", textContent: new Date(job.created * 1000).toLocaleString() }));
+  card.append(head, el("p", { className: "params", textContent: describe(job.params) }));
+  if (job.status === "queued" || job.status === "running") {
+    const bar = el("progress", { max: 1, value: job.progress || 0 });
+    const msg = el("span", { className: "msg", textContent: job.message || "" });
+    const cancel = el("button", { type: "button", textContent: "Cancel" });
+    cancel.addEventListener("click", async () => {
+      cancel.disabled = true;
+      try { state.jobs.set(job.id, await api(`/api/jobs/${job.id}/cancel`, { method: "POST" })); renderHistory(); }
+      catch (e) { msg.textContent = e.message; }
+    });
+    card.append(el("div", { className: "progress-row" }, bar, msg, cancel));
+  } else if (job.status === "failed") {
+    card.append(el("p", { className: "error", textContent: "Error: " + (job.error || "failed") }));
+  } else if (job.status === "done") {
+    for (const t of job.takes) card.append(takeElement(job, t));
+  }
+  if (job.status !== "done") {
+    const again = el("button", { type: "button", textContent: "Edit and retry…" });
+    again.addEventListener("click", () => prefill(job, null));
+    if (job.status !== "queued" && job.status !== "running") card.append(again);
+  }
+  return card;
+}
+
+function renderHistory() {
+  const list = $("#history");
+  const jobs = [...state.jobs.values()].sort((a, b) => b.created - a.created);
+  $("#empty").hidden = jobs.length > 0;
+  const wanted = [];
+  for (const job of jobs) {
+    const key = job.status;
+    let entry = state.cards.get(job.id);
+    if (!entry || entry.key !== key) {
+      entry = { key, card: jobCard(job) };
+      const old = state.cards.get(job.id);
+      if (old) old.card.replaceWith(entry.card);
+      state.cards.set(job.id, entry);
+    } else if (key === "running" || key === "queued") {
+      $("progress", entry.card).value = job.progress || 0;
+      $(".msg", entry.card).textContent = job.message || "";
+    } else if (key === "done") {  // pictures come after the sound: fill them in place (players keep playing)
+      for (const t of job.takes) {
+        const node = entry.card.querySelector(`.take[data-key="${CSS.escape(job.id + "/" + t.stem)}"]`);
+        if (node) showPicture(node, t);
+      }
+    }
+    wanted.push(entry.card);
+  }
+  // keep the order newest first without rebuilding cards (players keep playing)
+  wanted.forEach((card, i) => { if (list.children[i] !== card) list.insertBefore(card, list.children[i] || null); });
+  while (list.children.length > wanted.length) list.lastElementChild.remove();
+}
+
+let polling = null;
+async function poll() {
+  if (polling) return;
+  polling = true;
+  try {
+    for (;;) {
+      const { jobs } = await api("/api/takes");
+      state.jobs = new Map(jobs.map(j => [j.id, j]));
+      renderHistory();
+      if (!jobs.some(j => j.status === "queued" || j.status === "running" || j.pictures === "pending")) break;
+      await new Promise(r => setTimeout(r, 400));
+    }
+  } catch (e) {
+    $("#form-error").textContent = "lost the studio: " + e.message;
+  } finally {
+    polling = false;
+  }
+}
+
+// -- A/B ---------------------------------------------------------------------------------
+
+function pickAB(slot, ref) {
+  state.ab[slot] = ref;
+  const { a, b } = state.ab;
+  document.querySelectorAll(".pick-a, .pick-b").forEach(btn => {
+    const key = btn.closest(".take").dataset.key;
+    const cur = state.ab[btn.classList.contains("pick-a") ? "a" : "b"];
+    btn.classList.toggle("on", !!cur && key === `${cur.job.id}/${cur.take.stem}`);
+  });
+  $("#ab").hidden = !(a && b);
+  if (!(a && b)) return;
+  const A = $("#ab-a"), B = $("#ab-b");
+  A.pause(); B.pause();
+  A.src = fileUrl(a.take.wav); B.src = fileUrl(b.take.wav);
+  $("#ab-names").textContent = `A: ${a.take.stem} · B: ${b.take.stem}`;
+  setHear("a");
+}
+
+function setHear(which) {
+  state.ab.hear = which;
+  $("#ab-a").muted = which !== "a";
+  $("#ab-b").muted = which !== "b";
+  $("#ab-toggle").textContent = `Hearing ${which.toUpperCase()}`;
+}
+
+function setupAB() {
+  const A = $("#ab-a"), B = $("#ab-b");
+  $("#ab-play").addEventListener("click", () => {
+    if (A.paused) { B.currentTime = A.currentTime; A.play(); B.play(); $("#ab-play").textContent = "Pause"; }
+    else { A.pause(); B.pause(); $("#ab-play").textContent = "Play"; }
+  });
+  $("#ab-toggle").addEventListener("click", () => {
+    B.currentTime = A.currentTime;  // the same moment of the other take
+    setHear(state.ab.hear === "a" ? "b" : "a");
+  });
+  A.addEventListener("ended", () => { B.pause(); $("#ab-play").textContent = "Play"; });
+}
+
+// -- start -------------------------------------------------------------------------------
+
+async function start() {
+  setupDrop();
+  setupAB();
+  $("#form").addEventListener("submit", submit);
+  $("#preset-search").addEventListener("input", renderPresets);
+  $("#preset").addEventListener("change", () => { showPreset(); renderOptions(); });
+  $("#engine").addEventListener("change", renderOptions);
+  $("#length-unit").addEventListener("change", () => { $("#length").step = $("#length-unit").value === "bars" ? "1" : "0.5"; });
+  try {
+    const [info, presets, engines] = await Promise.all([api("/api/info"), api("/api/presets"), api("/api/engines")]);
+    $("#where").textContent = `v${info.version} · folder ${info.folder}`;
+    state.presets = presets.presets;
+    state.engines = engines.engines;
+    state.kinds = engines.kinds;
+    renderPresets();
+    if ([...$("#preset").options].some(o => o.value === presets.default)) $("#preset").value = presets.default;
+    showPreset();
+    renderEngines();
+    kindChanged();
+    await loadSketches();
+    await poll();
+    document.body.dataset.ready = "1";
+  } catch (e) {
+    $("#form-error").textContent = "could not load the studio: " + e.message;
+  }
+}
+
+start();
