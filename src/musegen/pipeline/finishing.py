@@ -73,7 +73,8 @@ def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress)
     record = sidecars.build(job, item, index, files, score, y, out_sr, timings)
     prov = record.provenance
     wav_meta = wav_metadata(prov, title=stem, genre=job.preset.style, tempo_bpm=request.tempo_bpm,
-                            meter=request.meter, tonic=request.tonic, music_s=record.analysis["music_s"])
+                            meter=request.meter, tonic=request.tonic, music_s=record.analysis["music_s"],
+                            duration_s=record.analysis["duration_s"], steps=job.steps)
     report(step0 + 2, n_steps, f"{stem}: writing")
     data = record.to_dict()
     with files:
