@@ -42,3 +42,24 @@ def test_each_stage_is_a_module_of_its_own(module):
     import importlib
 
     assert importlib.import_module(f"musegen.pipeline.{module}").__doc__
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("bars", 0, "bars"), ("bars", 2.5, "bars"), ("variations", 0, "variations"), ("tempo_bpm", 5, "tempo_bpm"),
+    ("meter", (4, 3), "meter"), ("mode", "bogus", "mode"), ("tonic", 12, "tonic"), ("temperature", 9.0, "temperature"),
+])
+def test_a_request_out_of_range_is_refused_when_it_is_made(field, value, words):
+    """One place checks a request's fields, so no engine re-checks them with bounds of its own."""
+    from musegen.engines.base import Request
+    from musegen.errors import ParameterError
+    from musegen.presets import load_preset
+
+    fields = dict(preset=load_preset("synthwave"), bars=2, tempo_bpm=100.0, meter=(4, 4), tonic=0, mode="major")
+    with pytest.raises(ParameterError, match=words):
+        Request(**{**fields, field: value})
+
+
+def test_engines_hold_no_range_checks_of_their_own():
+    from musegen.engines.procedural import engine
+
+    assert "must be" not in inspect.getsource(engine)

@@ -79,11 +79,60 @@ class Request:
     options: dict[str, Any] = field(default_factory=dict)
     soundfont: "str | os.PathLike[str] | None" = None
 
+    def __post_init__(self) -> None:
+        check_request(self)
+
     @property
     def seconds(self) -> float:
         """Length of the new material in seconds."""
         beats = self.bars * self.meter[0] * 4.0 / self.meter[1]
         return beats * 60.0 / self.tempo_bpm
+
+
+#: the ranges a request's fields must lie in; planning checks the user's values against
+#: the same or narrower ones (``--tempo`` 20-400), so an engine never checks again
+TEMPO_RANGE = (10.0, 1000.0)
+TEMPERATURE_RANGE = (0.01, 5.0)
+METER_DENOMINATORS = (1, 2, 4, 8, 16, 32)
+
+
+def check_request(r: "Request") -> None:
+    """Refuse a request whose fields are out of range, naming the field (done once, when it is made).
+
+    Bars and variations are also held to their limits (:mod:`musegen.limits`).
+    """
+    import operator
+
+    from musegen import limits
+    from musegen.errors import ParameterError
+    from musegen.theory import MODES
+
+    def whole(name: str, value: Any, low: int) -> int:
+        try:
+            n = operator.index(value)
+        except TypeError:
+            n = None
+        if n is None or isinstance(value, bool) or n < low:
+            raise ParameterError(f"{name} must be a whole number of at least {low}, got {value!r}")
+        return n
+
+    limits.check("bars", whole("bars", r.bars, 1), what=f"bars {r.bars}")
+    limits.check("variations", whole("variations", r.variations, 1), what=f"variations {r.variations}")
+    if not (isinstance(r.tempo_bpm, (int, float)) and TEMPO_RANGE[0] <= r.tempo_bpm <= TEMPO_RANGE[1]):
+        raise ParameterError(f"tempo_bpm must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g}, got {r.tempo_bpm!r}")
+    try:
+        num, den = (operator.index(v) for v in r.meter)
+    except (TypeError, ValueError):
+        num = den = None
+    if num is None or not 1 <= num <= 32 or den not in METER_DENOMINATORS:
+        raise ParameterError(f"meter must be like (4, 4) or (6, 8), got {r.meter!r}")
+    if r.mode not in MODES:
+        raise ParameterError(f"mode must be one of {', '.join(MODES)}, got {r.mode!r}")
+    if not 0 <= whole("tonic", r.tonic, 0) <= 11:
+        raise ParameterError(f"tonic must be a pitch class 0-11, got {r.tonic!r}")
+    low, high = TEMPERATURE_RANGE
+    if not (isinstance(r.temperature, (int, float)) and low <= r.temperature <= high):
+        raise ParameterError(f"temperature must be between {low:g} and {high:g}, got {r.temperature!r}")
 
 
 @dataclass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 import random
 from typing import Any
 
@@ -15,8 +14,6 @@ from musegen.engines.procedural.compose import Settings, compose, melody_scale
 from musegen.engines.procedural.meter import Grid
 from musegen.engines.procedural.sketch import ACCOMPANY_FROM
 from musegen.engines.procedural.theory import key_label
-from musegen.errors import ParameterError
-from musegen.theory import MODES
 
 DEFAULT_TPQ = 480
 
@@ -31,28 +28,6 @@ OPTIONS = OptionSet("procedural", [
     Option("accompany_from", "choice", "start", "where parts a preset adds to a sketch begin: with its first "
            "bar (start), or only after it (end)", choices=ACCOMPANY_FROM),
 ])
-
-
-def _check_request(r: Request) -> None:
-    if not isinstance(r.bars, int) or isinstance(r.bars, bool) or not 1 <= r.bars <= 4096:
-        raise ParameterError(f"bars must be an integer from 1 to 4096, got {r.bars!r}")
-    if not isinstance(r.variations, int) or isinstance(r.variations, bool) or not 1 <= r.variations <= 1024:
-        raise ParameterError(f"variations must be an integer from 1 to 1024, got {r.variations!r}")
-    if not (isinstance(r.tempo_bpm, (int, float)) and 10 <= r.tempo_bpm <= 1000):
-        raise ParameterError(f"tempo_bpm must be between 10 and 1000, got {r.tempo_bpm!r}")
-    num, den = r.meter
-    if not (1 <= int(num) <= 32 and int(den) in (1, 2, 4, 8, 16, 32)):
-        raise ParameterError(f"meter must be like (4, 4) or (6, 8), got {r.meter!r}")
-    if r.mode not in MODES:
-        raise ParameterError(f"mode must be one of {', '.join(MODES)}, got {r.mode!r}")
-    try:
-        tonic = operator.index(r.tonic)
-    except TypeError:
-        tonic = -1
-    if not 0 <= tonic <= 11:
-        raise ParameterError(f"tonic must be a pitch class 0-11, got {r.tonic!r}")
-    if not (isinstance(r.temperature, (int, float)) and 0 < r.temperature <= 10):
-        raise ParameterError(f"temperature must be in (0, 10], got {r.temperature!r}")
 
 
 class ProceduralEngine:
@@ -75,7 +50,6 @@ class ProceduralEngine:
 
     def generate(self, request: Request, progress: Progress | None = None) -> list[EngineOutput]:
         """One :class:`EngineOutput` (score + info) per variation; same request, same notes."""
-        _check_request(request)
         opts = OPTIONS.parse({**self.options, **(request.options or {})}).as_dict()
         temperature = float(request.temperature)
         outputs = []
