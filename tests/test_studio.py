@@ -1,0 +1,438 @@
+"""musegen studio: the HTTP API end to end with the procedural engine, and the page in headless Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import INTERRUPTIBLE, SAMPLES
+
+pytest.importorskip("starlette", reason="the studio needs its extra: pip install 'musegen[studio]'")
+pytest.importorskip("httpx", reason="starlette's TestClient needs httpx: pip install httpx")
+
+from starlette.testclient import TestClient  # noqa: E402
+
+from musegen.studio.app import create_app  # noqa: E402
+
+BASE = "http://127.0.0.1:8765"
+FAST = {"preset": "lofi-chill", "engine": "procedural", "bars": 2}
+
+
+def wait_job(client, job_id: str, *, until=("done", "failed", "cancelled"), limit: float = 240) -> dict:
+    """Poll a job until its status is one of ``until`` (``limit`` only guards a hung worker)."""
+    end = time.monotonic() + limit
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job["status"] in until or time.monotonic() > end:
+            return job
+        time.sleep(0.1)
+
+
+def wait_pictures(client, job_id: str, limit: float = 240) -> dict:
+    """Poll a done job until its spectrograms, drawn after its sound, are in."""
+    end = time.monotonic() + limit
+    while True:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        if job.get("pictures") != "pending" or time.monotonic() > end:
+            return job
+        time.sleep(0.1)
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("studio")
+    with TestClient(create_app(folder), base_url=BASE) as client:
+        client.folder = folder
+        yield client
+
+
+@pytest.fixture(scope="module")
+def sketch_id(studio):
+    r = studio.post("/api/upload?name=melody.mid", content=(SAMPLES / "melody.mid").read_bytes())
+    assert r.status_code == 201, r.text
+    return r.json()["id"]
+
+
+def test_presets_and_engines_describe_what_the_page_offers(studio):
+    presets = studio.get("/api/presets").json()
+    lofi = next(p for p in presets["presets"] if p["name"] == "lofi-chill")
+    assert lofi["tempo"] == [70.0, 84.0] and lofi["key"] == "F" and lofi["meter"] == "4/4" and lofi["description"]
+    engines = {e["name"]: e for e in studio.get("/api/engines").json()["engines"]}
+    assert {"procedural", "symbolic"} <= set(engines)
+    names = {o["name"] for o in engines["procedural"]["options"]}
+    assert "swing_unit" in names, "the page builds its option inputs from the engine's declared options"
+    assert all({"type", "default", "help", "allowed"} <= set(o) for o in engines["procedural"]["options"])
+
+
+def test_upload_checks_the_midi(studio, sketch_id):
+    sketches = studio.get("/api/sketches").json()["sketches"]
+    melody = next(s for s in sketches if s["id"] == sketch_id)
+    assert melody["name"] == "melody.mid" and melody["notes"] > 0
+    r = studio.post("/api/upload?name=broken.mid", content=b"MThd\x00\x00\x00\x06\x00\x01")
+    assert r.status_code == 400
+    assert r.json()["error"].startswith("broken.mid: ") and "header" in r.json()["error"]
+    r = studio.post("/api/upload?name=empty.mid", content=b"")
+    assert r.status_code == 400 and "empty" in r.json()["error"]
+
+
+def test_upload_over_the_midi_bytes_limit_is_refused(studio, monkeypatch):
+    monkeypatch.setenv("MUSEGEN_MAX_MIDI_BYTES", "100")
+    r = studio.post("/api/upload?name=melody.mid", content=(SAMPLES / "melody.mid").read_bytes())
+    assert r.status_code == 413
+    assert "midi_bytes limit of 100 bytes" in r.json()["error"] and "MUSEGEN_MAX_MIDI_BYTES" in r.json()["error"]
+
+
+def test_a_generate_job_makes_wav_midi_json_and_pictures(studio):
+    r = studio.post("/api/jobs", json={**FAST, "seed": 11})
+    assert r.status_code == 201, r.text
+    job = wait_job(studio, r.json()["id"])
+    assert job["status"] == "done", job
+    assert studio.get("/files/" + job["takes"][0]["wav"]).status_code == 200, "playable before its picture"
+    job = wait_pictures(studio, job["id"])
+    assert job["pictures"] == "ready"
+    (take,) = job["takes"]
+    assert take["seed"] == 11 and take["summary"]["key"] and take["summary"]["lufs"] < -5
+    wav = studio.get("/files/" + take["wav"])
+    assert wav.status_code == 200 and wav.headers["content-type"] == "audio/wav" and wav.content[:4] == b"RIFF"
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    y, sr = sf.read(io.BytesIO(wav.content))
+    assert np.abs(y).max() > 0.05, "the take is not silent"
+    assert studio.get("/files/" + take["mid"]).content[:4] == b"MThd"
+    sidecar = studio.get("/files/" + take["json"]).json()
+    assert sidecar["parameters"]["seed"] == 11 and sidecar["parameters"]["bars"] == 2
+    assert studio.get("/files/" + take["png"]).content[:8] == b"\x89PNG\r\n\x1a\n"
+    notes = studio.get("/files/" + take["notes"]).json()
+    assert notes and all(len(n) == 6 for n in notes)
+    assert max(n[0] + n[1] for n in notes) <= y.shape[0] / sr + 0.01, "the piano roll's notes lie inside the audio"
+    dl = studio.get("/files/" + take["wav"] + "?download=1")
+    assert dl.headers["content-disposition"].startswith("attachment")
+    history = studio.get("/api/takes").json()["jobs"]
+    assert any(j["id"] == job["id"] for j in history)
+
+
+def test_an_extend_job_continues_the_uploaded_sketch(studio, sketch_id):
+    r = studio.post("/api/jobs", json={**FAST, "kind": "extend", "sketch": sketch_id, "seed": 2})
+    job = wait_job(studio, r.json()["id"])
+    assert job["status"] == "done", job
+    sidecar = studio.get("/files/" + job["takes"][0]["json"]).json()
+    assert sidecar["command"] == "extend" and sidecar["parameters"]["midi_sha256"]
+
+
+def test_a_failing_job_shows_its_error_and_the_studio_keeps_working(studio, sketch_id, tmp_path):
+    # the sketch passed the upload check; spoiling it on disk makes the job fail in the worker
+    folder = Path(studio.folder)
+    spoiled = folder / "sketches" / f"{sketch_id}.mid"
+    good = spoiled.read_bytes()
+    spoiled.write_bytes(b"MThd\x00\x00\x00\x06not midi")
+    try:
+        job = wait_job(studio, studio.post("/api/jobs", json={**FAST, "sketch": sketch_id}).json()["id"])
+    finally:
+        spoiled.write_bytes(good)
+    assert job["status"] == "failed"
+    assert f"{sketch_id}.mid" in job["error"] and job["error_type"] == "MidiError"
+    assert not (folder / "takes" / job["id"]).exists(), "a failed job leaves no files"
+    assert studio.get("/api/presets").status_code == 200
+    after = wait_job(studio, studio.post("/api/jobs", json={**FAST, "seed": 1}).json()["id"])
+    assert after["status"] == "done", after
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("options", {"no_such_option": 1}, "no_such_option"),
+    ("engine", "nope", "unknown engine 'nope'"),
+    ("preset", "no-such-preset", "unknown preset 'no-such-preset'"),
+    ("preset", "../../etc/passwd", "not a path"),
+    ("bars", 0, "bars must be between 1"),
+    ("sketch", "../../../etc/passwd", "sketch must be the id"),
+    ("variations", 99, "variations must be between 1 and 8"),
+    ("colour", "blue", "unknown job field 'colour'"),
+])
+def test_bad_job_fields_are_answered_with_a_400_naming_them(studio, field, value, words):
+    r = studio.post("/api/jobs", json={**FAST, field: value})
+    assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
+def test_extend_without_a_sketch_is_refused(studio):
+    r = studio.post("/api/jobs", json={**FAST, "kind": "extend"})
+    assert r.status_code == 400 and "needs a sketch" in r.json()["error"]
+
+
+@pytest.mark.parametrize("path", [
+    "..%2F..%2F..%2Fetc%2Fpasswd", "%2Fetc%2Fpasswd", "takes%2F..%2F..%2F..%2Fetc%2Fhosts",
+    "..%2Foutside.json", "jobs/..%2F..%2Foutside.json", "%2e%2e/outside.json",
+])
+def test_files_outside_the_studio_folder_are_refused(studio, path):
+    outside = Path(studio.folder).parent / "outside.json"
+    outside.write_text('{"secret": 1}')
+    r = studio.get("/files/" + path)
+    assert r.status_code in (403, 404) and "secret" not in r.text and "root:" not in r.text
+
+
+def test_a_link_out_of_the_folder_and_other_file_types_are_refused(studio):
+    folder = Path(studio.folder)
+    secret = folder.parent / "secret.json"
+    secret.write_text('{"secret": 1}')
+    (folder / "link.json").symlink_to(secret)
+    r = studio.get("/files/link.json")
+    assert r.status_code == 403 and "secret" not in r.text
+    (folder / "notes.txt").write_text("x")
+    assert studio.get("/files/notes.txt").status_code == 403
+
+
+def test_requests_from_other_origins_and_hosts_are_refused(studio):
+    r = studio.post("/api/jobs", json=FAST, headers={"Origin": "http://evil.example"})
+    assert r.status_code == 403 and "other origins" in r.json()["error"]
+    r = studio.get("/api/takes", headers={"Host": "evil.example"})
+    assert r.status_code == 403
+    assert studio.post("/api/jobs/000000000000/cancel", headers={"Origin": BASE}).status_code == 404
+
+
+def test_cancel_stops_a_running_job_and_removes_its_files(studio):
+    # 300 bars take the worker far longer than the poll that sees it running
+    job_id = studio.post("/api/jobs", json={**FAST, "bars": 300}).json()["id"]
+    assert wait_job(studio, job_id, until=("running", "done", "failed"))["status"] == "running"
+    r = studio.post(f"/api/jobs/{job_id}/cancel")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    assert not (Path(studio.folder) / "takes" / job_id).exists()
+    after = wait_job(studio, studio.post("/api/jobs", json=FAST).json()["id"])
+    assert after["status"] == "done", "a fresh worker takes the next job"
+
+
+def test_jobs_survive_a_restart(tmp_path):
+    with TestClient(create_app(tmp_path), base_url=BASE) as client:
+        done = wait_job(client, client.post("/api/jobs", json=FAST).json()["id"])
+    with TestClient(create_app(tmp_path), base_url=BASE) as client:
+        again = client.get(f"/api/jobs/{done['id']}").json()
+        assert again["status"] == "done" and again["takes"] == done["takes"]
+        assert client.get("/files/" + again["takes"][0]["wav"]).status_code == 200
+
+
+def test_without_starlette_the_command_says_how_to_install_it():
+    code = ("import sys; sys.modules['starlette'] = None; sys.argv = ['musegen', 'studio', '--no-browser']; "
+            "from musegen.cli.main import run; run()")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        "Error: the studio needs starlette, which is not installed; install it with: pip install 'musegen[studio]'"]
+
+
+def test_help_does_not_import_the_web_server():
+    r = subprocess.run([sys.executable, "-c", "import sys, musegen.cli.main; "
+                        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn')))"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "[]", r.stdout
+
+
+# -- the real server and a real browser --------------------------------------------------------
+
+def _musegen() -> list[str]:
+    exe = Path(sys.executable).with_name("musegen")
+    return [str(exe)] if exe.exists() else [sys.executable, "-m", "musegen"]
+
+
+def start_studio(folder: Path) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([*_musegen(), "studio", "--no-browser", "--port", "0", "--folder", str(folder)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **INTERRUPTIBLE)
+    url = proc.stdout.readline().strip()  # the payload: printed once the server answers
+    if not url.startswith("http://127.0.0.1:"):
+        proc.kill()
+        raise AssertionError(f"no address from musegen studio: {url!r} {proc.stderr.read()[-2000:]}")
+    return proc, url
+
+
+def stop_studio(proc: subprocess.Popen) -> tuple[int, str]:
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return proc.returncode, err
+
+
+def test_ctrl_c_stops_the_server_and_its_worker_and_leaves_no_partial_take(tmp_path):
+    import httpx
+
+    proc, url = start_studio(tmp_path)
+    try:
+        job = httpx.post(url + "api/jobs", json={**FAST, "bars": 300}).json()
+        while httpx.get(url + f"api/jobs/{job['id']}").json()["status"] != "running":
+            time.sleep(0.1)
+    finally:
+        code, err = stop_studio(proc)
+    assert code == 0 and err.strip().endswith("studio stopped"), err
+    assert list((tmp_path / "takes").iterdir()) == [], "the unfinished take's files are gone"
+    saved = json.loads((tmp_path / "jobs" / f"{job['id']}.json").read_text())
+    assert saved["status"] == "cancelled" and saved["message"] == "stopped with the studio"
+
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+class Page:
+    """The smallest Chrome DevTools Protocol client: evaluate JavaScript, set the viewport, screenshot."""
+
+    def __init__(self, ws):
+        self.ws = ws
+        self.n = 0
+
+    def call(self, method: str, **params):
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv(timeout=120))
+            if msg.get("id") == self.n:
+                if "error" in msg:
+                    raise AssertionError(f"{method}: {msg['error']}")
+                return msg["result"]
+
+    def js(self, expression: str):
+        r = self.call("Runtime.evaluate", expression=expression, awaitPromise=True, returnByValue=True)
+        if "exceptionDetails" in r:
+            raise AssertionError(f"{expression[:80]}: {r['exceptionDetails']}")
+        return r["result"].get("value")
+
+    def wait(self, expression: str, limit: float = 240):
+        end = time.monotonic() + limit
+        while not self.js(expression):
+            if time.monotonic() > end:
+                raise AssertionError(f"the page never reached: {expression}")
+            time.sleep(0.2)
+
+    def screenshot(self, path: Path, width: int, height: int, mobile: bool = False) -> Path:
+        import base64
+
+        self.call("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1,
+                  mobile=mobile)
+        time.sleep(0.3)  # a frame for the layout and the canvases to redraw at the new size
+        shot = self.call("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+
+def _artifacts(tmp_path: Path) -> Path:
+    out = Path(os.environ.get("MUSEGEN_TEST_ARTIFACTS", tmp_path)) / "studio"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not installed (Debian: apt-get install -y chromium)")
+def test_the_page_in_headless_chromium_makes_and_plays_a_take(tmp_path):
+    pytest.importorskip("websockets", reason="the browser test talks to Chromium with websockets: pip install websockets")
+    import urllib.request
+
+    shots = _artifacts(tmp_path)
+    studio_folder = tmp_path / "studio"
+    t0 = time.monotonic()
+    proc, url = start_studio(studio_folder)
+    profile = tempfile.mkdtemp(prefix="chromium-")
+    browser = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--autoplay-policy=no-user-gesture-required", f"--user-data-dir={profile}",
+         "--remote-debugging-port=0", "--window-size=1400,900", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in browser.stderr:
+            m = re.search(r"DevTools listening on (ws://\S+)", line)
+            if m:
+                break
+        else:
+            raise AssertionError("Chromium printed no DevTools address")
+        port = re.search(r":(\d+)/", m.group(1)).group(1)
+        targets = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=30).read())
+        from websockets.sync.client import connect
+
+        with connect(next(t for t in targets if t["type"] == "page")["webSocketDebuggerUrl"], max_size=64 << 20) as ws:
+            drive_the_page(Page(ws), url, shots)
+        took = time.monotonic() - t0
+    finally:
+        browser.kill()
+        browser.wait(timeout=30)
+        browser.stderr.close()
+        shutil.rmtree(profile, ignore_errors=True)
+        stop_studio(proc)
+    for name in ("studio-empty-1400.png", "studio-take-1400.png", "studio-take-phone.png"):
+        assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    print(f"studio, browser, a take, a reload: {took:.1f} s; screenshots in {shots}")
+
+
+def drive_the_page(page: Page, url: str, shots: Path) -> None:
+    """Load the page, make a take with the procedural engine, play it, look at it, re-run, reload."""
+    page.call("Page.enable")
+    page.call("Page.navigate", url=url)
+    page.wait("document.body && document.body.dataset.ready === '1'", limit=60)
+    page.screenshot(shots / "studio-empty-1400.png", 1400, 900)
+    assert page.js("document.querySelectorAll('#preset option').length") >= 10
+    assert page.js("[...document.querySelectorAll('#engine option')].map(o => o.value).includes('procedural')")
+
+    # a sketch chosen with the file input is uploaded and listed; a broken one is answered on the page
+    doc = page.call("DOM.getDocument")["root"]["nodeId"]
+    file_input = page.call("DOM.querySelector", nodeId=doc, selector="#file")["nodeId"]
+    page.call("DOM.setFileInputFiles", nodeId=file_input, files=[str(SAMPLES / "melody.mid")])
+    page.wait("document.querySelector('#sketch-info').textContent.includes('notes')")
+    assert page.js("document.querySelector('#sketch option:checked').textContent").startswith("melody.mid")
+    broken = shots / "broken.mid"
+    broken.write_bytes(b"MThd\x00\x00")
+    page.call("DOM.setFileInputFiles", nodeId=file_input, files=[str(broken)])
+    page.wait("document.querySelector('#sketch-info').classList.contains('error')")
+    assert page.js("document.querySelector('#sketch-info').textContent").startswith("broken.mid: ")
+
+    # pick a preset by searching, the procedural engine, 2 bars, seed 4, two variations, no sketch
+    page.js("""(() => {
+        const q = document.querySelector('#preset-search'); q.value = 'lofi'; q.dispatchEvent(new Event('input'));
+        const e = document.querySelector('#engine'); e.value = 'procedural'; e.dispatchEvent(new Event('change'));
+        document.querySelector('#length').value = '2'; document.querySelector('#seed').value = '4';
+        document.querySelector('#variations').value = '2'; document.querySelector('#sketch').value = '';
+    })()""")
+    assert page.js("document.querySelector('#preset').value") == "lofi-chill"
+    assert page.js("document.querySelector('#options [data-option=swing_unit]') !== null")
+    page.js("document.querySelector('#go').click()")
+    page.wait("document.querySelector('.job .take audio') !== null")
+    page.wait("document.querySelector('.take audio').readyState >= 1")
+    duration = page.js("document.querySelector('.take audio').duration")
+    assert duration > 5, "a 2-bar lo-fi take at 70-84 BPM lasts about 6-8 s"
+    page.js("(() => { const a = document.querySelector('.take audio'); a.currentTime = 1.5; return a.play(); })()")
+    page.wait("document.querySelector('.take audio').currentTime > 2")
+    page.js("document.querySelector('.take audio').pause()")
+    page.wait("document.querySelector('img.spec').complete && document.querySelector('img.spec').naturalWidth > 0")
+    # the piano roll drew notes: count lit pixels that are neither background nor playhead
+    lit = page.js("""(() => {
+        const c = document.querySelector('canvas.roll'); const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] > 60 || d[i + 1] > 60 || d[i + 2] > 60) && !(d[i] === 255 && d[i + 1] === 74)) n++;
+        return n; })()""")
+    assert lit > 500, f"the piano roll drew {lit} lit pixels"
+    stats = page.js("document.querySelector('.take .stats').textContent")
+    assert "LUFS" in stats and "BPM" in stats and "seed 4" in stats
+    # A/B: two takes of the job, one heard at a time
+    assert page.js("document.querySelectorAll('.job .take').length") == 2
+    page.js("document.querySelectorAll('.pick-a')[0].click(); document.querySelectorAll('.pick-b')[1].click()")
+    assert page.js("!document.querySelector('#ab').hidden")
+    assert page.js("[document.querySelector('#ab-a').muted, document.querySelector('#ab-b').muted]") == [False, True]
+    page.js("document.querySelector('#ab-toggle').click()")
+    assert page.js("[document.querySelector('#ab-a').muted, document.querySelector('#ab-b').muted]") == [True, False]
+    assert page.js("document.querySelector('#ab-toggle').textContent") == "Hearing B"
+    page.screenshot(shots / "studio-take-1400.png", 1400, 1100)
+    page.screenshot(shots / "studio-take-phone.png", 390, 844, mobile=True)
+
+    # re-run fills the form from the take: same seed, same preset
+    page.js("document.querySelector('.rerun').click()")
+    assert page.js("document.querySelector('#seed').value") == "4"
+    assert page.js("document.querySelector('#form-note').textContent").startswith("Filled from lofi-chill-s4-v1 of job")
+    # a reload finds the take again
+    page.call("Page.reload")
+    page.wait("document.body && document.body.dataset.ready === '1'", limit=60)
+    assert page.js("document.querySelectorAll('.job .take').length") == 2
