@@ -436,3 +436,39 @@ def drive_the_page(page: Page, url: str, shots: Path) -> None:
     page.call("Page.reload")
     page.wait("document.body && document.body.dataset.ready === '1'", limit=60)
     assert page.js("document.querySelectorAll('.job .take').length") == 2
+
+
+def test_the_command_refuses_a_busy_port_a_busy_folder_and_warns_off_loopback(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        r = subprocess.run([*_musegen(), "studio", "--no-browser", "--port", str(port), "--folder", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and r.stderr.strip().splitlines() == [
+        f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"], r.stderr
+    proc, url = start_studio(tmp_path)
+    try:
+        r = subprocess.run([*_musegen(), "studio", "--no-browser", "--port", "0", "--folder", str(tmp_path)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1
+        assert re.fullmatch(rf"Error: studio folder {re.escape(str(tmp_path))} is in use by another musegen "
+                            r"studio \(pid \d+ on .+\); stop it or choose another --folder\n", r.stderr), r.stderr
+    finally:
+        assert stop_studio(proc)[0] == 0
+    other = subprocess.Popen([*_musegen(), "studio", "--no-browser", "--host", "0.0.0.0", "--port", "0",
+                              "--folder", str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, **INTERRUPTIBLE)
+    assert other.stdout.readline().startswith("http://0.0.0.0:")
+    code, err = stop_studio(other)
+    other.stdout.close()
+    assert code == 0 and err.startswith("Warning: serving on 0.0.0.0: anyone who can reach this machine")
+
+
+def test_an_upload_name_cannot_place_the_file(studio):
+    r = studio.post("/api/upload?name=..%2F..%2F..%2Fevil.mid", content=(SAMPLES / "melody.mid").read_bytes())
+    assert r.status_code == 201 and r.json()["name"] == "evil.mid"
+    assert not (Path(studio.folder).parent / "evil.mid").exists()
+    assert sorted(p.suffix for p in (Path(studio.folder) / "sketches").glob(r.json()["id"] + ".*")) == [".json", ".mid"]

@@ -50,33 +50,53 @@ def studio(port: int, host: str, folder: str | None, no_browser: bool) -> None:
         where.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise click.UsageError(f"cannot use studio folder {shown(str(where))}: {exc.strerror or exc}") from None
+    sock = _bind(host, port)
+    try:
+        app = create_app(where, host=host)
+    except BaseException:
+        sock.close()
+        raise
     if host not in LOOPBACK:
         _say(f"Warning: serving on {shown(host)}: anyone who can reach this machine on the network can use "
              "the studio and read its takes")
-    app = create_app(where, host=host)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
-    server = uvicorn.Server(config)
+    real_port = sock.getsockname()[1]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{real_port}/"
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=real_port, log_level="warning", lifespan="on"))
 
-    def announce() -> None:
+    def announce() -> None:  # once the server answers: the address is the payload on stdout
         while not server.started:
             if server.should_exit:
                 return
             threading.Event().wait(0.05)
-        real_port = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
-        shown_host = f"[{host}]" if ":" in host else host
-        url = f"http://{shown_host}:{real_port}/"
         _say(f"musegen studio on {url} (folder {shown(str(app.state.jobs.folder))}); Ctrl-C stops it")
-        click.echo(url)  # stdout: the payload
+        click.echo(url)
         if not no_browser:
             webbrowser.open(url)
 
     threading.Thread(target=announce, daemon=True).start()
     try:
-        server.run()
+        server.run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the Ctrl-C it handled, after its shutdown
         pass
-    except SystemExit:  # uvicorn's answer to a port it cannot bind (it logged the reason)
-        pass
-    if not server.started:
-        raise click.ClickException(f"could not serve on {host}:{port} (in use, or not an address of this machine)")
+    finally:
+        sock.close()
     _say("studio stopped")
+
+
+def _bind(host: str, port: int):
+    """A listening socket on ``host:port``, or one ``Error:`` line saying why not."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise click.UsageError(f"--host {shown(host)}: not an address of this machine ({exc.strerror})") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise click.ClickException(f"cannot serve on {shown(host)}:{port}: {exc.strerror or exc}") from None
+    return sock

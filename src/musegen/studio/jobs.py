@@ -234,6 +234,23 @@ def worker_main(conn, threads: int) -> None:
 
 # -- the server side ---------------------------------------------------------------------
 
+def _lock_folder(folder: Path):
+    """Hold the studio folder's lock (one studio, or batch run, per folder); released with the process."""
+    from musegen.batch.lock import RunLock
+    from musegen.errors import MusegenError
+
+    lock = RunLock(folder)
+    try:
+        return lock.__enter__()
+    except MusegenError:
+        try:
+            holder = (folder / ".lock").read_text(encoding="utf-8").strip()
+        except OSError:
+            holder = ""
+        raise MusegenError(f"studio folder {folder} is in use by another musegen studio "
+                           f"({holder or 'unknown process'}); stop it or choose another --folder") from None
+
+
 class Jobs:
     """The studio's job list and its worker; thread-safe."""
 
@@ -243,6 +260,7 @@ class Jobs:
         self.takes_dir = self.folder / "takes"
         for d in (self.jobs_dir, self.takes_dir, self.folder / "sketches"):
             d.mkdir(parents=True, exist_ok=True)
+        self._folder_lock = _lock_folder(self.folder)  # before _load: it settles jobs a studio left running
         self._lock = threading.RLock()
         self._jobs: dict[str, dict[str, Any]] = {}
         self._pending: deque[str] = deque()
@@ -351,6 +369,9 @@ class Jobs:
                 except (OSError, EOFError):
                     pass  # it has exited
                 self._kill_worker()
+            if self._folder_lock is not None:
+                self._folder_lock.__exit__(None, None, None)
+                self._folder_lock = None
 
     def _spawn(self) -> None:
         import multiprocessing
