@@ -204,6 +204,10 @@ def test_cancel_stops_a_running_job_and_removes_its_files(studio):
     # 300 bars take the worker far longer than the poll that sees it running
     job_id = studio.post("/api/jobs", json={**FAST, "bars": 300}).json()["id"]
     assert wait_job(studio, job_id, until=("running", "done", "failed"))["status"] == "running"
+    queued = studio.post("/api/jobs", json=FAST).json()["id"]
+    assert studio.get(f"/api/jobs/{queued}").json()["status"] == "queued", "one job at a time"
+    assert studio.post(f"/api/jobs/{queued}/cancel").json()["status"] == "cancelled"
+    assert studio.get(f"/api/jobs/{job_id}").json()["status"] == "running", "the running one goes on"
     r = studio.post(f"/api/jobs/{job_id}/cancel")
     assert r.status_code == 200 and r.json()["status"] == "cancelled"
     assert not (Path(studio.folder) / "takes" / job_id).exists()
@@ -365,7 +369,7 @@ def test_the_page_in_headless_chromium_makes_and_plays_a_take(tmp_path):
         browser.stderr.close()
         shutil.rmtree(profile, ignore_errors=True)
         stop_studio(proc)
-    for name in ("studio-empty-1400.png", "studio-take-1400.png", "studio-take-phone.png"):
+    for name in ("studio-empty-1400.png", "studio-take-1400.png", "studio-take-phone.png", "studio-running-1400.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"studio, browser, a take, a reload: {took:.1f} s; screenshots in {shots}")
 
@@ -432,10 +436,17 @@ def drive_the_page(page: Page, url: str, shots: Path) -> None:
     page.js("document.querySelector('.rerun').click()")
     assert page.js("document.querySelector('#seed').value") == "4"
     assert page.js("document.querySelector('#form-note').textContent").startswith("Filled from lofi-chill-s4-v1 of job")
-    # a reload finds the take again
+    # a long job shows its progress and is cancelled with its button
+    page.js("document.querySelector('#length').value = '300'; document.querySelector('#go').click()")
+    page.wait("document.querySelector('.job .status').textContent === 'running'")
+    page.screenshot(shots / "studio-running-1400.png", 1400, 900)
+    page.js("document.querySelector('.job .progress-row button').click()")
+    page.wait("document.querySelector('.job .status').textContent === 'cancelled'")
+    # a reload finds the takes again, and the cancelled job
     page.call("Page.reload")
     page.wait("document.body && document.body.dataset.ready === '1'", limit=60)
     assert page.js("document.querySelectorAll('.job .take').length") == 2
+    assert page.js("[...document.querySelectorAll('.job .status')].map(e => e.textContent)") == ["cancelled", "done"]
 
 
 def test_the_command_refuses_a_busy_port_a_busy_folder_and_warns_off_loopback(tmp_path):

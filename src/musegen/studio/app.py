@@ -90,7 +90,17 @@ def _preset_row(preset, name: str, origin: str) -> dict[str, Any]:
 
 
 def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
-    """The studio as an ASGI app serving ``folder`` (created if missing)."""
+    """The studio as an ASGI app serving ``folder`` (created if missing).
+
+    Its worker process starts with the app (its lifespan) and is started with
+    ``spawn``, which imports the calling script's ``__main__`` again: a script
+    that calls this must do so under ``if __name__ == "__main__":``.
+
+    Raises
+    ------
+    MusegenError
+        If another studio holds ``folder``.
+    """
     jobs = Jobs(folder)
     root = jobs.folder
     hosts = {h.lower() for h in LOOPBACK} | {host.lower(), f"[{host.lower()}]"}
