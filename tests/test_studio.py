@@ -215,6 +215,16 @@ def test_cancel_stops_a_running_job_and_removes_its_files(studio):
     assert after["status"] == "done", "a fresh worker takes the next job"
 
 
+def test_a_worker_that_dies_fails_its_job_and_a_new_one_takes_the_next(studio):
+    job_id = studio.post("/api/jobs", json={**FAST, "bars": 300}).json()["id"]
+    assert wait_job(studio, job_id, until=("running", "done", "failed"))["status"] == "running"
+    os.kill(studio.app.state.jobs._proc.pid, signal.SIGKILL)  # as the kernel's OOM killer would
+    job = wait_job(studio, job_id)
+    assert job["status"] == "failed" and "its worker process died" in job["error"], job
+    assert not (Path(studio.folder) / "takes" / job_id).exists()
+    assert wait_job(studio, studio.post("/api/jobs", json=FAST).json()["id"])["status"] == "done"
+
+
 def test_jobs_survive_a_restart(tmp_path):
     with TestClient(create_app(tmp_path), base_url=BASE) as client:
         done = wait_job(client, client.post("/api/jobs", json=FAST).json()["id"])

@@ -400,32 +400,45 @@ class Jobs:
                 self._settle_pictures(job)
 
     def _loop(self) -> None:
+        import logging
+
         while not self._stop.is_set():
-            with self._lock:
-                if self._proc is None:
-                    self._spawn()
-                if self._running is None and self._pending:
-                    job = self._jobs[self._pending.popleft()]
-                    job.update(status="running", message="starting", started=time.time())
-                    self._save(job)
-                    self._running = job["id"]
-                    self._conn.send((job, str(self.folder)))
-                conn = self._conn
             try:
-                ready = conn.poll(0.1)
-            except (OSError, EOFError, ValueError):  # closed by a cancel meanwhile
-                continue
-            if not ready:
-                continue
-            with self._lock:
-                if conn is not self._conn:  # a cancel replaced the worker
-                    continue
+                self._step()
+            except Exception:  # never let one bad message stop the studio's jobs
+                logging.getLogger("musegen.studio").exception("studio job loop")
+                time.sleep(0.5)
+
+    def _step(self) -> None:
+        with self._lock:
+            if self._proc is None:
+                self._spawn()
+            if self._running is None and self._pending:
+                job = self._jobs[self._pending.popleft()]
+                job.update(status="running", message="starting", started=time.time())
+                self._save(job)
+                self._running = job["id"]
                 try:
-                    msg = conn.recv()
-                except (EOFError, OSError):
+                    self._conn.send((job, str(self.folder)))
+                except OSError:  # the worker died while idle
                     self._worker_died()
-                    continue
-                self._handle(msg)
+                    return
+            conn = self._conn
+        try:
+            ready = conn.poll(0.1)
+        except (OSError, EOFError, ValueError):  # closed by a cancel meanwhile
+            return
+        if not ready:
+            return
+        with self._lock:
+            if conn is not self._conn:  # a cancel replaced the worker
+                return
+            try:
+                msg = conn.recv()
+            except (EOFError, OSError):
+                self._worker_died()
+                return
+            self._handle(msg)
 
     def _worker_died(self) -> None:
         code = self._proc.exitcode if self._proc is not None else None
