@@ -340,3 +340,33 @@ def test_render_and_post_outputs_say_what_made_them(procedural, tmp_path):
     assert meta["info"]["ICMT"] == f"{text}; post-processed with musegen {__version__}: gain, tempo"
     assert meta["acid"]["tempo_bpm"] == pytest.approx(120.0) and meta["acid"]["root_note"] % 12 == 6
     assert meta["info"]["INAM"] == procedural.stem
+
+
+def test_cli_commercial_use_refuses_a_non_commercial_model_naming_its_licence(tmp_path):
+    proc = run_cli("generate", "--engine", "symbolic", "--bars", "1", "--commercial-use", "-o", tmp_path / "out")
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("Error: --commercial-use: engine 'symbolic'") and "'non-commercial'" in line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    ok = run_cli("generate", "--engine", "procedural", "--bars", "1", "--commercial-use", "-o", tmp_path / "ok")
+    assert ok.returncode == 0 and "non-commercial" not in ok.stderr, ok.stderr
+
+
+def test_without_commercial_use_a_non_commercial_model_is_named_once_per_run(tmp_path):
+    proc = run_cli("generate", "--engine", "symbolic", "--bars", "1", "--variations", "2", "-o", tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    notes = [ln for ln in proc.stderr.splitlines() if "for non-commercial use only" in ln]
+    assert notes == ["musegen: note: model 'musegen-symbolic-v1-d160' (symbolic) has weights licence "
+                     "'non-commercial': what it makes is for non-commercial use only (see the sidecar's provenance)"]
+
+
+def test_a_batch_key_commercial_use_fails_the_job_naming_the_licence(tmp_path):
+    plan = tmp_path / "plan.toml"
+    plan.write_text('title = "c"\n[defaults]\nbars = 1\ncommercial_use = true\n\n'
+                    '[[job]]\nengine = "symbolic"\n\n[[job]]\nengine = "procedural"\n', encoding="utf-8")
+    proc = run_cli("batch", plan, "-o", tmp_path / "run", "--workers", "1")
+    assert proc.returncode == 1, proc.stderr
+    rows = {json.loads(line)["params"]["engine"]: json.loads(line)
+            for line in (tmp_path / "run" / "manifest.jsonl").read_text().splitlines()}
+    assert rows["procedural"]["status"] == "ok" and rows["symbolic"]["status"] == "failed"
+    assert "'non-commercial' forbids commercial use" in rows["symbolic"]["error"]

@@ -415,3 +415,22 @@ def post_metadata(src: str | os.PathLike[str], *, title: str, steps: "Sequence[d
     return WavMetadata(title=info.get("INAM") or title, software=f"musegen {__version__}", comment=comment,
                        genre=info.get("IGNR"), date=datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
                        **fields)
+
+
+#: notices said in this process (one per model, however many runs or batch jobs)
+_NOTED: set[str] = set()
+
+
+def licence_gate(engine: str, options: dict[str, Any] | None, *, commercial_use: bool) -> None:
+    """Before a run: with ``commercial_use``, refuse a model whose licence does not allow it
+    (:func:`check_commercial_use`); without it, log a one-line notice for a non-commercial model
+    (:func:`licence_notice`), once per model in a process."""
+    if commercial_use:
+        check_commercial_use(engine, options)
+        return
+    notice = licence_notice(engine, options)
+    if notice and notice not in _NOTED:
+        import logging
+
+        _NOTED.add(notice)
+        logging.getLogger("musegen.provenance").info("%s", notice)

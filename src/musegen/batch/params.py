@@ -20,7 +20,7 @@ COMMANDS = ("generate", "extend", "render", "post")
 CHAIN_KEYS = ("post", "trim", "tempo_from", "tempo_to", "pitch_shift", "fade_in", "fade_out",
               "lufs", "peak_db", "resample")
 _GENERATION = ("preset", "midi", "engine", "model", "options", "bars", "seconds", "seed", "tempo",
-               "key", "temperature", "prompt", "soundfont", "sample_rate")
+               "key", "temperature", "prompt", "soundfont", "sample_rate", "commercial_use")
 
 #: Which parameters each command takes.
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -138,6 +138,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "sample_rate": lambda n, v: _integer(n, v, 8000, 192000),
     "backend": _choice("symusic", "fluidsynth"),
     "add_parts": _flag,
+    "commercial_use": _flag,
     "post": _steps,
     "trim": _flag,
     "tempo_from": _any_number,

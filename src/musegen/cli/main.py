@@ -267,6 +267,9 @@ def _generation_options(f):
                      "a sharp is spelled 'sharp'); '{bpm:0>3}' pads to 3 digits."),
         click.option("-o", "--out", "out_dir", default="out", show_default=True,
                      type=click.Path(file_okay=False), help="Output folder."),
+        click.option("--commercial-use", is_flag=True, help="Refuse (exit 2) a model whose weights' licence "
+                     "forbids commercial use or is unknown, naming it (MusicGen's weights are CC-BY-NC 4.0, the "
+                     "shipped symbolic model's non-commercial; the procedural engine is MIT)."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout."),
     ]
     for opt in reversed(opts):

@@ -59,6 +59,7 @@ def generate(
     continue_only: bool = False,
     engine_options: dict[str, Any] | None = None,
     command: str = "generate",
+    commercial_use: bool = False,
     progress: Progress | None = None,
 ) -> list[Result]:
     """Generate ``variations`` results and write ``<stem>.wav/.mid/.json`` for each.
@@ -78,6 +79,10 @@ def generate(
         Post-processing chain; ``None`` uses the preset's, ``[]`` none.
     continue_only : bool
         Continue only the seed's own parts (``extend``).
+    commercial_use : bool
+        Refuse to run a model whose weights' licence forbids commercial use or is
+        unknown (:func:`musegen.provenance.check_commercial_use`); without it, a
+        non-commercial model is named in a one-line notice.
 
     Returns
     -------
@@ -87,7 +92,7 @@ def generate(
         preset=preset, midi=midi, bars=bars, seconds=seconds, seed=seed, variations=variations, engine=engine,
         tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir, name=name,
         soundfont=soundfont, sample_rate=sample_rate, post=post, continue_only=continue_only,
-        engine_options=engine_options, command=command,
+        engine_options=engine_options, command=command, commercial_use=commercial_use,
     )
     report = progress or (lambda done, total, msg: None)
     t0 = time.perf_counter()

@@ -38,6 +38,7 @@ class GenerateArgs:
     continue_only: bool = False
     engine_options: dict[str, Any] | None = None
     command: str = "generate"
+    commercial_use: bool = False
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

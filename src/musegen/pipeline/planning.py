@@ -24,6 +24,7 @@ from musegen.errors import MidiError, ParameterError, check_range
 from musegen.outputs import DEFAULT_TEMPLATE, bpm_field, ensure_dir, format_stem, key_field
 from musegen.pipeline.args import GenerateArgs
 from musegen.presets import DEFAULT_PRESET, Preset, load_preset
+from musegen.provenance import licence_gate
 from musegen.theory import MINOR_MODES, parse_key
 
 log = logging.getLogger("musegen.pipeline")
@@ -219,6 +220,7 @@ def plan(args: GenerateArgs) -> Job:
     request.soundfont = sf_path  # engines that render the seed themselves (musicgen's prompt) use it too
     engine_name = args.engine or p.engine.name
     request.options = engine_options_for(p, engine_name, args.engine_options)
+    licence_gate(engine_name, request.options, commercial_use=bool(args.commercial_use))
     out = ensure_dir(args.out_dir)
     eng = get_engine(engine_name)
     stems = result_stems(args, request, p.name, engine_name)
