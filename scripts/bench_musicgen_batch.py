@@ -1,4 +1,4 @@
-"""MusicGen requests batched (``generate_many``, as batch runs call it) against one at a time.
+"""MusicGen requests batched (``musegen.engines.batching``, as batch runs call it) against one at a time.
 
     python scripts/bench_musicgen_batch.py [--model DIR | --arch tiny|small] [--requests 4]
                                            [--seconds 10] [--threads 1] [--repeats 2]
@@ -7,7 +7,7 @@
 of ``--seconds`` seconds, on a MusicGen folder or a random-weight model of
 ``--arch`` built in a temporary folder (nothing is downloaded).  Prints the
 wall time of ``generate()`` one request after another and of one
-``generate_many()`` call, and whether every request's audio is identical.
+batched call, and whether every request's audio is identical.
 """
 
 from __future__ import annotations
@@ -42,6 +42,8 @@ def main() -> None:
             from musegen.engines.musicgen.testing import make_model_dir
 
             model = str(make_model_dir(Path(tmp) / args.arch, args.arch))
+        from musegen.engines.batching import generate_batched
+
         eng = MusicGenEngine()
         reqs = [plan_request(load_preset("lofi-chill"), random_seed=s, tempo=100, key="C", seconds=args.seconds,
                              engine_options={"model": model, "threads": args.threads, "batch_size": args.requests})
@@ -52,7 +54,7 @@ def main() -> None:
             solo = [eng.generate(r) for r in reqs]
             t_solo = time.perf_counter() - t
             t = time.perf_counter()
-            many = eng.generate_many(reqs)
+            many = generate_batched(eng, reqs)
             t_many = time.perf_counter() - t
             same = all(np.array_equal(a.audio, b.audio) for x, y in zip(solo, many) for a, b in zip(x, y))
             print(f"{args.requests} requests x {args.seconds:g} s: one at a time {t_solo:.2f} s, "

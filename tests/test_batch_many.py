@@ -8,6 +8,7 @@ import pytest
 
 from conftest import run_cli
 from musegen.batch.local import MAX_CHUNK, JobQueue, batch_key
+from musegen.engines.batching import generate_batched
 from musegen.errors import EngineError
 
 
@@ -40,7 +41,7 @@ def test_symbolic_batch_gives_each_request_its_solo_result():
     requests.append(_request(6, bars=5, variations=2))         # its two rows share one generator
     requests.append(_request(7, bars=5, temperature=0.8))      # another temperature: another sampler call
     requests.append(_request(8, preset="lofi-chill", bars=1))  # another length: another call
-    many = eng.generate_many(requests)
+    many = generate_batched(eng, requests)
     assert [len(o) for o in many] == [r.variations for r in requests]
     assert [o[0].info["batch"] for o in many] == [7] * 7 + [1, 1]
     context = eng._setup(requests[0]).sampler.model.cfg.context
@@ -52,7 +53,7 @@ def test_symbolic_batch_gives_each_request_its_solo_result():
             # the sidecar says the same of both, but for the batch it was sampled in
             assert a.info["batch"] == 1 and {**a.info, "batch": b.info["batch"]} == b.info
     # a batch is no more than its rows: another set of neighbours, the same result
-    again = eng.generate_many([requests[3], requests[0]])
+    again = generate_batched(eng, [requests[3], requests[0]])
     assert _notes(again[0][0].score) == _notes(many[3][0].score)
     assert _notes(again[1][0].score) == _notes(many[0][0].score)
     assert _notes(many[0][0].score) != _notes(many[1][0].score)
@@ -71,7 +72,7 @@ def test_symbolic_batch_restates_each_request_s_own_sketch(tmp_path):
         requests.append(_request(s, bars=3, seed_score=score, seed_analysis=analysis, continue_only=True,
                                  engine_options={"candidates": 1}))
     eng = SymbolicEngine()
-    many = eng.generate_many(requests)
+    many = generate_batched(eng, requests)
     assert [o[0].info["batch"] for o in many] == [3] * 3
     assert all(o[0].info["reprise"] == 6 for o in many)
     for req, batched in zip(requests, many):
@@ -93,13 +94,19 @@ class _FlakyEngine:
         self.calls: list[tuple[str, int]] = []
 
     def generate(self, request, progress=None):
-        self.calls.append(("one", request.random_seed))
-        if request.random_seed == 13:
-            raise EngineError("seed 13 is unlucky")
-        return self.inner.generate(request)
+        return self.run_batch([self.prepare(request)])[0]
 
-    def generate_many(self, requests, progress=None):
-        self.calls.append(("many", len(requests)))
+    def prepare(self, request):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(request=request, batch_key="any", rows=request.variations)
+
+    def max_rows(self, prepared):
+        return None
+
+    def run_batch(self, batch, progress=None):
+        requests = [p.request for p in batch]
+        self.calls.append(("many", len(requests)) if len(requests) > 1 else ("one", requests[0].random_seed))
         if any(r.random_seed == 13 for r in requests):
             raise EngineError("seed 13 is unlucky")
         outs = [self.inner.generate(r) for r in requests]
@@ -152,8 +159,8 @@ def test_a_failed_batched_call_is_logged_with_its_reason(tmp_path, monkeypatch, 
 class _GreedyEngine(_FlakyEngine):
     name = "greedy"
 
-    def generate_many(self, requests, progress=None):
-        self.calls.append(("many", len(requests)))
+    def run_batch(self, batch, progress=None):
+        self.calls.append(("many", len(batch)))
         raise MemoryError
 
 

@@ -21,6 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from musegen.engines.batching import generate_batched
+
 pytest.importorskip("transformers")
 pytest.importorskip("torch")
 
@@ -819,7 +821,7 @@ def test_generate_many_gives_each_request_its_solo_tokens_and_audio(models):
     mg = eng.load(str(m))  # the model every request here uses (float32 on the CPU)
     decode = mg.decode_long
     calls = _spy_codes(mg)
-    many = eng.generate_many(requests)
+    many = generate_batched(eng, requests)
     batched_codes = list(calls)
     assert [len(o) for o in many] == [r.variations for r in requests]
     assert [o[0].info["batch"] for o in many] == [3, 3, 3, 1, 1, 2, 2, 1]
@@ -852,7 +854,7 @@ def test_generate_many_gives_each_request_its_solo_tokens_and_audio(models):
     assert not np.array_equal(many[2][0].audio, many[2][1].audio)
     # other neighbours, the same result
     calls.clear()
-    again = eng.generate_many([requests[2], requests[0]])
+    again = generate_batched(eng, [requests[2], requests[0]])
     assert [o[0].info["batch"] for o in again] == [2, 2]
     for request, outs in zip([requests[2], requests[0]], again):
         check(request, *solo[request.random_seed], outs, rows(calls))

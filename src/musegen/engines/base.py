@@ -149,15 +149,15 @@ class EngineOutput:
 class Engine(Protocol):
     """What every engine provides.
 
-    An engine may also provide ``generate_many(requests, progress=None) ->
-    list[list[EngineOutput]]``: ``generate(r)`` for each request, in order.
-    Batch runs call it with requests that differ mostly in their seeds, and an
-    engine that batches samples those it can as one batch.  A request's
-    outputs must not depend on the requests batched with it, beyond float
-    rounding: each request keeps its own random seed.  ``info["batch"]`` of an
-    output says how many requests shared its batch.  It may raise when any
-    request fails; callers then call ``generate`` one request at a time.
-    Engines without it get one request at a time.
+    An engine that can sample several requests in one pass also provides
+    ``prepare(request)`` (an object with ``batch_key``: requests with equal
+    keys may share a pass, ``None`` runs alone; and ``rows``), ``max_rows``
+    and ``run_batch(prepared, progress=None)``; batch runs then hand it
+    requests of one key together (:mod:`musegen.engines.batching` groups
+    them and owns the fallback).  A request's outputs must not depend on the
+    requests batched with it, beyond float rounding: each request keeps its
+    own random seed.  ``info["batch"]`` of an output says how many requests
+    shared its pass.  Engines without these get one request at a time.
     """
 
     name: str

@@ -5,9 +5,9 @@ seed conditions MusicGen-Melody through its chroma (computed from the notes);
 with plain MusicGen it is rendered and continued as an audio prompt.  An audio
 prompt (``--audio-prompt clip.wav``) is continued by either model.  Results
 longer than the model's window are generated window by window (AudioCraft's
-extend stride); variations are sampled together as one batch, and batch runs
-hand :meth:`MusicGenEngine.generate_many` several requests, whose rows share
-a decoding pass while each request draws from its own generator.
+extend stride); variations are sampled together as one batch, and in batch
+runs requests of one :meth:`MusicGenEngine.prepare` key share a decoding pass
+(:mod:`musegen.engines.batching`) while each request draws from its own generator.
 """
 
 from __future__ import annotations
@@ -165,65 +165,47 @@ class MusicGenEngine:
     # -- generation -----------------------------------------------------------------------
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
-        opts = OPTIONS.parse(dict(request.options))
-        mg = self._model_for(opts)
-        with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
-            return self._run(mg, _solo_passes(self._setup(request, opts, mg)), progress)[0]
+        return self.run_batch([self.prepare(request)], progress)[0]
 
-    def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
-        """Outputs of several requests, those that can share a decoding pass generated as one batch.
+    # -- batching (grouping and the fallback: musegen.engines.batching) ---------------------
+
+    def prepare(self, request: Request) -> "_Prepared":
+        """The request set up on its model; ``batch_key`` says which requests may share a decoding pass.
 
         Requests share a pass when they use the same model, device and dtype,
         the fast decoder with the same kernels and threads, the same length
         and window plan, the same sampling settings, and the same kind of
         conditioning: text only, the same melody (chroma), or audio prompts
-        of the same length; their text prompts may differ.  Up to
-        ``batch_size`` rows (the requests' variations) go in one pass; a
-        request never spans two passes.  Every request keeps its own
-        generator, seeded from its ``random_seed`` as :meth:`generate` seeds
-        it, and its rows draw from it in a sampling call of their own, so its
-        codes do not depend on its neighbours (up to float rounding, which the
-        batch size can change; with ``kernels=exact`` on the CPU it does not).
-        A request runs alone when it has more variations than ``batch_size``
-        (alone it spans several passes, one generator after the other), uses
-        ``decoder=stock`` (transformers' ``generate()`` draws every row from
-        the one global generator), or its device has no seedable generator.
-        Each output's ``info["batch"]`` says how many requests shared its pass.
+        of the same length; their text prompts may differ.  A request runs
+        alone when it has more variations than ``batch_size`` (alone it spans
+        several passes, one generator after the other), uses ``decoder=stock``
+        (transformers' ``generate()`` draws every row from the one global
+        generator), or its device has no seedable generator.
         """
-        opts = [OPTIONS.parse(dict(r.options)) for r in requests]
-        results: list[list[EngineOutput] | None] = [None] * len(requests)
-        by_model: dict[tuple, list[int]] = {}
-        for i, o in enumerate(opts):
-            by_model.setdefault(self._model_key(o), []).append(i)
-        done = 0
-        for members in by_model.values():
-            mg = self._model_for(opts[members[0]])
-            with mg.lock:
-                jobs = {i: self._setup(requests[i], opts[i], mg) for i in members}
-                groups: dict[tuple, list[int]] = {}
-                for i in members:
-                    groups.setdefault(jobs[i].batch_key(mg) or ("alone", i), []).append(i)
-                for group in groups.values():
-                    limit = opts[group[0]].batch_size
-                    if len(group) == 1:  # alone: exactly what generate() does, several passes if need be
-                        chunks = _solo_passes(jobs[group[0]])
-                    else:
-                        chunks, rows = [], limit
-                        for i in group:  # whole requests, up to batch_size rows a pass
-                            if rows + len(jobs[i].texts) > limit:
-                                chunks.append([])
-                                rows = 0
-                            chunks[-1].append((jobs[i], jobs[i].texts))
-                            rows += len(jobs[i].texts)
+        opts = OPTIONS.parse(dict(request.options))
+        mg = self._model_for(opts)
+        with mg.lock:
+            job = self._setup(request, opts, mg)
+            key = job.batch_key(mg)
+        return _Prepared(job, mg, None if key is None else (self._model_key(opts), key))
 
-                    def step(d, total, msg, _done=done, _n=len(group)):
-                        if progress is not None:
-                            progress(_done + _n * d / max(total, 1e-9), len(requests), msg)
+    def max_rows(self, prepared: "_Prepared") -> int:
+        return prepared.job.opts.batch_size
 
-                    for i, outs in zip(group, self._run(mg, chunks, step)):
-                        results[i] = outs
-                    done += len(group)
-        return results  # type: ignore[return-value]
+    def run_batch(self, batch: list["_Prepared"], progress=None) -> list[list[EngineOutput]]:
+        """One request alone (in passes of up to ``batch_size`` rows), or several of one key in one pass.
+
+        Every request keeps its own generator, seeded from its ``random_seed``
+        as :meth:`generate` seeds it, and its rows draw from it in a sampling
+        call of their own, so its codes do not depend on its neighbours (up to
+        float rounding, which the batch size can change; with ``kernels=exact``
+        on the CPU it does not).  Each output's ``info["batch"]`` says how many
+        requests shared its pass.
+        """
+        mg = batch[0].mg
+        chunks = _solo_passes(batch[0].job) if len(batch) == 1 else [[(p.job, p.job.texts) for p in batch]]
+        with mg.lock:  # one generation at a time per loaded model (it owns one key/value cache)
+            return self._run(mg, chunks, progress)
 
     # -- one request made ready, and passes of several --------------------------------------
 
@@ -488,6 +470,19 @@ def _torch_threads(n: int):
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A request set up on its loaded model, with the key of the passes it may share."""
+
+    job: "_Job"
+    mg: Any
+    batch_key: tuple | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.job.texts)
 
 
 def _solo_passes(job: "_Job") -> list[list[tuple["_Job", list[str]]]]:

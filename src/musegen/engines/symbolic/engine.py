@@ -82,7 +82,50 @@ class SymbolicEngine:
             return self._loaded[1:]
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
-        return self._generate_job(self._setup(request), progress)
+        return self.run_batch([self.prepare(request)], progress)[0]
+
+    # -- batching (grouping and the fallback: musegen.engines.batching) ---------------------
+
+    def prepare(self, request: Request) -> "_Job":
+        """Load the model and plan the prompt and sampling settings; ``batch_key`` says who may share a call.
+
+        Requests share a sampler call when they use the same model and threads,
+        meter, bars, prompt length and sampling settings (a sweep over random
+        seeds, say).  A request that ranks candidates bar by bar already samples
+        a batch of its own, so it runs alone.
+        """
+        return self._setup(request)
+
+    def max_rows(self, job: "_Job") -> None:
+        return None  # the sampler takes any number of rows
+
+    def run_batch(self, jobs: list["_Job"], progress=None) -> list[list[EngineOutput]]:
+        """One request as :meth:`generate` samples it, or several of one ``batch_key`` as rows of one call.
+
+        Every request keeps its own generator, seeded from its own
+        ``random_seed`` as :meth:`generate` seeds it, so its outputs do not
+        depend on the requests batched with it (up to float rounding in the
+        model, which the batch size changes).  Each output's ``info["batch"]``
+        says how many requests were sampled with it.
+        """
+        import numpy as np
+
+        if len(jobs) == 1:
+            return [self._generate_job(jobs[0], progress)]
+        first = jobs[0]
+        prompts, gens, rows_of, guides = [], [], [], []
+        for job in jobs:
+            req = job.request
+            gen = np.random.default_rng(int(req.random_seed) % (2**63))
+            rows_of.append(range(len(prompts), len(prompts) + req.variations))
+            prompts += [job.plan.prompt] * req.variations
+            gens += [gen] * req.variations  # one request's rows share its generator, as in generate()
+            guides += [job.guide()] * req.variations
+        with _blas_threads(first.threads):
+            new = first.sampler.sample(prompts, bars=first.request.bars, meter=first.request.meter,
+                                       settings=first.settings, generator=gens, progress=progress,
+                                       guides=guides if any(guides) else None)
+        return [job.outputs([new[r] for r in rows], batch=len(jobs)) for job, rows in zip(jobs, rows_of)]
 
     @staticmethod
     def _generate_job(job: "_Job", progress=None) -> list[EngineOutput]:
@@ -96,54 +139,6 @@ class SymbolicEngine:
             new, picks = sample_ranked(job.sampler, job.plan, request, job.settings, gen,
                                        candidates=job.candidates, reprise=job.reprise, progress=progress)
         return job.outputs(new, picks)
-
-    def generate_many(self, requests: list[Request], progress=None) -> list[list[EngineOutput]]:
-        """Outputs of several requests, those that can share a sampler call sampled as one batch.
-
-        Requests share a call when they use the same model and threads, meter,
-        bars, prompt length and sampling settings (a sweep over random seeds,
-        say).  Every request keeps its own generator, seeded from its own
-        ``random_seed`` as :meth:`generate` seeds it, so its outputs do not
-        depend on the requests batched with it (up to float rounding in the
-        model, which the batch size changes).  Each output's ``info["batch"]``
-        says how many requests were sampled with it.
-        """
-        import numpy as np
-
-        jobs = [self._setup(r) for r in requests]
-        groups: dict[tuple, list[int]] = {}
-        for i, job in enumerate(jobs):
-            # a request ranking candidates bar by bar already samples a batch of its own
-            groups.setdefault(job.batch_key() if job.candidates == 1 else ("alone", i), []).append(i)
-        results: list[list[EngineOutput] | None] = [None] * len(requests)
-        done = 0
-        for members in groups.values():
-            first = jobs[members[0]]
-            if first.candidates > 1:
-                results[members[0]] = self._generate_job(first)
-                done += 1
-                continue
-            prompts, gens, rows_of, guides = [], [], [], []
-            for i in members:
-                req = requests[i]
-                gen = np.random.default_rng(int(req.random_seed) % (2**63))
-                rows_of.append(range(len(prompts), len(prompts) + req.variations))
-                prompts += [jobs[i].plan.prompt] * req.variations
-                gens += [gen] * req.variations  # one request's rows share its generator, as in generate()
-                guides += [jobs[i].guide()] * req.variations
-
-            def step(d, total, msg, _done=done, _n=len(members)):
-                if progress is not None:
-                    progress(_done + _n * d / max(total, 1e-9), len(requests), msg)
-
-            with _blas_threads(first.threads):
-                new = first.sampler.sample(prompts, bars=first.request.bars, meter=first.request.meter,
-                                           settings=first.settings, generator=gens, progress=step,
-                                           guides=guides if any(guides) else None)
-            for i, rows in zip(members, rows_of):
-                results[i] = jobs[i].outputs([new[r] for r in rows], batch=len(members))
-            done += len(members)
-        return results  # type: ignore[return-value]
 
     def _setup(self, request: Request) -> "_Job":
         """Load the model and plan the prompt and the sampling settings of ``request``."""
@@ -187,8 +182,15 @@ class _Job:
 
         return reprise_guide(self.sampler.g, self.plan, self.request.bars, self.reprise)
 
-    def batch_key(self) -> tuple:
-        """Requests with equal keys can be rows of one ``ConstrainedSampler.sample`` call."""
+    @property
+    def rows(self) -> int:
+        return self.request.variations
+
+    @property
+    def batch_key(self) -> tuple | None:
+        """Requests with equal keys can be rows of one ``ConstrainedSampler.sample`` call; ``None``: alone."""
+        if self.candidates != 1:  # ranking candidates bar by bar samples a batch of its own
+            return None
         s, r = self.settings, self.request
         pc_bias = None if s.pc_bias is None else tuple(float(x) for x in s.pc_bias)
         return (self.model_key, self.threads, r.meter, r.bars, len(self.plan.prompt), s.temperature, s.top_k,
