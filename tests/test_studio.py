@@ -14,15 +14,14 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import INTERRUPTIBLE, SAMPLES
 
 pytest.importorskip("starlette", reason="the studio needs its extra: pip install 'musegen[studio]'")
 pytest.importorskip("httpx", reason="starlette's TestClient needs httpx: pip install httpx")
 
-from starlette.testclient import TestClient  # noqa: E402
+from starlette.testclient import TestClient
 
-from musegen.studio.app import create_app  # noqa: E402
+from musegen.studio.app import create_app
 
 BASE = "http://127.0.0.1:8765"
 FAST = {"preset": "lofi-chill", "engine": "procedural", "bars": 2}
@@ -237,16 +236,17 @@ def test_jobs_survive_a_restart(tmp_path):
 def test_without_starlette_the_command_says_how_to_install_it():
     code = ("import sys; sys.modules['starlette'] = None; sys.argv = ['musegen', 'studio', '--no-browser']; "
             "from musegen.cli.main import run; run()")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [
         "Error: the studio needs starlette, which is not installed; install it with: pip install 'musegen[studio]'"]
 
 
 def test_help_does_not_import_the_web_server():
-    r = subprocess.run([sys.executable, "-c", "import sys, musegen.cli.main; "
-                        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn')))"],
-                       capture_output=True, text=True, timeout=120)
+    code = ("import sys, musegen.cli.main; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('starlette', 'uvicorn')))")
+    r = subprocess.run([sys.executable, "-c", code],
+                       capture_output=True, text=True, timeout=120, check=False)
     assert r.stdout.strip() == "[]", r.stdout
 
 
@@ -467,13 +467,13 @@ def test_the_command_refuses_a_busy_port_a_busy_folder_and_warns_off_loopback(tm
         busy.listen()
         port = busy.getsockname()[1]
         r = subprocess.run([*_musegen(), "studio", "--no-browser", "--port", str(port), "--folder", str(tmp_path)],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, check=False)
     assert r.returncode == 1 and r.stderr.strip().splitlines() == [
         f"Error: cannot serve on 127.0.0.1:{port}: Address already in use"], r.stderr
-    proc, url = start_studio(tmp_path)
+    proc, _ = start_studio(tmp_path)
     try:
         r = subprocess.run([*_musegen(), "studio", "--no-browser", "--port", "0", "--folder", str(tmp_path)],
-                           capture_output=True, text=True, timeout=120)
+                           capture_output=True, text=True, timeout=120, check=False)
         assert r.returncode == 1
         assert re.fullmatch(rf"Error: studio folder {re.escape(str(tmp_path))} is in use by another musegen "
                             r"studio \(pid \d+ on .+\); stop it or choose another --folder\n", r.stderr), r.stderr

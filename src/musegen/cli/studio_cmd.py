@@ -34,7 +34,9 @@ def studio(port: int, host: str, folder: str | None, no_browser: bool) -> None:
         import starlette  # noqa: F401
         import uvicorn
     except ImportError as exc:
-        from musegen.errors import InputError  # exit 2, like any missing optional backend asked for
+        from musegen.errors import (
+            InputError,  # exit 2, like any missing optional backend asked for
+        )
 
         raise InputError(f"the studio needs {exc.name or 'starlette'}, which is not installed; "
                          "install it with: pip install 'musegen[studio]'") from None

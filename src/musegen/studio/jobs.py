@@ -162,9 +162,10 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
     def progress(done: float, total: float, msg: str) -> None:
         send(("progress", job["id"], done / max(total, 1e-9), msg))
 
-    kw = dict(preset=p["preset"], bars=p["bars"], seconds=p["seconds"], seed=p["seed"],
-              variations=p["variations"], engine=p["engine"], temperature=p["temperature"],
-              engine_options=p["options"] or None, out_dir=str(out), progress=progress)  # names: {preset}-s{seed}
+    kw: dict[str, Any] = {  # no name: the default {preset}-s{seed} names the downloads
+        "preset": p["preset"], "bars": p["bars"], "seconds": p["seconds"], "seed": p["seed"],
+        "variations": p["variations"], "engine": p["engine"], "temperature": p["temperature"],
+        "engine_options": p["options"] or None, "out_dir": str(out), "progress": progress}
     if p["kind"] == "extend":
         results = pipeline.extend(sketch, add_parts=p["add_parts"], **kw)
     else:
@@ -193,7 +194,7 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
         try:
             y, sr = read_audio(r.wav)
             plot_audio(y, sr=sr, path=png, title=r.wav.name)  # written atomically
-        except Exception:  # the take stands without its picture  # noqa: BLE001
+        except Exception:  # noqa: BLE001  (the take stands without its picture)
             send(("picture", job["id"], r.stem, None))
         else:
             send(("picture", job["id"], r.stem, rel + png.name))
@@ -201,9 +202,9 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
 
 def _warm_up() -> None:
     """Import what every job needs while the user is still choosing (the first take comes sooner)."""
-    import musegen.audio.analysis  # noqa: F401
-    import musegen.audio.io  # noqa: F401
-    import musegen.pipeline  # noqa: F401
+    import musegen.audio.analysis
+    import musegen.audio.io
+    import musegen.pipeline
     import musegen.render  # noqa: F401
 
 
@@ -228,7 +229,7 @@ def worker_main(conn, threads: int) -> None:
             run_job(job, folder, send)
         except MusegenError as exc:
             send(("failed", job["id"], str(exc), type(exc).__name__))
-        except Exception as exc:  # a bug: shown on the take, the worker goes on
+        except Exception as exc:  # noqa: BLE001  (a bug: shown on the take, the worker goes on)
             send(("failed", job["id"], f"internal error: {type(exc).__name__}: {exc}", type(exc).__name__))
 
 
