@@ -224,6 +224,22 @@ def test_a_worker_that_dies_fails_its_job_and_a_new_one_takes_the_next(studio):
     assert wait_job(studio, studio.post("/api/jobs", json=FAST).json()["id"])["status"] == "done"
 
 
+def test_removing_a_job_deletes_its_takes_and_only_once_it_is_finished(studio):
+    running = studio.post("/api/jobs", json={**FAST, "bars": 300}).json()["id"]
+    assert wait_job(studio, running, until=("running",))["status"] == "running"
+    r = studio.delete(f"/api/jobs/{running}")
+    assert r.status_code == 409 and "cancel it before removing it" in r.json()["error"]
+    studio.post(f"/api/jobs/{running}/cancel")
+    done = wait_job(studio, studio.post("/api/jobs", json=FAST).json()["id"])
+    folder = Path(studio.folder)
+    assert (folder / "takes" / done["id"]).is_dir()
+    for job_id in (done["id"], running):
+        assert studio.delete(f"/api/jobs/{job_id}").json() == {"id": job_id, "deleted": True}
+        assert studio.get(f"/api/jobs/{job_id}").status_code == 404
+        assert not (folder / "takes" / job_id).exists() and not (folder / "jobs" / f"{job_id}.json").exists()
+    assert studio.delete("/api/jobs/..%2F..%2Fetc").status_code == 404
+
+
 def test_jobs_survive_a_restart(tmp_path):
     with TestClient(create_app(tmp_path), base_url=BASE) as client:
         done = wait_job(client, client.post("/api/jobs", json=FAST).json()["id"])

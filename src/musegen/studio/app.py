@@ -11,6 +11,7 @@ Routes
 ``POST /api/jobs``               start a job (JSON: kind, preset, engine, bars/seconds, seed, ...)
 ``GET /api/jobs/{id}``           a job: status, progress, message, error, takes
 ``POST /api/jobs/{id}/cancel``   cancel it
+``DELETE /api/jobs/{id}``        forget a finished job and remove its takes
 ``GET /api/takes``               every job, newest first (the history)
 ``GET /files/{path}``            a WAV, MIDI, JSON or PNG inside the studio folder, nothing else
 
@@ -231,6 +232,15 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
         found, err = _job_or_404(request.path_params["id"])
         return err or JSONResponse(jobs.cancel(found["id"]))
 
+    def delete(request: Request) -> JSONResponse:
+        found, err = _job_or_404(request.path_params["id"])
+        if err:
+            return err
+        try:
+            return JSONResponse(jobs.delete(found["id"]))
+        except MusegenError as exc:
+            return _error(409, str(exc))
+
     def takes(request: Request) -> JSONResponse:
         return JSONResponse({"jobs": jobs.history()})
 
@@ -271,6 +281,7 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
         Route("/api/sketches", sketches),
         Route("/api/jobs", submit, methods=["POST"]),
         Route("/api/jobs/{id}", job),
+        Route("/api/jobs/{id}", delete, methods=["DELETE"]),
         Route("/api/jobs/{id}/cancel", cancel, methods=["POST"]),
         Route("/api/takes", takes),
         Route("/files/{path:path}", files),

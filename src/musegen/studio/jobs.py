@@ -342,6 +342,25 @@ class Jobs:
             self._save(job)
             return dict(job)
 
+    def delete(self, job_id: str) -> dict[str, Any] | None:
+        """Forget a finished job and remove its takes; ``None`` if there is no such job.
+
+        Raises
+        ------
+        ParameterError
+            If the job is still queued or running (cancel it first).
+        """
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                return None
+            if job["status"] not in FINAL:
+                raise ParameterError(f"job {job_id} is {job['status']}: cancel it before removing it")
+            self._remove_takes(job_id)
+            (self.jobs_dir / f"{job_id}.json").unlink(missing_ok=True)
+            del self._jobs[job_id]
+            return {"id": job_id, "deleted": True}
+
     # the worker
     def start(self) -> None:
         self._stop.clear()

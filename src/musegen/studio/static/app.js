@@ -352,10 +352,25 @@ function jobCard(job) {
   } else if (job.status === "done") {
     for (const t of job.takes) card.append(takeElement(job, t));
   }
-  if (job.status !== "done") {
-    const again = el("button", { type: "button", textContent: "Edit and retry…" });
-    again.addEventListener("click", () => prefill(job, null));
-    if (job.status !== "queued" && job.status !== "running") card.append(again);
+  if (job.status !== "queued" && job.status !== "running") {
+    const row = el("div", { className: "take-actions" });
+    if (job.status !== "done") {
+      const again = el("button", { type: "button", textContent: "Edit and retry…" });
+      again.addEventListener("click", () => prefill(job, null));
+      row.append(again);
+    }
+    const remove = el("button", { type: "button", className: "remove", textContent: "Remove",
+      title: "forget this job and delete its files from the studio folder" });
+    remove.addEventListener("click", async () => {
+      if (!confirm(`Remove ${job.params.preset || "this"} job ${job.id} and its files?`)) return;
+      try {
+        await api(`/api/jobs/${job.id}`, { method: "DELETE" });
+        state.jobs.delete(job.id);
+        renderHistory();
+      } catch (e) { $("#form-error").textContent = e.message; }
+    });
+    row.append(remove);
+    card.append(row);
   }
   return card;
 }
@@ -386,7 +401,8 @@ function renderHistory() {
   }
   // keep the order newest first without rebuilding cards (players keep playing)
   wanted.forEach((card, i) => { if (list.children[i] !== card) list.insertBefore(card, list.children[i] || null); });
-  while (list.children.length > wanted.length) list.lastElementChild.remove();
+  while (list.children.length > wanted.length) list.lastElementChild.remove();  // removed jobs, pushed last
+  for (const id of [...state.cards.keys()]) if (!state.jobs.has(id)) state.cards.delete(id);
 }
 
 let polling = null;
