@@ -370,3 +370,19 @@ def test_a_batch_key_commercial_use_fails_the_job_naming_the_licence(tmp_path):
             for line in (tmp_path / "run" / "manifest.jsonl").read_text().splitlines()}
     assert rows["procedural"]["status"] == "ok" and rows["symbolic"]["status"] == "failed"
     assert "'non-commercial' forbids commercial use" in rows["symbolic"]["error"]
+
+
+def test_a_preset_key_commercial_use_refuses_like_the_flag(tmp_path):
+    from musegen.errors import PresetError
+    from musegen.presets import load_preset
+
+    strict = tmp_path / "strict.toml"
+    strict.write_text('name = "strict"\nextends = "pop-ballad"\n[engine]\nname = "symbolic"\ncommercial_use = true\n')
+    assert load_preset(str(strict)).engine.commercial_use is True
+    with pytest.raises(ParameterError, match="'non-commercial' forbids commercial use"):
+        pipeline.generate(str(strict), bars=1, seed=1, out_dir=tmp_path / "out")
+    (result,) = pipeline.generate(str(strict), engine="procedural", bars=1, seed=1, out_dir=tmp_path / "ok")
+    assert json.loads(result.json.read_text())["provenance"]["commercial_use"] is True
+    strict.write_text('name = "strict"\nextends = "pop-ballad"\n[engine]\ncommercial_use = "yes"\n')
+    with pytest.raises(PresetError, match=r"engine\.commercial_use must be true or false, got 'yes'"):
+        load_preset(str(strict))

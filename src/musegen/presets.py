@@ -107,6 +107,8 @@ class EngineDefaults:
     name: str = "symbolic"
     temperature: float = 1.0
     options: dict[str, Any] = field(default_factory=dict)
+    #: refuse models whose weights' licence forbids commercial use (as ``--commercial-use``)
+    commercial_use: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,7 +314,7 @@ def _melody(c: _Checker, data: Any) -> Melody:
 
 
 def _engine(c: _Checker, data: Any) -> EngineDefaults:
-    d = c.table(data, "engine", {"name", "temperature", "options"})
+    d = c.table(data, "engine", {"name", "temperature", "options", "commercial_use"})
     e = EngineDefaults()
     opts = d.get("options", {})
     if not isinstance(opts, dict):
@@ -324,7 +326,14 @@ def _engine(c: _Checker, data: Any) -> EngineDefaults:
         name=name,
         temperature=c.number(d.get("temperature", e.temperature), "engine.temperature", 0.01, 5),
         options=dict(opts),
+        commercial_use=_boolean(c, d.get("commercial_use", e.commercial_use), "engine.commercial_use"),
     )
+
+
+def _boolean(c: _Checker, value: Any, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise c.fail(f"{name} must be true or false, got {value!r}")
+    return value
 
 
 def _render(c: _Checker, data: Any) -> RenderSettings:

@@ -220,7 +220,7 @@ def plan(args: GenerateArgs) -> Job:
     request.soundfont = sf_path  # engines that render the seed themselves (musicgen's prompt) use it too
     engine_name = args.engine or p.engine.name
     request.options = engine_options_for(p, engine_name, args.engine_options)
-    licence_gate(engine_name, request.options, commercial_use=bool(args.commercial_use))
+    licence_gate(engine_name, request.options, commercial_use=bool(args.commercial_use or p.engine.commercial_use))
     out = ensure_dir(args.out_dir)
     eng = get_engine(engine_name)
     stems = result_stems(args, request, p.name, engine_name)
