@@ -509,3 +509,13 @@ def test_an_upload_name_cannot_place_the_file(studio):
     assert r.status_code == 201 and r.json()["name"] == "evil.mid"
     assert not (Path(studio.folder).parent / "evil.mid").exists()
     assert sorted(p.suffix for p in (Path(studio.folder) / "sketches").glob(r.json()["id"] + ".*")) == [".json", ".mid"]
+
+
+def test_the_default_studio_folder_follows_xdg_data_home(tmp_path, monkeypatch):
+    from musegen.studio.jobs import default_folder
+
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert default_folder() == tmp_path / "musegen" / "studio"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_folder() == tmp_path / "home" / ".local" / "share" / "musegen" / "studio"

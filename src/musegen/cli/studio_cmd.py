@@ -63,7 +63,8 @@ def studio(port: int, host: str, folder: str | None, no_browser: bool) -> None:
              "the studio and read its takes")
     real_port = sock.getsockname()[1]
     url = f"http://{f'[{host}]' if ':' in host else host}:{real_port}/"
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=real_port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=real_port, log_level="warning", lifespan="on",
+                                           timeout_graceful_shutdown=5))  # Ctrl-C: open pages do not hold it up
 
     def announce() -> None:  # once the server answers: the address is the payload on stdout
         while not server.started:
