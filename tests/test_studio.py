@@ -421,6 +421,14 @@ def drive_the_page(page: Page, url: str, shots: Path) -> None:
     page.wait("document.querySelector('#sketch-info').classList.contains('error')")
     assert page.js("document.querySelector('#sketch-info').textContent").startswith("broken.mid: ")
 
+    # what the MIDI-keyboard recorder writes is a MIDI file the studio accepts: four notes at 100 BPM
+    rec = page.js("""(async () => {
+        const ev = [[0, 60], [600, 64], [1200, 67], [1800, 72]].flatMap(([t, p]) =>
+            [{t, on: true, pitch: p, vel: 90}, {t: t + 500, on: false, pitch: p, vel: 0}]);
+        const r = await fetch('/api/upload?name=rec.mid', {method: 'POST', body: window.musegenStudio.smf(ev, 100)});
+        return [r.status, await r.json()]; })()""")
+    assert rec[0] == 201 and rec[1]["notes"] == 4 and abs(rec[1]["duration_s"] - 2.3) < 0.01, rec
+
     # pick a preset by searching, the procedural engine, 2 bars, seed 4, two variations, no sketch
     page.js("""(() => {
         const q = document.querySelector('#preset-search'); q.value = 'lofi'; q.dispatchEvent(new Event('input'));

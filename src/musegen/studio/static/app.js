@@ -156,6 +156,82 @@ function setupDrop() {
   window.addEventListener("drop", e => e.preventDefault());
 }
 
+// -- recording from a MIDI keyboard (Web MIDI, where the browser has it) -----------------
+
+/** A type-0 Standard MIDI File from note events ``{t: ms, on: bool, pitch, vel}`` at ``bpm``. */
+function smf(events, bpm) {
+  const tpq = 480, usPerQuarter = Math.round(60e6 / bpm);
+  const ticks = ms => Math.max(0, Math.round(ms / 1000 * bpm / 60 * tpq));
+  const vlq = n => { const out = [n & 0x7f]; while ((n >>= 7) > 0) out.unshift((n & 0x7f) | 0x80); return out; };
+  const track = [0, 0xff, 0x51, 3, (usPerQuarter >> 16) & 255, (usPerQuarter >> 8) & 255, usPerQuarter & 255,
+    0, 0xff, 0x58, 4, 4, 2, 24, 8];
+  let last = 0;
+  for (const e of [...events].sort((a, b) => a.t - b.t || (a.on ? 1 : 0) - (b.on ? 1 : 0))) {
+    const t = ticks(e.t);
+    track.push(...vlq(t - last), e.on ? 0x90 : 0x80, e.pitch & 0x7f, e.on ? Math.max(1, e.vel & 0x7f) : 64);
+    last = t;
+  }
+  track.push(0, 0xff, 0x2f, 0);
+  const n = track.length;
+  return new Uint8Array([0x4d, 0x54, 0x68, 0x64, 0, 0, 0, 6, 0, 0, 0, 1, tpq >> 8, tpq & 255,
+    0x4d, 0x54, 0x72, 0x6b, (n >>> 24) & 255, (n >>> 16) & 255, (n >>> 8) & 255, n & 255, ...track]);
+}
+
+const recorder = { access: null, events: [], held: new Map(), t0: null, on: false };
+
+function midiMessage(msg) {
+  if (!recorder.on) return;
+  const [status, pitch, vel] = msg.data;
+  const kind = status & 0xf0;
+  const now = msg.timeStamp || performance.now();
+  if (kind === 0x90 && vel > 0) {
+    if (recorder.t0 === null) recorder.t0 = now;  // the take starts with the first note
+    recorder.events.push({ t: now - recorder.t0, on: true, pitch, vel });
+    recorder.held.set(pitch, true);
+  } else if ((kind === 0x80 || kind === 0x90) && recorder.held.has(pitch)) {
+    recorder.events.push({ t: now - recorder.t0, on: false, pitch, vel: 0 });
+    recorder.held.delete(pitch);
+  }
+  $("#record").textContent = `Stop recording (${recorder.events.filter(e => e.on).length} notes)`;
+}
+
+async function toggleRecording() {
+  const button = $("#record");
+  if (!recorder.on) {
+    try {
+      recorder.access = recorder.access || await navigator.requestMIDIAccess();
+    } catch (e) {
+      $("#sketch-info").textContent = "no MIDI access: " + e.message;
+      return;
+    }
+    const inputs = [...recorder.access.inputs.values()];
+    if (!inputs.length) { $("#sketch-info").textContent = "no MIDI keyboard is connected"; return; }
+    for (const input of inputs) input.onmidimessage = midiMessage;
+    Object.assign(recorder, { events: [], held: new Map(), t0: null, on: true });
+    button.classList.add("on");
+    button.textContent = "Stop recording (0 notes)";
+    $("#sketch-info").textContent = `recording from ${inputs.map(i => i.name).join(", ")} at the preset's tempo…`;
+    return;
+  }
+  recorder.on = false;
+  button.classList.remove("on");
+  button.textContent = "Record from a MIDI keyboard";
+  const end = performance.now() - (recorder.t0 ?? performance.now());
+  for (const pitch of recorder.held.keys()) recorder.events.push({ t: end, on: false, pitch, vel: 0 });
+  if (!recorder.events.length) { $("#sketch-info").textContent = "nothing was played"; return; }
+  const bpm = ((currentPreset() || {}).tempo || [100])[0];
+  const name = `recording-${new Date().toISOString().slice(0, 19).replace(/[:T]/g, "-")}.mid`;
+  await upload(new File([smf(recorder.events, bpm)], name, { type: "audio/midi" }));
+}
+
+function setupRecording() {
+  if (!navigator.requestMIDIAccess) return;  // the button stays hidden where there is no Web MIDI
+  $("#record").hidden = false;
+  $("#record").addEventListener("click", toggleRecording);
+}
+
+window.musegenStudio = { smf };  // for the tests: the recorder's file writer
+
 // -- the form ----------------------------------------------------------------------------
 
 function formParams() {
@@ -467,6 +543,7 @@ function setupAB() {
 
 async function start() {
   setupDrop();
+  setupRecording();
   setupAB();
   $("#form").addEventListener("submit", submit);
   $("#preset-search").addEventListener("input", renderPresets);
