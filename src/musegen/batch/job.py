@@ -227,7 +227,7 @@ def _generation_kwargs(job: dict[str, Any], stage: Path) -> dict[str, Any]:
         soundfont=soundfont, sample_rate=p.get("sample_rate"),
         post=build_chain(p, list(preset.post)), engine_options=options,
         continue_only=extend and not p.get("add_parts", False), command=job["command"],
-        commercial_use=bool(p.get("commercial_use", False)),
+        commercial_use=bool(p.get("commercial_use", False)), loop=bool(p.get("loop", False)),
     )
 
 

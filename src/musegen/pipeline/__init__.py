@@ -58,6 +58,7 @@ def generate(
     post: Sequence[dict[str, Any]] | None = None,
     continue_only: bool = False,
     engine_options: dict[str, Any] | None = None,
+    loop: bool = False,
     command: str = "generate",
     commercial_use: bool = False,
     progress: Progress | None = None,
@@ -83,6 +84,10 @@ def generate(
         Refuse to run a model whose weights' licence forbids commercial use or is
         unknown (:func:`musegen.provenance.check_commercial_use`); without it, a
         non-commercial model is named in a one-line notice.
+    loop : bool
+        A seamless loop of whole bars: the preset's fades and trim left out, what
+        rings past the end folded onto the start (audio engines: crossfaded), loop
+        points in the WAV's ``smpl`` chunk and the sidecar's ``analysis.loop``.
 
     Returns
     -------
@@ -92,7 +97,7 @@ def generate(
         preset=preset, midi=midi, bars=bars, seconds=seconds, seed=seed, variations=variations, engine=engine,
         tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir, name=name,
         soundfont=soundfont, sample_rate=sample_rate, post=post, continue_only=continue_only,
-        engine_options=engine_options, command=command, commercial_use=commercial_use,
+        engine_options=engine_options, loop=loop, command=command, commercial_use=commercial_use,
     )
     report = progress or (lambda done, total, msg: None)
     t0 = time.perf_counter()

@@ -37,6 +37,7 @@ class GenerateArgs:
     post: Sequence[dict[str, Any]] | None = None
     continue_only: bool = False
     engine_options: dict[str, Any] | None = None
+    loop: bool = False
     command: str = "generate"
     commercial_use: bool = False
 

@@ -65,12 +65,18 @@ def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress)
     timings["render_s"] = round(time.perf_counter() - t, 4)
     report(step0 + 1, n_steps, f"{stem}: post-processing")
     t = time.perf_counter()
-    target_s = None if job.seconds_requested is None else _result_seconds(item, request, job.seconds_requested)
-    y, out_sr = _post(y, sr=sr, steps=job.steps, seconds=target_s)
+    loop = None
+    if job.args.loop:
+        y, out_sr, loop = _post_loop(y, sr=sr, steps=job.steps, item=item, request=request)
+    else:
+        target_s = None if job.seconds_requested is None else _result_seconds(item, request, job.seconds_requested)
+        y, out_sr = _post(y, sr=sr, steps=job.steps, seconds=target_s)
     timings["post_s"] = round(time.perf_counter() - t, 4)
 
     files = ResultFiles(job.out, stem)
     record = sidecars.build(job, item, index, files, score, y, out_sr, timings)
+    if loop is not None:
+        record.analysis["loop"] = loop
     prov = record.provenance
     wav_meta = wav_metadata(prov, title=stem, genre=job.preset.style, tempo_bpm=request.tempo_bpm,
                             meter=request.meter, tonic=request.tonic, music_s=record.analysis["music_s"],
@@ -86,7 +92,7 @@ def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress)
                             key_signature=key_signature(request.tonic, request.mode))
             save_midi(score, files.mid, text=prov["text"])
             files.wrote(files.mid)
-        write_audio(files.wav, y, sr=out_sr, metadata=wav_meta)
+        write_audio(files.wav, y, sr=out_sr, metadata=_with_loop(wav_meta, loop))
         files.wrote(files.wav)
         write_json(files.json, data)
         files.wrote(files.json)
@@ -151,3 +157,72 @@ def _post(y, *, sr: int, steps: list[dict[str, Any]], seconds: float | None):
         steps = steps[last_fade:]
     y, sr = apply_chain(y, sr=sr, steps=steps)
     return _fit_length(y, sr=sr, seconds=seconds), sr
+
+
+#: steps a loop leaves out (a fade or a trimmed edge would be heard at every join),
+#: and the mastering steps it applies after closing the loop (to the loop as it repeats)
+LOOP_DROPS = ("trim", "fade_in", "fade_out")
+LOOP_MASTERING = ("loudness", "peak_normalize")
+
+
+def loop_seconds(item, request: Request, *, sr: int) -> float:
+    """The loop's length: whole bars.  A score: its sketch up to the bar line where new bars start,
+    then the new bars.  Audio: the whole bars that fit with room to crossfade after them."""
+    from musegen.audio.loop import crossfade_room
+    from musegen.errors import ParameterError
+
+    if item.audio is None:
+        return _result_seconds(item, request, request.seconds)
+    bar_s = request.seconds / request.bars
+    have = item.audio.shape[-1] / item.sample_rate - crossfade_room(sr) / sr
+    bars = int(have / bar_s + 1e-6)
+    if bars < 1:
+        raise ParameterError(f"the result ({have:.1f} s) is shorter than one bar ({bar_s:.2f} s): nothing to loop")
+    return bars * bar_s
+
+
+def _post_loop(y, *, sr: int, steps: list[dict[str, Any]], item, request: Request):
+    """The post chain for ``--loop``: ``(audio, rate, the sidecar's loop record)``.
+
+    The chain runs without fades and trims; what rings past the loop's end
+    (MIDI engines: release and reverb) is folded onto its start, or (audio
+    engines) the music that followed crossfades into it; the mastering steps
+    come last, on the closed loop.
+    """
+    from musegen.audio.chain import apply_chain
+    from musegen.audio.loop import crossfade_loop, fold_tail
+
+    seconds = loop_seconds(item, request, sr=sr)
+    dropped = [s["op"] for s in steps if s["op"] in LOOP_DROPS]
+    before = [s for s in steps if s["op"] not in LOOP_DROPS + LOOP_MASTERING]
+    after = [s for s in steps if s["op"] in LOOP_MASTERING]
+    y, sr2 = apply_chain(y, sr=sr, steps=before)
+    length = int(round(seconds * _time_scale(before) * sr2))  # tempo and stretch steps change its length
+    if item.audio is None:
+        y, method = fold_tail(y, length), "fold"
+    else:
+        y, method = crossfade_loop(y, length, sr=sr2), "crossfade"
+    y, sr3 = apply_chain(y, sr=sr2, steps=after)
+    bars = int(round(seconds / (request.seconds / request.bars)))
+    return y, sr3, {"start": 0, "end": int(y.shape[1]), "bars": bars, "seconds": round(y.shape[1] / sr3, 6),
+                    "method": method, "dropped_steps": dropped}
+
+
+def _time_scale(steps: list[dict[str, Any]]) -> float:
+    """How much the chain's tempo and stretch steps lengthen the music (a reverb's tail aside)."""
+    scale = 1.0
+    for step in steps:
+        if step["op"] == "tempo":
+            scale *= step["tempo_from"] / step["tempo_to"]
+        elif step["op"] == "stretch":
+            scale /= step["rate"]
+    return scale
+
+
+def _with_loop(meta, loop: dict[str, Any] | None):
+    """The WAV metadata with the loop's points (``smpl``), when there is a loop."""
+    import dataclasses
+
+    if loop is None or meta is None:
+        return meta
+    return dataclasses.replace(meta, loop=(loop["start"], loop["end"]))

@@ -66,6 +66,7 @@ def parameters(job: "Job", index: int, out_sr: int) -> dict[str, Any]:
         "sample_rate": out_sr,
         "post": job.steps,
         "engine_options": request.options,
+        "loop": bool(job.args.loop),
     }
 
 
