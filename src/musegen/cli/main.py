@@ -505,6 +505,7 @@ def analyze(path, plot, as_json) -> None:
 from musegen.cli.batch_cmd import batch as _batch; cli.add_command(_batch)  # noqa: E402,E702
 from musegen.cli.style_cmd import style as _style; cli.add_command(_style)  # noqa: E402,E702
 from musegen.cli.studio_cmd import studio as _studio; cli.add_command(_studio)  # noqa: E402,E702
+from musegen.cli.accompany_cmd import accompany as _accompany; cli.add_command(_accompany)  # noqa: E402,E702
 
 
 # -- entry point --------------------------------------------------------------------

@@ -61,6 +61,10 @@ class Request:
         The SoundFont a MIDI result is rendered with (``--soundfont``, else the
         preset's); an engine that renders the seed itself uses it too.  ``None``:
         the preset's.
+    add_roles : tuple of str or None
+        ``accompany``: exactly these preset roles (``bass``, ``drums``, ``harmony``,
+        ``pad``) are added to the seed, from its first bar, whatever roles the seed's
+        own tracks were read as; ``bars`` may then be 0 (nothing after the seed).
     """
 
     preset: "Preset"
@@ -78,6 +82,7 @@ class Request:
     prompt: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     soundfont: "str | os.PathLike[str] | None" = None
+    add_roles: "tuple[str, ...] | None" = None
 
     def __post_init__(self) -> None:
         check_request(self)
@@ -116,7 +121,9 @@ def check_request(r: "Request") -> None:
             raise ParameterError(f"{name} must be a whole number of at least {low}, got {value!r}")
         return n
 
-    limits.check("bars", whole("bars", r.bars, 1), what=f"bars {r.bars}")
+    # accompanying a seed adds parts under it and may add no bars after it
+    least_bars = 0 if r.add_roles is not None and r.seed is not None else 1
+    limits.check("bars", whole("bars", r.bars, least_bars), what=f"bars {r.bars}")
     limits.check("variations", whole("variations", r.variations, 1), what=f"variations {r.variations}")
     if not (isinstance(r.tempo_bpm, (int, float)) and TEMPO_RANGE[0] <= r.tempo_bpm <= TEMPO_RANGE[1]):
         raise ParameterError(f"tempo_bpm must be between {TEMPO_RANGE[0]:g} and {TEMPO_RANGE[1]:g}, got {r.tempo_bpm!r}")

@@ -33,7 +33,7 @@ Progress = Callable[[float, float, str], None]
 
 __all__ = [
     "GenerateArgs", "Job", "MAX_BARS", "MAX_SECONDS", "MAX_VARIATIONS", "MIN_SEED_TPQ", "Result", "TAIL_SECONDS",
-    "bar_seconds", "engine_options_for", "extend", "generate", "generate_many", "load_seed", "plan",
+    "accompany", "bar_seconds", "engine_options_for", "extend", "generate", "generate_many", "load_seed", "plan",
     "plan_request", "resolve_preset",
 ]
 
@@ -61,6 +61,7 @@ def generate(
     loop: bool = False,
     command: str = "generate",
     commercial_use: bool = False,
+    parts: str | Sequence[str] | None = None,
     progress: Progress | None = None,
 ) -> list[Result]:
     """Generate ``variations`` results and write ``<stem>.wav/.mid/.json`` for each.
@@ -88,6 +89,8 @@ def generate(
         A seamless loop of whole bars: the preset's fades and trim left out, what
         rings past the end folded onto the start (audio engines: crossfaded), loop
         points in the WAV's ``smpl`` chunk and the sidecar's ``analysis.loop``.
+    parts : str or list of str, optional
+        ``accompany``: the parts to add under the sketch (see :func:`accompany`).
 
     Returns
     -------
@@ -98,6 +101,7 @@ def generate(
         tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir, name=name,
         soundfont=soundfont, sample_rate=sample_rate, post=post, continue_only=continue_only,
         engine_options=engine_options, loop=loop, command=command, commercial_use=commercial_use,
+        parts=parts if parts is None or isinstance(parts, str) else tuple(parts),
     )
     report = progress or (lambda done, total, msg: None)
     t0 = time.perf_counter()
@@ -117,4 +121,11 @@ def extend(midi: str | os.PathLike[str], *, add_parts: bool = False, **kwargs: A
     ``add_parts=True`` also adds the preset's roles the sketch lacks.
     """
     return generate(midi=midi, continue_only=not add_parts, command="extend", **kwargs)
+
+
+def accompany(midi: str | os.PathLike[str], *, parts: str | Sequence[str], **kwargs: Any) -> list[Result]:
+    """A band under a melody: ``parts`` (``"bass,drums,piano"``; names in
+    :data:`musegen.pipeline.accompaniment.PARTS`) added from its first bar to its last bar line,
+    in its key, tempo and meter; the melody unchanged, nothing after it."""
+    return generate(midi=midi, parts=parts, command="accompany", **kwargs)
 

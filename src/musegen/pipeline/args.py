@@ -40,6 +40,8 @@ class GenerateArgs:
     loop: bool = False
     command: str = "generate"
     commercial_use: bool = False
+    #: ``accompany``: the part names to add under the sketch (:mod:`musegen.pipeline.accompaniment`)
+    parts: "str | tuple[str, ...] | None" = None
 
     @classmethod
     def names(cls) -> tuple[str, ...]:

@@ -81,10 +81,12 @@ def plan_request(
     seed_analysis=None,
     continue_only: bool = False,
     engine_options: dict[str, Any] | None = None,
+    add_roles: tuple[str, ...] | None = None,
 ) -> Request:
     """Resolve a preset and user overrides into an engine :class:`Request`.
 
     With a seed, tempo, meter and key follow the seed unless overridden.
+    ``add_roles`` (accompany): those roles under the seed and, by default, no new bars.
     """
     if bars is not None and seconds is not None:
         raise ParameterError("give either bars or seconds, not both")
@@ -117,6 +119,8 @@ def plan_request(
 
     if bars is None and seconds is None:
         bars = 8 if seed_analysis is not None else 16
+        if add_roles is not None and seed_analysis is not None:
+            bars = 0
     if seed_analysis is not None and not (10 <= bpm <= 1000):
         raise MidiError(f"the sketch's tempo of {bpm:g} BPM is outside 10-1000 BPM (a corrupt tempo event?); "
                         "pass a tempo to override it")
@@ -124,7 +128,8 @@ def plan_request(
         check_range("seconds", seconds, 0.5, math.inf)
         limits.check("seconds", seconds, what=f"seconds {seconds:g}")
         bars = max(1, math.ceil(seconds / bar_seconds(bpm, meter) - 1e-9))
-    check_range("bars", bars, 1, math.inf, integer=True)
+    check_range("bars", bars, 0 if add_roles is not None and seed_analysis is not None else 1, math.inf,
+                integer=True)
     limits.check("bars", bars, what=f"bars {bars}")
     total = bars * bar_seconds(bpm, meter)
     limits.check("seconds", total, what=f"bars {bars} at {bpm:g} BPM is {total:.0f} s")
@@ -148,6 +153,7 @@ def plan_request(
         temperature=float(temperature if temperature is not None else preset.engine.temperature),
         prompt=desc,
         options={**preset.engine.options, **(engine_options or {})},
+        add_roles=None if add_roles is None else tuple(add_roles),
     )
 
 
@@ -198,6 +204,15 @@ def plan(args: GenerateArgs) -> Job:
     from musegen.render.synth import MAX_SR, MIN_SR, resolve_soundfont
 
     p = resolve_preset(args.preset)
+    add_roles = None
+    if args.parts is not None:
+        from musegen.pipeline import accompaniment
+
+        parts = accompaniment.parse_parts(args.parts)
+        if args.midi is None:
+            raise ParameterError("accompany needs a MIDI melody to accompany")
+        p, add_roles = accompaniment.accompany_preset(p, parts), accompaniment.roles_of(parts)
+        _check_accompany_engine(args.engine or p.engine.name)
     seed = secrets.randbelow(2**31) if args.seed is None else args.seed
     seed_score = seed_analysis = seed_sha = None
     if args.midi is not None:
@@ -208,6 +223,7 @@ def plan(args: GenerateArgs) -> Job:
         p, bars=args.bars, seconds=args.seconds, random_seed=seed, variations=args.variations, tempo=args.tempo,
         key=args.key, temperature=args.temperature, prompt=args.prompt, seed_score=seed_score,
         seed_analysis=seed_analysis, continue_only=args.continue_only, engine_options=args.engine_options,
+        add_roles=add_roles,
     )
     steps = list(p.post) if args.post is None else validate_chain(list(args.post))
     sr = int(args.sample_rate or p.render.sample_rate)
@@ -227,6 +243,16 @@ def plan(args: GenerateArgs) -> Job:
     check_result_paths(out, stems, args.midi, sf_path, request.options)
     unused = unused_inputs(eng, engine_name, args.prompt, request)
     return Job(args, request, p, eng, engine_name, seed_sha, out, sr, sf_path, steps, stems, unused)
+
+
+#: engines that can add parts under a sketch's own bars (``accompany``)
+ACCOMPANY_ENGINES = ("procedural", "symbolic")
+
+
+def _check_accompany_engine(name: str) -> None:
+    if name not in ACCOMPANY_ENGINES:
+        raise ParameterError(f"engine {name!r} cannot accompany a melody (it writes audio, not parts under "
+                             f"given bars); use one of {', '.join(ACCOMPANY_ENGINES)}")
 
 
 def result_stems(args: GenerateArgs, request: Request, preset_name: str, engine_name: str) -> list[str]:

@@ -45,6 +45,11 @@ class Sidecar:
 def parameters(job: "Job", index: int, out_sr: int) -> dict[str, Any]:
     """The sidecar's ``parameters``: the call as resolved (enough to run it again)."""
     request = job.request
+    extra = {}
+    if job.args.parts is not None:   # accompany: the parts added under the sketch, with their programs
+        from musegen.pipeline.accompaniment import added_parts, parse_parts
+
+        extra["parts"] = added_parts(parse_parts(job.args.parts), job.preset)
     return {
         "preset": job.preset.name,
         "engine": job.engine_name,
@@ -67,6 +72,7 @@ def parameters(job: "Job", index: int, out_sr: int) -> dict[str, Any]:
         "post": job.steps,
         "engine_options": request.options,
         "loop": bool(job.args.loop),
+        **extra,
     }
 
 

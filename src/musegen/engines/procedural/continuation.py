@@ -469,7 +469,9 @@ def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) ->
 
     continued = []
     for t in view.tracks:
-        if t.is_drum:
+        if grid.bars == 0:   # accompany: nothing after the seed
+            new = []
+        elif t.is_drum:
             new = continue_drums(t, view, grid, phrases, rng=rng, temperature=temperature, fills=fills,
                                  ending=ending)
         elif t.role == "melody":
@@ -490,8 +492,12 @@ def continue_seed(request: Request, rng: random.Random, opts: dict[str, Any]) ->
     if not request.continue_only:
         have = {ROLE_OF.get(t.role, t.role) for t in view.tracks}
         missing = [r for r in preset.instruments.roles() if r not in have]
+        if request.add_roles is not None:   # accompany: the roles asked for, whatever the seed's tracks were read as
+            missing = list(request.add_roles)
         if missing:
             melody = _melody_rows(score, view, request.seed_analysis)
+            if not melody and request.add_roles is not None:   # accompany: the seed is the tune
+                melody = [n for t in view.tracks if not t.is_drum for n in t.notes]
             added, accompany_start = add_parts(view, grid, spans, missing, settings, melody, phrase_bars,
                                                from_end=sketch.accompany_from(opts) == "end")
             for part in added:

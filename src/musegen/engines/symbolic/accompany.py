@@ -90,6 +90,9 @@ def add_accompaniment(score, request, start_tick: int, written: dict[int, int], 
         have = {ROLE_OF.get(t.role, t.role) for t in view.tracks}
         lacking = [r for r in inst.roles() if r not in have
                    and (r != "drums" or request.preset.groove.drum_pattern != "none")]
+        if request.add_roles is not None:   # accompany: the roles asked for, whatever the sketch's tracks are
+            lacking = [r for r in request.add_roles if r != "drums" or request.preset.groove.drum_pattern != "none"]
+            roles = [r for r in roles if r in lacking]
         roles += [r for r in lacking if r not in roles and not wrote(r)]
         if under.accompany_from(request.options) == "start" and view.start == start_tick:
             first = min(n[0] for t in view.tracks for n in t.notes) if view.tracks else start_tick
@@ -187,6 +190,8 @@ def _melody(score, request, model_tracks: dict[str, int]) -> list[list[int]]:
         index = next((i for i, r in sorted(roles.items()) if r == "melody"), None)
     if index is None:
         index = model_tracks.get("lead")
+    if index is None and request.add_roles is not None:   # accompany: the sketch is the tune
+        return [r for t in list(score.tracks)[:len(request.seed.tracks)] if not t.is_drum for r in _rows(t)]
     return _rows(score.tracks[index]) if index is not None else []
 
 

@@ -113,6 +113,8 @@ class SymbolicEngine:
         if len(jobs) == 1:
             return [self._generate_job(jobs[0], progress)]
         first = jobs[0]
+        if first.request.bars == 0:   # accompany: no bars to sample (see _generate_job)
+            return [job.outputs([[] for _ in range(job.request.variations)], batch=len(jobs)) for job in jobs]
         prompts, gens, rows_of, guides = [], [], [], []
         for job in jobs:
             req = job.request
@@ -134,6 +136,11 @@ class SymbolicEngine:
         from musegen.engines.symbolic.continuation import sample_ranked
 
         request = job.request
+        if request.bars == 0:
+            # accompany: the parts go under the sketch's own bars, and the shipped model writes
+            # only after a prompt (it was not trained to fill a part in under given bars), so
+            # the arranger writes them all over the sketch's chords (.accompany)
+            return job.outputs([[] for _ in range(request.variations)])
         gen = np.random.default_rng(int(request.random_seed) % (2**63))
         with _blas_threads(job.threads):
             new, picks = sample_ranked(job.sampler, job.plan, request, job.settings, gen,
