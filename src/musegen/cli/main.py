@@ -350,6 +350,9 @@ def extend(midi, preset, add_parts, as_json, **kwargs) -> None:
     _run_generation("extending", run, as_json, midi=midi, preset=preset, add_parts=add_parts, **kwargs)
 
 
+from musegen.cli.infill_cmd import infill as _infill; cli.add_command(_infill)  # noqa: E402,E702
+
+
 @cli.command(context_settings=CONTEXT)
 @click.option("--data", "data", multiple=True, required=True, type=click.Path(exists=False),
               help="MIDI files or folders to learn from (repeatable).")

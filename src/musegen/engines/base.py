@@ -45,6 +45,13 @@ class Request:
         Seed of every random choice; same request, same output.
     variations : int
         Number of outputs wanted; engines that batch generate them together.
+    infill : (int, int) or None
+        Bars ``first..last`` (1-based, inclusive) of ``seed`` to rewrite so they lead
+        into the bar after them (``musegen infill``); ``bars`` is then the gap's length
+        and every note that starts outside the gap is kept.  Engines that can do it
+        say so with ``infills = True``; planning refuses it for the others.
+    infill_tracks : tuple of int or None
+        The seed's tracks to rewrite inside the gap (None: all of them).
     seed : Score or None
         The user's MIDI sketch (ticks).  Outputs must start with it unchanged.
     seed_analysis : SeedAnalysis or None
@@ -75,6 +82,8 @@ class Request:
     mode: str
     random_seed: int = 0
     variations: int = 1
+    infill: "tuple[int, int] | None" = None
+    infill_tracks: "tuple[int, ...] | None" = None
     seed: "Score | None" = None
     seed_analysis: "SeedAnalysis | None" = None
     continue_only: bool = False

@@ -22,6 +22,7 @@ import musegen.style  # noqa: F401  (learned styles register as a preset source)
 from musegen.pipeline.args import GenerateArgs
 from musegen.pipeline.batching import generate_many
 from musegen.pipeline.finishing import finish
+from musegen.pipeline.infilling import infill  # noqa: F401  (public API: musegen infill)
 from musegen.pipeline.planning import (
     MAX_BARS, MAX_SECONDS, MAX_VARIATIONS, MIN_SEED_TPQ, TAIL_SECONDS, Job, bar_seconds, engine_options_for,
     load_seed, plan, plan_request, resolve_preset,

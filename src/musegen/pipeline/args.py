@@ -21,6 +21,10 @@ class GenerateArgs:
 
     preset: "str | Preset | None" = None
     midi: "str | os.PathLike[str] | None" = None
+    #: ``infill``: the sketch's bars to rewrite (``"9-12"``) and its parts to rewrite in them
+    #: (:mod:`musegen.pipeline.infilling`)
+    infill: "str | tuple[int, ...] | None" = None
+    infill_parts: "str | tuple[str, ...] | None" = None
     bars: int | None = None
     seconds: float | None = None
     seed: int | None = None

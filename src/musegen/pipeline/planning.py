@@ -235,12 +235,21 @@ def plan(args: GenerateArgs) -> Job:
     sf_path = resolve_soundfont(args.soundfont if args.soundfont is not None else p.render.soundfont)
     request.soundfont = sf_path  # engines that render the seed themselves (musicgen's prompt) use it too
     engine_name = args.engine or p.engine.name
+    if args.infill is not None:
+        from musegen.pipeline.infilling import infill_request
+
+        request = infill_request(args, request, seed_analysis, engine_name)
     request.options = engine_options_for(p, engine_name, args.engine_options)
     licence_gate(engine_name, request.options, commercial_use=bool(args.commercial_use or p.engine.commercial_use))
     out = ensure_dir(args.out_dir)
     eng = get_engine(engine_name)
     stems = result_stems(args, request, p.name, engine_name)
     check_result_paths(out, stems, args.midi, sf_path, request.options)
+    from musegen.pipeline.stems import asked, check_plan
+
+    if asked(args.stems, p):
+        check_plan(steps, out, stems, [args.midi, sf_path, request.options.get("audio_prompt"),
+                                       request.options.get("model")])
     unused = unused_inputs(eng, engine_name, args.prompt, request)
     return Job(args, request, p, eng, engine_name, seed_sha, out, sr, sf_path, steps, stems, unused)
 

@@ -62,6 +62,8 @@ def parameters(job: "Job", index: int, out_sr: int) -> dict[str, Any]:
         "meter": list(request.meter),
         "key": NOTE_NAMES[request.tonic],
         "mode": request.mode,
+        **({"infill": list(request.infill), "infill_tracks": None if request.infill_tracks is None
+            else list(request.infill_tracks)} if request.infill is not None else {}),
         "temperature": request.temperature,
         "prompt": request.prompt,
         "continue_only": request.continue_only,

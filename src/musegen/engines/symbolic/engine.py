@@ -47,7 +47,8 @@ OPTIONS = OptionSet("symbolic", [
            range=(0, 256)),
     Option("candidates", "int", None, f"samples per bar, the one that keeps the sketch's pitch-class balance "
            f"and density best is kept; default {DEFAULT_CANDIDATES} when continuing only the sketch's parts "
-           f"(extend), else 1", range=(1, 16)),
+           f"(extend), else 1; with infill: samples of the whole gap, ranked by how likely the model finds the "
+           f"bars after it (default 6)", range=(1, 16)),
     Option("reprise", "float", None, f"logit bonus of tokens restating the sketch's last phrase in alternate "
            f"sections (A A' B A''); default {DEFAULT_REPRISE:g} when continuing only the sketch's parts "
            f"(extend), else 0 = off", range=(0, 10)),
@@ -64,6 +65,8 @@ class SymbolicEngine:
     name = "symbolic"
     produces = "midi"
     OPTIONS = OPTIONS
+    #: rewrites bars inside a sketch (``Request.infill``; see :mod:`.infill`)
+    infills = True
 
     def __init__(self, model: str | os.PathLike[str] | None = None, **options: Any):
         OPTIONS.parse(options)  # refuses unknown names and bad values
@@ -111,6 +114,8 @@ class SymbolicEngine:
         import numpy as np
 
         if len(jobs) == 1:
+            if getattr(jobs[0], "request", None) is not None and jobs[0].request.infill is not None:
+                return [jobs[0].run(progress)]
             return [self._generate_job(jobs[0], progress)]
         first = jobs[0]
         if first.request.bars == 0:   # accompany: no bars to sample (see _generate_job)
@@ -155,6 +160,8 @@ class SymbolicEngine:
         opts = OPTIONS.parse(request.options)
         model_key = opts.model if "model" in opts.given else self.model_path
         model, tokenizer, config, sampler = self._load(model_key)
+        if request.infill is not None:
+            return self._setup_infill(request, opts, model, tokenizer, config, sampler, model_key)
         plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context, drums=bool(config.get("drums", False)))
         top_p, top_k, tonal = opts.top_p, opts.top_k, opts.tonal_prior  # the sampler caps top_k at the vocabulary
         # ranking and the reprise judge and restate the sketch's own parts, so by default they
@@ -172,6 +179,23 @@ class SymbolicEngine:
                     opts.threads, opts.accompany,
                     _or(opts.candidates, DEFAULT_CANDIDATES if own_parts else 1),
                     float(_or(opts.reprise, DEFAULT_REPRISE if own_parts else 0.0)))
+
+    @staticmethod
+    def _setup_infill(request, opts, model, tokenizer, config, sampler, model_key):
+        """An :class:`.infill.InfillJob`: the gap's candidates, the prompt and the after-bars."""
+        from musegen.engines.symbolic.card import model_card_info
+        from musegen.engines.symbolic.infill import DEFAULT_CANDIDATES as GAP_CANDIDATES, InfillJob
+        from musegen.engines.symbolic.sampler import SampleSettings
+
+        settings = SampleSettings(temperature=request.temperature, top_p=opts.top_p, top_k=opts.top_k,
+                                  key_pcs=None)
+        card = model_card_info(config, None if model_key is None else str(model_key))
+        job = InfillJob(request, sampler, tokenizer, config, model.cfg.context, settings,
+                        int(_or(opts.candidates, GAP_CANDIDATES)), card, drums_ok=bool(config.get("drums", False)))
+        if opts.key_constraint or opts.tonal_prior:
+            job.settings.key_pcs = job.plan.key_pcs if opts.key_constraint else None
+            job.settings.pc_bias = _tonal_bias(request, job.plan, opts.tonal_prior)
+        return job
 
 
 class _Job:
