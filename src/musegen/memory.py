@@ -18,9 +18,11 @@ import os
 
 from musegen.errors import OutOfMemoryError
 
-__all__ = ["address_space_left", "check_fits", "is_allocation_failure", "single_blas_thread_if_limited"]
+__all__ = ["address_space_left", "check_fits", "is_allocation_failure", "prepare_for_address_limit"]
 
 _MIB = 1 << 20
+#: address space numpy and OpenBLAS's work buffer take when loaded (measured: about 116 MB)
+BLAS_WARMUP_BYTES = 124 * _MIB
 #: what an allocation failure says when it is not a MemoryError
 _SIGNS = ("cannot allocate memory", "can't allocate memory", "failed to map segment", "out of memory", "std::bad_alloc")
 
@@ -83,8 +85,31 @@ def is_allocation_failure(exc: BaseException | None) -> bool:
     return False
 
 
-def single_blas_thread_if_limited() -> None:
-    """Under an address-space limit, let OpenBLAS start one thread unless the user chose otherwise.
+#: address space scipy's compiled modules take on top of numpy (measured for scipy.signal: 158 MB,
+#: of which 32 MB is its OpenBLAS's work buffer)
+SCIPY_BYTES = 176 * _MIB
+
+
+class _ScipyBudget:
+    """An import hook: scipy's first compiled module is refused when it cannot fit.
+
+    scipy's OpenBLAS maps its work buffer while it loads, and retries a failed
+    ``mmap`` forever: under ``ulimit -v`` the import hung.  Checked once, at the
+    first ``scipy.*`` module; after that, scipy is loaded or was refused.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("scipy."):
+            import sys
+
+            sys.meta_path.remove(self)
+            check_fits(SCIPY_BYTES, what="loading scipy")
+        return None
+
+
+def prepare_for_address_limit() -> None:
+    """Under an address-space limit, let OpenBLAS start one thread (unless the user chose otherwise)
+    and take its work buffer at once.
 
     Each OpenBLAS thread maps a 32 MB buffer when the library loads, and when
     that ``mmap`` fails OpenBLAS retries it forever: under ``ulimit -v 400M``
@@ -95,3 +120,19 @@ def single_blas_thread_if_limited() -> None:
         return
     if not any(os.environ.get(v) for v in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")):
         os.environ["OPENBLAS_NUM_THREADS"] = "1"
+    # numpy's OpenBLAS maps its work buffer at the first large product, and when that fails it
+    # prints its own line and exits the process.  Taken now, while the process is small, the
+    # buffer is kept and reused; where even that would not fit, nothing changes.
+    left = address_space_left()
+    if left is not None and left >= BLAS_WARMUP_BYTES:
+        try:
+            import numpy as np
+
+            a = np.ones((256, 256))  # past OpenBLAS's small-matrix path, which needs no buffer
+            a @ a
+        except (ImportError, MemoryError):
+            pass  # the command that needs numpy says "out of memory" when it runs
+    import sys
+
+    if "scipy" not in sys.modules:
+        sys.meta_path.insert(0, _ScipyBudget())

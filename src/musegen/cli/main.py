@@ -525,14 +525,14 @@ def run(argv: list[str] | None = None) -> None:
     """Run the CLI, mapping errors to one line and an exit code."""
     import signal
 
-    from musegen.memory import is_allocation_failure, single_blas_thread_if_limited
+    from musegen.memory import is_allocation_failure, prepare_for_address_limit
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]  # accepted anywhere on the line
     if argv is None:  # the real command line, not a test calling run() in process
         signal.signal(signal.SIGTERM, _terminate)
-        single_blas_thread_if_limited()  # before numpy loads: OpenBLAS hangs under ulimit -v otherwise
+        prepare_for_address_limit()  # before numpy loads: OpenBLAS hangs under ulimit -v otherwise
     try:
         rv = cli.main(args=args, prog_name="musegen", standalone_mode=False)
     except _Terminated:

@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from musegen import limits
-from musegen.errors import ParameterError, RenderError, SoundFontError
-from musegen.memory import check_fits
+from musegen.errors import OutOfMemoryError, ParameterError, RenderError, SoundFontError
+from musegen.memory import address_space_left, check_fits
 
 BACKENDS = ("symusic", "fluidsynth")
 DEFAULT_SOUNDFONT = "TimGM6mb.sf2"
@@ -84,6 +84,10 @@ def _symusic_synth(path: str, sample_rate: int):
     try:
         return Synthesizer(path, sample_rate=sample_rate)
     except Exception as exc:  # the C++ loader raises plain RuntimeErrors
+        if "error mapping file" in str(exc).lower() and address_space_left() is not None:
+            # it maps the font; resolve_soundfont has read it, so under ulimit -v this is memory
+            raise OutOfMemoryError(f"out of memory: mapping soundfont {path!r} failed under the "
+                                   f"address-space limit (ulimit -v)") from None
         raise SoundFontError(f"soundfont {path!r} could not be loaded: {exc}") from None
 
 

@@ -67,6 +67,10 @@ def _read(path) -> tuple[Path, dict, Any, Any, dict]:
                                  "(train one with `musegen train` or scripts/train_symbolic.py)")
     if (folder / WEIGHTS).stat().st_size > MAX_WEIGHT_BYTES:
         raise ParameterError(f"weights in {str(folder)!r} are larger than {MAX_WEIGHT_BYTES >> 30} GB")
+    # safetensors' Rust reader aborts the process when an allocation fails inside it: refused first
+    from musegen.memory import check_fits
+
+    check_fits(4 * (folder / WEIGHTS).stat().st_size + (16 << 20), what=f"loading the weights in {str(folder)!r}")
     where = str(folder / CONFIG)
     try:
         config = json.loads((folder / CONFIG).read_text())
