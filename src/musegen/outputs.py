@@ -218,4 +218,9 @@ class ResultFiles:
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
             for p in self._written:
-                _unlink(p)
+                if p.is_dir() and not p.is_symlink():  # a result's stems folder
+                    import shutil
+
+                    shutil.rmtree(p, ignore_errors=True)
+                else:
+                    _unlink(p)

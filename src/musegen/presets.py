@@ -116,6 +116,7 @@ class RenderSettings:
     sample_rate: int = 44100
     soundfont: str | None = None   # None = the bundled General MIDI SoundFont
     gain_db: float = 0.0
+    stems: bool = False            # also write one WAV and MIDI file per part (musegen.pipeline.stems)
 
 
 @dataclass(frozen=True)
@@ -337,7 +338,7 @@ def _boolean(c: _Checker, value: Any, name: str) -> bool:
 
 
 def _render(c: _Checker, data: Any) -> RenderSettings:
-    d = c.table(data, "render", {"sample_rate", "soundfont", "gain_db"})
+    d = c.table(data, "render", {"sample_rate", "soundfont", "gain_db", "stems"})
     r = RenderSettings()
     sr = int(c.number(d.get("sample_rate", r.sample_rate), "render.sample_rate", 8000, 192000, integer=True))
     sf = d.get("soundfont", r.soundfont)
@@ -347,6 +348,7 @@ def _render(c: _Checker, data: Any) -> RenderSettings:
         sample_rate=sr,
         soundfont=sf,
         gain_db=c.number(d.get("gain_db", r.gain_db), "render.gain_db", -40, 24),
+        stems=_boolean(c, d.get("stems", r.stems), "render.stems"),
     )
 
 

@@ -134,6 +134,13 @@ def trim(y: np.ndarray, *, sr: int, top_db: float = 50.0, margin_s: float = 0.00
         Digital silence comes back unchanged rather than empty.
     """
     y = as_audio(y)
+    start, end = trim_bounds(y, sr=sr, top_db=top_db, margin_s=margin_s)
+    return y[:, start:end].copy()
+
+
+def trim_bounds(y: np.ndarray, *, sr: int, top_db: float = 50.0, margin_s: float = 0.005) -> tuple[int, int]:
+    """The ``(start, end)`` samples :func:`trim` keeps of ``y`` (to cut other signals, stems, alike)."""
+    y = as_audio(y)
     sr = check_sr(sr)
     top_db = check_range("top_db", top_db, *TOP_DB_RANGE)
     margin_s = check_range("margin_s", margin_s, 0.0, 10.0)
@@ -149,12 +156,12 @@ def trim(y: np.ndarray, *, sr: int, top_db: float = 50.0, margin_s: float = 0.00
     frames = cum[ends] - cum[:-1]  # frame k covers hops k .. k+3
     loudest = frames.max()
     if loudest <= 0.0:
-        return y.copy()
+        return 0, n
     loud = np.flatnonzero(frames > loudest * 10.0 ** (-top_db / 10.0))
     margin = int(round(margin_s * sr))
     start = max(0, loud[0] * hop - margin)
     end = min(n, ends[loud[-1]] * hop + margin)
-    return y[:, start:end].copy()
+    return int(start), int(end)
 
 
 def _fade_curve(length: int) -> np.ndarray:

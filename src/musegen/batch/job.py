@@ -228,6 +228,7 @@ def _generation_kwargs(job: dict[str, Any], stage: Path) -> dict[str, Any]:
         post=build_chain(p, list(preset.post)), engine_options=options,
         continue_only=extend and not p.get("add_parts", False), command=job["command"],
         commercial_use=bool(p.get("commercial_use", False)), loop=bool(p.get("loop", False)),
+        stems=p.get("stems"),
     )
 
 
@@ -236,6 +237,9 @@ def _result_files(result):
     files = {"wav": result.wav.name, "json": result.json.name}
     if result.mid is not None:
         files["mid"] = result.mid.name
+    stems = result.sidecar.get("analysis", {}).get("stems") or {}
+    if stems.get("parts"):
+        files["stems"] = stems["folder"]
     timings = dict(result.sidecar.get("timings", {}))
     return files, dict(result.sidecar.get("analysis", {})), timings, result.mid
 

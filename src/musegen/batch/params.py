@@ -20,7 +20,7 @@ COMMANDS = ("generate", "extend", "render", "post")
 CHAIN_KEYS = ("post", "trim", "tempo_from", "tempo_to", "pitch_shift", "fade_in", "fade_out",
               "lufs", "peak_db", "resample")
 _GENERATION = ("preset", "midi", "engine", "model", "options", "bars", "seconds", "seed", "tempo",
-               "key", "temperature", "prompt", "soundfont", "sample_rate", "commercial_use", "loop")
+               "key", "temperature", "prompt", "soundfont", "sample_rate", "commercial_use", "loop", "stems")
 
 #: Which parameters each command takes.
 ALLOWED: dict[str, tuple[str, ...]] = {
@@ -140,6 +140,7 @@ CHECKS: dict[str, Callable[[str, Any], Any]] = {
     "add_parts": _flag,
     "commercial_use": _flag,
     "loop": _flag,
+    "stems": _flag,
     "post": _steps,
     "trim": _flag,
     "tempo_from": _any_number,

@@ -273,6 +273,10 @@ def _generation_options(f):
         click.option("--loop", is_flag=True, help="Make a seamless loop of whole bars (--seconds rounds up to "
                      "bars): tails folded back onto the start, loop points in the WAV's smpl chunk and the JSON; "
                      "the preset's fades and trim are left out."),
+        click.option("--stems/--no-stems", default=None, help="Also write one WAV and one MIDI file per part "
+                     "(OUT/<stem>.stems/<role>-<instrument>.wav, .mid): the stems add up to the mix before "
+                     "its mastering (loudness, peak) steps, which only the mix gets.  Default: the preset's "
+                     "[render] stems."),
         click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout."),
     ]
     for opt in reversed(opts):
@@ -316,6 +320,8 @@ def _run_generation(label: str, fn, as_json: bool, **kwargs: Any) -> None:
         for path in (r.wav, r.mid, r.json):
             if path is not None:
                 echo(path)
+        if (a.get("stems") or {}).get("parts"):
+            echo(r.wav.parent / a["stems"]["folder"])
 
 
 @cli.command(context_settings=CONTEXT)

@@ -60,6 +60,7 @@ def generate(
     continue_only: bool = False,
     engine_options: dict[str, Any] | None = None,
     loop: bool = False,
+    stems: bool | None = None,
     command: str = "generate",
     commercial_use: bool = False,
     parts: str | Sequence[str] | None = None,
@@ -90,6 +91,10 @@ def generate(
         A seamless loop of whole bars: the preset's fades and trim left out, what
         rings past the end folded onto the start (audio engines: crossfaded), loop
         points in the WAV's ``smpl`` chunk and the sidecar's ``analysis.loop``.
+    stems : bool or None
+        Also write one WAV and one MIDI file per part in ``<stem>.stems/`` (``None``: the preset's
+        ``[render] stems``): they add up to the mix before its mastering steps
+        (:mod:`musegen.pipeline.stems`).
     parts : str or list of str, optional
         ``accompany``: the parts to add under the sketch (see :func:`accompany`).
 
@@ -101,7 +106,7 @@ def generate(
         preset=preset, midi=midi, bars=bars, seconds=seconds, seed=seed, variations=variations, engine=engine,
         tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir, name=name,
         soundfont=soundfont, sample_rate=sample_rate, post=post, continue_only=continue_only,
-        engine_options=engine_options, loop=loop, command=command, commercial_use=commercial_use,
+        engine_options=engine_options, loop=loop, stems=stems, command=command, commercial_use=commercial_use,
         parts=parts if parts is None or isinstance(parts, str) else tuple(parts),
     )
     report = progress or (lambda done, total, msg: None)

@@ -42,6 +42,7 @@ class GenerateArgs:
     continue_only: bool = False
     engine_options: dict[str, Any] | None = None
     loop: bool = False
+    stems: bool | None = None  # None: the preset's [render] stems
     command: str = "generate"
     commercial_use: bool = False
     #: ``accompany``: the part names to add under the sketch (:mod:`musegen.pipeline.accompaniment`)

@@ -15,6 +15,7 @@ from musegen.engines.base import Request, continuation_start
 from musegen.errors import EngineError
 from musegen.outputs import ResultFiles, write_json
 from musegen.pipeline import sidecar as sidecars  # noqa: I001
+from musegen.pipeline import stems as stemming
 from musegen.pipeline.planning import TAIL_SECONDS
 from musegen.provenance import wav_metadata
 
@@ -62,21 +63,28 @@ def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress)
                          tail_seconds=TAIL_SECONDS)
     else:
         raise EngineError(f"engine {job.engine_name!r} returned neither a score nor audio")
+    parts = stemming.render(job, item, score, y, sr=sr) if stemming.wanted(job) else None
+    stems_audio = list(parts.audio) if parts is not None else None
     timings["render_s"] = round(time.perf_counter() - t, 4)
     report(step0 + 1, n_steps, f"{stem}: post-processing")
     t = time.perf_counter()
     loop = None
     if job.args.loop:
-        y, out_sr, loop = _post_loop(y, sr=sr, steps=job.steps, item=item, request=request)
+        y, out_sr, loop = _post_loop(y, sr=sr, steps=job.steps, item=item, request=request, stems=stems_audio)
     else:
         target_s = None if job.seconds_requested is None else _result_seconds(item, request, job.seconds_requested)
-        y, out_sr = _post(y, sr=sr, steps=job.steps, seconds=target_s)
+        y, out_sr = _post(y, sr=sr, steps=job.steps, seconds=target_s, stems=stems_audio)
     timings["post_s"] = round(time.perf_counter() - t, 4)
 
     files = ResultFiles(job.out, stem)
     record = sidecars.build(job, item, index, files, score, y, out_sr, timings)
     if loop is not None:
         record.analysis["loop"] = loop
+    record.parameters["stems"] = stemming.wanted(job)
+    if record.parameters["stems"]:
+        record.analysis["stems"] = stemming.record(job, parts, stems_audio or [], result_stem=stem,
+                                                   steps=job.steps, from_audio=item.audio is not None)
+        record.files["stems"] = [{"wav": p["wav"], "mid": p["mid"]} for p in record.analysis["stems"]["parts"]]
     prov = record.provenance
     wav_meta = wav_metadata(prov, title=stem, genre=job.preset.style, tempo_bpm=request.tempo_bpm,
                             meter=request.meter, tonic=request.tonic, music_s=record.analysis["music_s"],
@@ -94,6 +102,9 @@ def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress)
             files.wrote(files.mid)
         write_audio(files.wav, y, sr=out_sr, metadata=_with_loop(wav_meta, loop))
         files.wrote(files.wav)
+        if parts is not None:
+            stemming.write(files, parts, stems_audio, sr=out_sr, midi_text=prov["text"],
+                           metadata=_with_loop(wav_meta, loop))
         write_json(files.json, data)
         files.wrote(files.json)
     report(step0 + 3, n_steps, f"{stem}: done")
@@ -142,21 +153,29 @@ def _fit_length(y, *, sr: int, seconds: float):
     return y
 
 
-def _post(y, *, sr: int, steps: list[dict[str, Any]], seconds: float | None):
+def _post(y, *, sr: int, steps: list[dict[str, Any]], seconds: float | None, stems: list | None = None):
     """The post chain; with ``seconds``, the audio is fitted to that length before the chain's last
-    fade-out (so the fade ends the file) and after the chain (a reverb's tail is cut)."""
-    from musegen.audio.chain import apply_chain
+    fade-out (so the fade ends the file) and after the chain (a reverb's tail is cut).
 
+    ``stems`` (a list of the parts' audio) go through it alike, mastering aside
+    (:class:`musegen.pipeline.stems.Bus`), and are replaced in the list."""
+    from musegen.pipeline.stems import Bus
+
+    bus = Bus(y, stems or ())
     if seconds is None:
-        return apply_chain(y, sr=sr, steps=steps)
-    y = _fit_length(y, sr=sr, seconds=seconds)
-    last_fade = max((i for i, step in enumerate(steps) if step["op"] == "fade_out"), default=None)
-    if last_fade is not None:
-        y, sr = apply_chain(y, sr=sr, steps=steps[:last_fade])
-        y = _fit_length(y, sr=sr, seconds=seconds)
-        steps = steps[last_fade:]
-    y, sr = apply_chain(y, sr=sr, steps=steps)
-    return _fit_length(y, sr=sr, seconds=seconds), sr
+        sr = bus.chain(steps, sr=sr)
+    else:
+        bus.map(_fit_length, sr=sr, seconds=seconds)
+        last_fade = max((i for i, step in enumerate(steps) if step["op"] == "fade_out"), default=None)
+        if last_fade is not None:
+            sr = bus.chain(steps[:last_fade], sr=sr)
+            bus.map(_fit_length, sr=sr, seconds=seconds)
+            steps = steps[last_fade:]
+        sr = bus.chain(steps, sr=sr)
+        bus.map(_fit_length, sr=sr, seconds=seconds)
+    if stems is not None:
+        stems[:] = bus.stems
+    return bus.mix, sr
 
 
 #: steps a loop leaves out (a fade or a trimmed edge would be heard at every join),
@@ -181,28 +200,34 @@ def loop_seconds(item, request: Request, *, sr: int) -> float:
     return bars * bar_s
 
 
-def _post_loop(y, *, sr: int, steps: list[dict[str, Any]], item, request: Request):
-    """The post chain for ``--loop``: ``(audio, rate, the sidecar's loop record)``.
+def _post_loop(y, *, sr: int, steps: list[dict[str, Any]], item, request: Request, stems: list | None = None):
+    """The post chain for ``--loop``: ``(audio, rate, the sidecar's loop record)``; ``stems`` as for :func:`_post`.
 
     The chain runs without fades and trims; what rings past the loop's end
     (MIDI engines: release and reverb) is folded onto its start, or (audio
     engines) the music that followed crossfades into it; the mastering steps
     come last, on the closed loop.
     """
-    from musegen.audio.chain import apply_chain
     from musegen.audio.loop import crossfade_loop, fold_tail
+    from musegen.pipeline.stems import Bus
 
     seconds = loop_seconds(item, request, sr=sr)
     dropped = [s["op"] for s in steps if s["op"] in LOOP_DROPS]
     before = [s for s in steps if s["op"] not in LOOP_DROPS + LOOP_MASTERING]
     after = [s for s in steps if s["op"] in LOOP_MASTERING]
-    y, sr2 = apply_chain(y, sr=sr, steps=before)
+    bus = Bus(y, stems or ())
+    sr2 = bus.chain(before, sr=sr)
     length = int(round(seconds * _time_scale(before) * sr2))  # tempo and stretch steps change its length
     if item.audio is None:
-        y, method = fold_tail(y, length), "fold"
+        bus.map(fold_tail, length)
+        method = "fold"
     else:
-        y, method = crossfade_loop(y, length, sr=sr2), "crossfade"
-    y, sr3 = apply_chain(y, sr=sr2, steps=after)
+        bus.map(crossfade_loop, length, sr=sr2)
+        method = "crossfade"
+    sr3 = bus.chain(after, sr=sr2)
+    y = bus.mix
+    if stems is not None:
+        stems[:] = bus.stems
     bars = int(round(seconds / (request.seconds / request.bars)))
     return y, sr3, {"start": 0, "end": int(y.shape[1]), "bars": bars, "seconds": round(y.shape[1] / sr3, 6),
                     "method": method, "dropped_steps": dropped}

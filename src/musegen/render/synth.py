@@ -99,8 +99,14 @@ VELOCITY_EDGES = (1, 48, 72, 96, 128)
 VELOCITY_EXPONENT = 1.6  # amplitude ~ (velocity / 127) ** 1.6: velocity 64 is about -9.5 dB
 
 
-def _velocity_layers(score) -> list[tuple[float, object]]:
-    """``(gain, sub-score)`` per velocity band that has notes."""
+def _velocity_layers(score, tracks: "set[int] | None" = None) -> list[tuple[float, object]]:
+    """``(gain, sub-score)`` per velocity band that has notes.
+
+    With ``tracks`` (indices into ``score.tracks``) the sub-scores hold only
+    those tracks' notes, in the bands the whole score's notes decided: a part
+    is then rendered exactly as it sounds in the mix (the bands a part of few
+    notes would choose alone can differ, and so would its loudness).
+    """
     from symusic import Note, Score, Track
 
     bands: dict[int, list[tuple[int, dict]]] = {}
@@ -123,6 +129,10 @@ def _velocity_layers(score) -> list[tuple[float, object]]:
             bands[louder[0]] = bands.pop(b) + bands[louder[0]]
     layers = []
     for b, parts in sorted(bands.items()):
+        if tracks is not None:
+            parts = [(ti, cols) for ti, cols in parts if ti in tracks]
+            if not parts:
+                continue
         sub = Score(score.ticks_per_quarter)
         sub.tempos = score.tempos.copy()
         sub.time_signatures = score.time_signatures.copy()
@@ -145,8 +155,15 @@ def _layer_bytes(seconds: float, sample_rate: int) -> int:
     return int((seconds + 1.0) * sample_rate) * 2 * 4
 
 
-def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarray:
-    """Mix of the velocity layers, scaled by ``gain``, as a ``(2, n)`` view.
+def _render_symusic(score, sf: Path, sample_rate: int, gain: float,
+                    parts: tuple[tuple[int, ...], ...] = ()) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Mix of the velocity layers, scaled by ``gain``, as a ``(2, n)`` view, and each of ``parts``.
+
+    A part (indices into ``score.tracks``) is rendered after the mix with the
+    same synthesizer, the mix's velocity bands and ``gain``, and cut or padded
+    to the mix's length, so the parts add up to the mix (the synthesizer is
+    linear in its notes; a drum kit's note plays the sample the mix's render
+    loaded).
 
     The layers render one after another: symusic holds the GIL while it
     synthesizes, so threads only add overhead.  Each layer is scaled and added
@@ -168,9 +185,29 @@ def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarra
     # beside the mix held so far, which the address space in use already counts
     seconds = score_seconds(score)
     need = 2 * _layer_bytes(seconds, sample_rate) + SYNTH_MARGIN_BYTES
+    what = f"synthesizing {seconds:.0f} s of audio at {sample_rate} Hz"
+    mix = _mix_layers(synth, layers, gain, need, what)
+    outs = []
+    for tracks in parts:
+        part = _mix_layers(synth, _velocity_layers(score, set(tracks)), gain, need, what)
+        outs.append(_fit_frames(part, mix.shape[0]).T)
+    return mix.T, outs
+
+
+def _fit_frames(y: "np.ndarray | None", n: int) -> np.ndarray:
+    """An ``(frames, 2)`` render cut or zero-padded to ``n`` frames (``None``: silence)."""
+    if y is None:
+        return np.zeros((n, 2), dtype=np.float32)
+    if y.shape[0] >= n:
+        return y[:n]
+    return np.concatenate([y, np.zeros((n - y.shape[0], y.shape[1]), dtype=np.float32)])
+
+
+def _mix_layers(synth, layers, gain: float, need: int, what: str) -> "np.ndarray | None":
+    """The layers rendered, scaled by their gain and ``gain`` and added, as ``(frames, 2)``."""
     mix = None
     for g, sub in layers:
-        check_fits(need, what=f"synthesizing {seconds:.0f} s of audio at {sample_rate} Hz")
+        check_fits(need, what=what)
         try:
             # symusic returns (channels, n) in Fortran order: its transpose is a C-ordered (n, 2)
             part = np.asarray(synth.render(sub, stereo=True), dtype=np.float32).T
@@ -187,7 +224,28 @@ def _render_symusic(score, sf: Path, sample_rate: int, gain: float) -> np.ndarra
         else:
             mix[: part.shape[0]] += part
         del part
-    return mix.T
+    return mix
+
+
+def _render_fluidsynth_parts(score, sf: Path, sample_rate: int,
+                             parts: tuple[tuple[int, ...], ...]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The mix and each part (its tracks alone, cut or padded to the mix's length) through FluidSynth."""
+    from symusic import Score
+
+    def stereo(y):
+        return np.repeat(y, 2, axis=0) if y.shape[0] == 1 else y
+
+    mix = stereo(_render_fluidsynth(score, sf, sample_rate))
+    outs = []
+    for tracks in parts:
+        sub = Score(score.ticks_per_quarter)
+        sub.tempos = score.tempos.copy()
+        sub.time_signatures = score.time_signatures.copy()
+        for ti in tracks:
+            sub.tracks.append(score.tracks[ti].copy())
+        y = stereo(_render_fluidsynth(sub, sf, sample_rate)).T if any(len(t.notes) for t in sub.tracks) else None
+        outs.append(np.ascontiguousarray(_fit_frames(y, mix.shape[1]).T))
+    return mix, outs
 
 
 def _render_fluidsynth(score, sf: Path, sample_rate: int) -> np.ndarray:
@@ -234,7 +292,7 @@ def render_score(
     tail_seconds: float = 0.0,
     backend: str = "symusic",
 ) -> np.ndarray:
-    """Synthesize a score to stereo audio.
+    """Synthesize a score to stereo audio (:func:`render_parts` renders its parts as well).
 
     Parameters
     ----------
@@ -257,6 +315,41 @@ def render_score(
         :func:`musegen.audio.as_audio` does where an effect needs it).  Peaks are kept below 0 dBFS by a fixed headroom gain, and by peak
         normalisation to -1 dBFS if a dense score still exceeds it.
     """
+    return render_parts(score, (), sample_rate=sample_rate, soundfont=soundfont, gain_db=gain_db,
+                        tail_seconds=tail_seconds, backend=backend)[0]
+
+
+def render_parts(
+    score,
+    parts: "tuple[tuple[int, ...], ...]",
+    *,
+    sample_rate: int = 44100,
+    soundfont: str | os.PathLike[str] | None = None,
+    gain_db: float = 0.0,
+    tail_seconds: float = 0.0,
+    backend: str = "symusic",
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The mix of :func:`render_score` and each part of it, rendered alike: the parts add up to the mix.
+
+    Parameters
+    ----------
+    score : symusic.Score
+    parts : tuple of tuple of int
+        Each part's tracks (indices into ``score.tracks``).
+    sample_rate, soundfont, gain_db, tail_seconds, backend
+        As for :func:`render_score`.
+
+    Returns
+    -------
+    mix : np.ndarray, shape (2, n), float32
+        What :func:`render_score` returns for these arguments.
+    parts : list of np.ndarray, shape (2, n), float32
+        One per part, with the mix's velocity bands (decided over the whole
+        score), gain and peak normalisation and the same length.  Their sum
+        is the mix to float rounding (symusic; FluidSynth's voice limits may
+        make it differ a little).
+    """
+    parts = tuple(tuple(int(i) for i in tracks) for tracks in parts)
     if backend not in BACKENDS:
         raise ParameterError(f"render backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
     if not isinstance(sample_rate, int) or not MIN_SR <= sample_rate <= MAX_SR:
@@ -271,10 +364,12 @@ def render_score(
     limits.check("audio_samples", samples, what=f"the score makes {samples:,} samples at {sample_rate} Hz")
     gain = 10.0 ** (gain_db / 20.0)
     if backend == "symusic":
-        audio = _render_symusic(score, sf, sample_rate, HEADROOM_GAIN * gain)
+        audio, stems = _render_symusic(score, sf, sample_rate, HEADROOM_GAIN * gain, parts)
     else:
-        audio = _render_fluidsynth(score, sf, sample_rate)
+        audio, stems = _render_fluidsynth_parts(score, sf, sample_rate, parts)
         audio *= np.float32(gain)
+        for y in stems:
+            y *= np.float32(gain)
     if audio.ndim != 2 or audio.shape[1] == 0:
         raise RenderError("synthesis produced no audio")
     if audio.shape[0] == 1:
@@ -286,9 +381,12 @@ def render_score(
     ceiling = 10.0 ** (-1.0 / 20.0)
     if peak > ceiling:
         audio *= np.float32(ceiling / peak)
+        for y in stems:  # the mix's gain, not their own: they still add up to it
+            y *= np.float32(ceiling / peak)
     if tail_seconds > 0:
-        check_fits(audio.nbytes + _layer_bytes(tail_seconds, sample_rate),
+        check_fits((audio.nbytes + _layer_bytes(tail_seconds, sample_rate)) * (1 + len(stems)),
                    what=f"adding a {tail_seconds:g} s tail to {audio.shape[1] / sample_rate:.0f} s of audio")
         pad = np.zeros((audio.shape[0], int(round(tail_seconds * sample_rate))), dtype=np.float32)
         audio = np.concatenate([audio, pad], axis=1)
-    return audio
+        stems = [np.concatenate([y, pad], axis=1) for y in stems]
+    return audio, stems
