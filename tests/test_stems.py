@@ -262,3 +262,51 @@ def test_musicgen_with_a_seed_writes_the_seeds_parts_and_says_so(tiny_musicgen, 
     for p in side["parts"]:
         y, _ = read(tmp_path / "out" / p["wav"])
         assert y.shape == mix.shape and np.abs(y).max() > 1e-3
+
+
+# -- the mix, the files, the names ----------------------------------------------------------------
+
+def test_the_mix_is_the_same_with_or_without_stems(tmp_path):
+    (a,) = generate("pop-ballad", engine="procedural", bars=2, seed=6, out_dir=tmp_path / "a", stems=True)
+    (b,) = generate("pop-ballad", engine="procedural", bars=2, seed=6, out_dir=tmp_path / "b")
+    assert read(a.wav)[0].tobytes() == read(b.wav)[0].tobytes()
+    assert b.sidecar["parameters"]["stems"] is False and "stems" not in b.sidecar["analysis"]
+
+
+def test_a_failed_stems_write_leaves_no_result(tmp_path):
+    (tmp_path / "pop-ballad-s1.stems").write_text("a file where the folder goes")
+    from musegen.errors import OutputError
+
+    with pytest.raises(OutputError, match=r"pop-ballad-s1\.stems.*a file is in the way"):
+        generate("pop-ballad", engine="procedural", bars=2, seed=1, out_dir=tmp_path, stems=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pop-ballad-s1.stems"]  # no wav/mid/json, no temp
+
+
+def test_track_names_never_become_paths(tmp_path):
+    sketch = make_sketch(tmp_path / "sketch.mid")
+    score = symusic.Score(str(sketch))
+    score.tracks[0].name = "../../evil"
+    score.dump_midi(str(sketch))
+    (res,) = generate("pop-ballad", engine="procedural", midi=sketch, bars=2, seed=1, out_dir=tmp_path / "out",
+                      stems=True)
+    folder = tmp_path / "out" / "sketch-pop-ballad-s1.stems"
+    names = [p["name"] for p in res.sidecar["analysis"]["stems"]["parts"]]
+    assert names[0] == "lead-flute"  # the guessed role, not the name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{n}.{x}" for n in names for x in ("wav", "mid"))
+    assert not (tmp_path / "evil.wav").exists()
+
+
+def test_a_batch_job_with_stems(tmp_path):
+    from conftest import run_cli
+
+    plan = tmp_path / "plan.toml"
+    plan.write_text('[[job]]\nengine = "procedural"\npreset = "techno"\nbars = 2\nseed = 1\nstems = true\n')
+    out = tmp_path / "run"
+    proc = run_cli("batch", plan, "-o", out, "--workers", "1")
+    assert proc.returncode == 0, proc.stderr
+    (row,) = [json.loads(x) for x in (out / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    folder = out / row["outputs"]["stems"]
+    side = json.loads((out / row["outputs"]["json"]).read_text())
+    assert folder.is_dir() and side["parameters"]["stems"] is True
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        Path(p[k]).name for p in side["analysis"]["stems"]["parts"] for k in ("wav", "mid"))
