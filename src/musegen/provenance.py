@@ -423,11 +423,15 @@ _NOTED: set[str] = set()
 
 def licence_gate(engine: str, options: dict[str, Any] | None, *, commercial_use: bool) -> None:
     """Before a run: with ``commercial_use``, refuse a model whose licence does not allow it
-    (:func:`check_commercial_use`); without it, log a one-line notice for a non-commercial model
-    (:func:`licence_notice`), once per model in a process."""
+    (:func:`check_commercial_use`)."""
     if commercial_use:
         check_commercial_use(engine, options)
-        return
+
+
+def note_licence(engine: str, options: dict[str, Any] | None) -> None:
+    """After a run has written its files: a one-line notice for a non-commercial model
+    (:func:`licence_notice`), once per model in a process.  Said after, not before, so a run
+    that fails still ends in its one error line."""
     notice = licence_notice(engine, options)
     if notice and notice not in _NOTED:
         import logging

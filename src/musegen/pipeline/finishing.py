@@ -17,7 +17,7 @@ from musegen.outputs import ResultFiles, write_json
 from musegen.pipeline import sidecar as sidecars  # noqa: I001
 from musegen.pipeline import stems as stemming
 from musegen.pipeline.planning import TAIL_SECONDS
-from musegen.provenance import wav_metadata
+from musegen.provenance import note_licence, wav_metadata
 
 from musegen.pipeline.result import Result
 
@@ -38,7 +38,10 @@ def finish(job: "Job", outputs: list, t_eng: float, report: Progress) -> list[Re
     report(1, job.n_steps, "rendering")
     for item in outputs if job.ignored_inputs else ():
         item.info["ignored_inputs"] = list(job.ignored_inputs)
-    return [finish_item(job, item, i, t_eng / variations, report) for i, item in enumerate(outputs)]
+    results = [finish_item(job, item, i, t_eng / variations, report) for i, item in enumerate(outputs)]
+    if not (job.args.commercial_use or job.preset.engine.commercial_use):
+        note_licence(job.engine_name, job.request.options)  # said once the files are written
+    return results
 
 
 def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress) -> Result:
