@@ -92,9 +92,7 @@ def generate(
         rings past the end folded onto the start (audio engines: crossfaded), loop
         points in the WAV's ``smpl`` chunk and the sidecar's ``analysis.loop``.
     stems : bool or None
-        Also write one WAV and one MIDI file per part in ``<stem>.stems/`` (``None``: the preset's
-        ``[render] stems``): they add up to the mix before its mastering steps
-        (:mod:`musegen.pipeline.stems`).
+        Also one WAV and MIDI file per part, in ``<stem>.stems/`` (:mod:`musegen.pipeline.stems`).
     parts : str or list of str, optional
         ``accompany``: the parts to add under the sketch (see :func:`accompany`).
 
