@@ -77,8 +77,12 @@ def test_stems_add_up_to_the_mix_before_mastering(engine, tmp_path):
     # the mastering steps ran on the mix alone: the mix is the stems' sum, mastered
     mastered, _ = apply_chain(np.sum(stems, axis=0), sr=sr, steps=[s for s in steps if s["op"] in MASTERING])
     assert rel_db(mix, mastered) < -60
-    # and the stems were not mastered: they sit well below the mix
+    # and the stems were not mastered: they sit well below the mix, by the gain the sidecar gives
     assert max(float(np.abs(y).max()) for y in stems) < 0.5 * float(np.abs(mix).max())
+    from musegen.audio.analysis import loudness_lufs
+
+    gain = loudness_lufs(mix, sr=sr) - loudness_lufs(np.sum(stems, axis=0), sr=sr)
+    assert side["master_gain_db"] == pytest.approx(gain, abs=0.05) and side["master_gain_db"] > 6
 
 
 def test_stems_follow_a_cut_to_seconds(tmp_path):

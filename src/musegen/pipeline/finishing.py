@@ -86,7 +86,8 @@ def finish_item(job: "Job", item, index: int, t_engine: float, report: Progress)
     record.parameters["stems"] = stemming.wanted(job)
     if record.parameters["stems"]:
         record.analysis["stems"] = stemming.record(job, parts, stems_audio or [], result_stem=stem,
-                                                   steps=job.steps, from_audio=item.audio is not None)
+                                                   steps=job.steps, from_audio=item.audio is not None,
+                                                   sr=out_sr, mix_lufs=record.analysis["lufs"])
         record.files["stems"] = [{"wav": p["wav"], "mid": p["mid"]} for p in record.analysis["stems"]["parts"]]
     prov = record.provenance
     wav_meta = wav_metadata(prov, title=stem, genre=job.preset.style, tempo_bpm=request.tempo_bpm,

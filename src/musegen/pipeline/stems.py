@@ -67,8 +67,10 @@ def folder(out: Path, stem: str) -> Path:
     return out / FOLDER.format(stem=stem)
 
 
-def check_plan(steps: list[dict[str, Any]], out: Path, stems: list[str], inputs: list[Any]) -> None:
+def check_plan(steps: list[dict[str, Any]], out: Path, names: list[str], inputs: list[Any]) -> None:
     """Before the engine runs: refuse a chain the stems cannot follow, or a stems folder holding an input.
+
+    ``names`` are the results' file stems, ``inputs`` the call's input files (``None`` skipped).
 
     Raises
     ------
@@ -83,7 +85,7 @@ def check_plan(steps: list[dict[str, Any]], out: Path, stems: list[str], inputs:
                 f"--stems cannot follow post[{i}] ({step['op']}): it is not linear in the signal, so the "
                 "stems would not add up to the mix; drop the step or leave out --stems")
     ins = [p for p in inputs if isinstance(p, (str, os.PathLike))]
-    check_outputs([], ins, folders=[folder(out, s) for s in stems])
+    check_outputs([], ins, folders=[folder(out, name) for name in names])
 
 
 @dataclass(frozen=True)
@@ -228,12 +230,14 @@ def render(job: "Job", item, score, mix, *, sr: int) -> Stems | None:
 
 
 def record(job: "Job", stems: Stems | None, audio: list[Any], *, result_stem: str, steps: list[dict[str, Any]],
-           from_audio: bool) -> dict[str, Any]:
+           from_audio: bool, sr: int, mix_lufs: float) -> dict[str, Any]:
     """The sidecar's ``analysis.stems``: what the stems are, and how they relate to the mix.
 
-    ``from_audio``: the engine made audio (the mix is not rendered from a score).
+    ``from_audio``: the engine made audio (the mix is not rendered from a score).  For
+    stems of the result's own score, ``master_gain_db`` is how much louder (LUFS) the
+    mastered mix is than the stems' sum: the gain a master bus needs to match it.
     """
-    from musegen.audio.analysis import peak_dbfs
+    from musegen.audio.analysis import loudness_lufs, peak_dbfs
 
     mastering = [s["op"] for s in steps if s["op"] in MASTERING]
     base = {"folder": FOLDER.format(stem=result_stem), "layout": "<folder>/<role>-<instrument>.wav and .mid",
@@ -247,8 +251,12 @@ def record(job: "Job", stems: Stems | None, audio: list[Any], *, result_stem: st
     parts = [{**p.to_dict(), "wav": f"{base['folder']}/{p.name}.wav", "mid": f"{base['folder']}/{p.name}.mid",
               "peak_dbfs": round(max(-120.0, float(peak_dbfs(y))), 2)} for p, y in zip(stems.parts, audio)]
     if stems.source == "score":
+        import numpy as np
+
+        summed = float(loudness_lufs(np.sum(audio, axis=0), sr=sr))
+        gain = round(mix_lufs - summed, 2) if np.isfinite(summed) and np.isfinite(mix_lufs) else None
         return {**base, "separated": True, "source": "score", "sums_to": "the mix before mastering",
-                "parts": parts}
+                "master_gain_db": gain, "parts": parts}
     return {**base, "separated": False, "source": "midi seed", "parts": parts,
             "note": f"engine {job.engine_name!r} makes audio with no separated stems: these are the MIDI "
                     "seed's parts rendered with the SoundFont, not parts of the audio, and do not add up to it"}
