@@ -314,3 +314,19 @@ def test_a_batch_job_with_stems(tmp_path):
     assert folder.is_dir() and side["parameters"]["stems"] is True
     assert sorted(p.name for p in folder.iterdir()) == sorted(
         Path(p[k]).name for p in side["analysis"]["stems"]["parts"] for k in ("wav", "mid"))
+
+
+@pytest.mark.skipif(__import__("shutil").which("fluidsynth") is None, reason="needs the FluidSynth program")
+def test_fluidsynth_parts_add_up_to_its_mix():
+    from musegen.render.synth import render_parts
+
+    s = symusic.Score(480)
+    lead, bass = symusic.Track(name="lead", program=73), symusic.Track(name="bass", program=33)
+    for i in range(16):
+        lead.notes.append(symusic.Note(i * 240, 240, 72 + i % 7, 100))
+    for i in range(4):
+        bass.notes.append(symusic.Note(i * 960, 960, 36, 90))
+    s.tracks.extend([lead, bass])
+    mix, (a, b) = render_parts(s, ((0,), (1,)), sample_rate=22050, backend="fluidsynth", tail_seconds=0.5)
+    assert a.shape == b.shape == mix.shape
+    assert rel_db(a + b, mix) < -60 and min(np.abs(a).max(), np.abs(b).max()) > 1e-3
