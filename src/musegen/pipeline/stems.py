@@ -263,7 +263,7 @@ def record(job: "Job", stems: Stems | None, audio: list[Any], *, result_stem: st
 
 
 def write(files, stems: Stems, audio: list[Any], *, sr: int, midi_text: str | None, metadata) -> list[Path]:
-    """Write the stems into a fresh folder, then put it in place of ``files.stems`` (an older one is replaced).
+    """Write the stems into a fresh folder, then rename it to ``<stem>.stems`` (an older one is replaced).
 
     The folder is registered with ``files``, so a failure before the result's
     JSON is written removes it again.
