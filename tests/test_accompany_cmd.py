@@ -194,3 +194,34 @@ def test_a_part_the_preset_lacks_gets_a_default_program(melody, tmp_path):
     assert p.instruments.lead is None and p.instruments.harmony is None
     assert p.groove.drum_pattern != "none" and p.harmony.chord_style == "block"
     assert accompany_preset(load_preset("pop-ballad"), ("piano",)).instruments.harmony == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_under_a_long_rest_the_chords_go_on(tmp_path, engine):
+    """A tune sung over I IV V vi, resting four bars, then sung again: under the rest the bass
+    restates the progression instead of holding the last chord for four bars."""
+    from symusic import Note, Score, Tempo, TimeSignature, Track
+
+    from musegen.pipeline import accompany
+
+    tpq, bar = 480, 1920
+    chords = [(0, 4, 7), (5, 9, 0), (7, 11, 2), (9, 0, 4)]   # C major: I IV V vi
+    s = Score(tpq)
+    s.tempos.append(Tempo(0, 100.0))
+    s.time_signatures.append(TimeSignature(0, 4, 4))
+    mel = Track(name="tune", program=73)
+    for b in (0, 1, 2, 3, 8, 9):
+        for k, pc in enumerate(chords[b % 4]):
+            mel.notes.append(Note(b * bar + k * tpq, tpq, 72 + (pc - 0) % 12, 90))
+    s.tracks.append(mel)
+    path = tmp_path / "rest.mid"
+    s.dump_midi(str(path))
+    (r,) = accompany(path, parts="bass", engine=engine, seed=1, out_dir=tmp_path / "out", post=[])
+    out = Score(str(r.mid))
+    (bass,) = [t for t in out.tracks if t.name == "Bass"]
+    roots = []
+    for b in range(4, 8):   # the rest
+        first = min((n for n in bass.notes if b * bar - tpq // 4 <= n.time < (b + 1) * bar - tpq // 4),
+                    key=lambda n: n.time)
+        roots.append(first.pitch % 12)
+    assert roots == [c[0] for c in chords], roots

@@ -48,14 +48,24 @@ _TOMS = (50, 48, 47, 45, 43, 41)
 
 # -- harmony -------------------------------------------------------------------
 
+#: a bar where the tune rests restates the chord this many bars before it (a pop loop), once
+#: there are that many bars; before, it holds the chord before it
+REST_LOOP_BARS = 4
+
+
 def _harmonize_bars(view: SeedView, track: SeedTrack, tonic: int, mode: str) -> list[Chord]:
-    """A diatonic triad per seed bar covering the bar's melody notes best (strong, long notes weigh more)."""
+    """A diatonic triad per seed bar covering the bar's melody notes best (strong, long notes weigh more).
+
+    Bars where the tune rests go on with the progression (:data:`REST_LOOP_BARS`), so an
+    accompaniment under a long rest does not hold one chord throughout.
+    """
     triads = diatonic_triads(tonic, mode)
-    out = []
+    out: list[Chord] = []
     prev = triads[0]
     for notes in view.by_bar(track):
         if not notes:
-            out.append(prev)
+            out.append(out[-REST_LOOP_BARS] if len(out) >= REST_LOOP_BARS else prev)
+            prev = out[-1]
             continue
         weight = Counter()
         for off, dur, p, _ in notes:
