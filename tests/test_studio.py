@@ -240,6 +240,150 @@ def test_removing_a_job_deletes_its_takes_and_only_once_it_is_finished(studio):
     assert studio.delete("/api/jobs/..%2F..%2Fetc").status_code == 404
 
 
+# -- learning a style and running a sweep from the studio ------------------------------------
+
+STYLE_SAMPLES = ("melody-and-chords.mid", "piano-piece.mid", "chord-loop.mid")
+
+
+def upload_samples(client, names) -> list[str]:
+    ids = []
+    for name in names:
+        r = client.post(f"/api/upload?name={name}", content=(SAMPLES / name).read_bytes())
+        assert r.status_code == 201, r.text
+        ids.append(r.json()["id"])
+    return ids
+
+
+@pytest.fixture
+def style_studio(tmp_path, monkeypatch):
+    """A studio whose worker learns styles into a style store of its own."""
+    monkeypatch.setenv("MUSEGEN_STYLE_DIR", str(tmp_path / "styles"))
+    with TestClient(create_app(tmp_path / "studio"), base_url=BASE) as client:
+        client.folder = tmp_path / "studio"
+        client.styles = tmp_path / "styles"
+        yield client
+
+
+def test_a_style_learned_from_uploaded_sketches_is_a_preset_at_once(style_studio):
+    ids = upload_samples(style_studio, STYLE_SAMPLES)
+    r = style_studio.post("/api/jobs", json={"kind": "style", "name": "my-sketches", "sketches": ids, "steps": 3,
+                                                    "from_preset": "pop-ballad"})
+    assert r.status_code == 201, r.text
+    job = wait_job(style_studio, r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["style"]["name"] == "my-sketches" and job["style"]["files"] == 3 and job["style"]["steps"] <= 3
+    assert job["style"]["base_preset"] == "pop-ballad"
+    listed = {p["name"]: p for p in style_studio.get("/api/presets").json()["presets"]}
+    assert listed["my-sketches"]["origin"] == "style" and listed["my-sketches"]["engine"] == "symbolic"
+    assert sorted(p.name for p in style_studio.styles.iterdir()) == ["my-sketches"], "no hidden work folder left"
+    # the same name again is refused before anything runs, naming it
+    r = style_studio.post("/api/jobs", json={"kind": "style", "name": "my-sketches", "sketches": ids})
+    assert r.status_code == 400 and "'my-sketches' is already a learned style" in r.json()["error"]
+
+
+def test_cancelling_a_style_leaves_no_half_made_style(style_studio):
+    ids = upload_samples(style_studio, STYLE_SAMPLES)
+    job_id = style_studio.post("/api/jobs", json={"kind": "style", "name": "cut", "sketches": ids,
+                                                 "steps": 5000, "from_preset": "pop-ballad"}).json()["id"]
+    end = time.monotonic() + 240  # until it fine-tunes (its hidden work folder exists then)
+    job = style_studio.get(f"/api/jobs/{job_id}").json()
+    while not (job["message"] or "").startswith("fine-tuning") and job["status"] in ("queued", "running") \
+            and time.monotonic() < end:
+        time.sleep(0.1)
+        job = style_studio.get(f"/api/jobs/{job_id}").json()
+    assert job["status"] == "running" and job["message"].startswith("fine-tuning"), job
+    assert 0.1 <= job["progress"] < 1
+    assert next(p.name for p in style_studio.styles.iterdir()).startswith(".cut."), "building in a hidden folder"
+    assert style_studio.post(f"/api/jobs/{job_id}/cancel").json()["status"] == "cancelled"
+    assert list(style_studio.styles.iterdir()) == []
+    assert "cut" not in {p["name"] for p in style_studio.get("/api/presets").json()["presets"]}
+    assert wait_job(style_studio, style_studio.post("/api/jobs", json=FAST).json()["id"])["status"] == "done"
+
+
+def test_a_style_from_too_few_usable_files_fails_on_its_job(style_studio):
+    ids = upload_samples(style_studio, STYLE_SAMPLES)
+    # the sketches passed the upload check; one spoiled on disk leaves two usable files in the worker
+    (Path(style_studio.folder) / "sketches" / f"{ids[1]}.mid").write_bytes(b"MThd\x00\x00\x00\x06not midi")
+    job = wait_job(style_studio, style_studio.post("/api/jobs", json={"kind": "style", "name": "two",
+                                                                      "sketches": ids}).json()["id"])
+    assert job["status"] == "failed" and job["error_type"] == "InputError", job
+    assert "needs at least 3 MIDI files with notes; only 2 of 3 are usable" in job["error"], job["error"]
+    assert f"{ids[1]}.mid" in job["error"], "the unusable file is named"
+    assert not style_studio.styles.exists() or list(style_studio.styles.iterdir()) == []
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("name", "Bad Name!", "style name 'Bad Name!' must be"),
+    ("name", "lofi-chill", "'lofi-chill' is already a built-in preset"),
+    ("sketches", "two", "sketches must be a list"),
+    ("sketches", ["../../etc/passwd"], "sketches must be ids of uploaded sketches"),
+    ("sketches", ["0123456789abcdef"], "no uploaded sketch '0123456789abcdef'"),
+    ("sketches", "first-two", "learning a style needs 3 to 64 different MIDI files, got 2"),
+    ("steps", 0, "steps must be between 1"),
+    ("from_preset", "no-such", "unknown preset 'no-such'"),
+    ("from_preset", "../x.toml", "from_preset must be a preset name, not a path"),
+    ("colour", "blue", "unknown style job field 'colour'"),
+])
+def test_bad_style_jobs_are_refused_naming_the_field(studio, sketch_id, field, value, words):
+    ids = upload_samples(studio, STYLE_SAMPLES)
+    if value == "first-two":
+        value = ids[:2]
+    job = {"kind": "style", "name": "fine-name", "sketches": ids, field: value}
+    r = studio.post("/api/jobs", json=job)
+    assert r.status_code == 400 and words in r.json()["error"], r.text
+
+
+SWEEP = {"kind": "sweep", "preset": "lofi-chill", "engine": "procedural", "bars": 1,
+         "grid": {"seed": [1, 2], "tempo": [72, 90]}}
+
+
+def test_a_sweep_runs_as_a_batch_and_opens_its_report(studio):
+    r = studio.post("/api/jobs", json=SWEEP)
+    assert r.status_code == 201, r.text
+    assert r.json()["params"]["jobs"] == 4
+    job = wait_job(studio, r.json()["id"])
+    assert job["status"] == "done", job
+    assert job["sweep"]["ok"] == 4 and job["sweep"]["failed"] == 0
+    assert sorted((row["params"]["seed"], row["params"]["tempo"]) for row in job["rows"]) == [
+        (1, 72), (1, 90), (2, 72), (2, 90)]
+    assert all(row["status"] == "ok" for row in job["rows"])
+    assert job["report"] == f"sweeps/{job['id']}/report.html"
+    page = studio.get("/files/" + job["report"])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.text.count("<audio") == 4 and "studio sweep: lofi-chill x seed x tempo" in page.text
+    # what the report links to is served from the sweep's folder
+    wav = re.search(r'<audio[^>]*src="([^"]+)"', page.text).group(1)
+    assert studio.get(f"/files/sweeps/{job['id']}/{wav}").content[:4] == b"RIFF"
+    rows = studio.get(f"/files/sweeps/{job['id']}/manifest.jsonl").text.splitlines()
+    assert len(rows) == 4 and all(json.loads(row)["status"] == "ok" for row in rows)
+    # only a sweep's report is a page the studio serves
+    (Path(studio.folder) / "evil.html").write_text("<script>alert(1)</script>")
+    assert studio.get("/files/evil.html").status_code == 403
+    assert studio.get(f"/files/sweeps/{job['id']}/..%2F..%2Fevil.html").status_code == 403
+    # removing the job removes its run folder
+    assert studio.delete(f"/api/jobs/{job['id']}").json()["deleted"] is True
+    assert not (Path(studio.folder) / "sweeps" / job["id"]).exists()
+
+
+@pytest.mark.parametrize("change, words", [
+    ({"grid": {"seed": list(range(9)), "tempo": list(range(60, 68))}}, "the sweep makes 72 jobs, more than the studio's 64"),
+    ({"grid": {"colour": [1, 2]}}, "grid: 'colour' cannot be swept here"),
+    ({"grid": {"seed": []}}, "grid.seed must be a non-empty list"),
+    ({"grid": {"seed": [1], "tempo": [80], "lufs": [-14]}}, "at most 2 parameters"),
+    ({"grid": {}}, "grid must map 1 to 2 of"),
+    ({"grid": {"tempo": ["fast"]}}, "tempo"),
+    ({"engine": "nope"}, "unknown engine 'nope'"),
+    ({"preset": "../x.toml"}, "not a path"),
+    ({"bars": 0}, "bars must be between 1"),
+    ({"workers": 4}, "unknown sweep field 'workers'"),
+])
+def test_bad_sweeps_are_refused_naming_the_field(studio, change, words):
+    r = studio.post("/api/jobs", json={**SWEEP, **change})
+    assert r.status_code == 400 and words in r.json()["error"], r.text
+    assert not (Path(studio.folder) / "sweeps").exists() or not any(
+        p.name.startswith(".") for p in (Path(studio.folder) / "sweeps").iterdir())
+
+
 def test_jobs_survive_a_restart(tmp_path):
     with TestClient(create_app(tmp_path), base_url=BASE) as client:
         done = wait_job(client, client.post("/api/jobs", json=FAST).json()["id"])
@@ -395,7 +539,8 @@ def test_the_page_in_headless_chromium_makes_and_plays_a_take(tmp_path):
         browser.stderr.close()
         shutil.rmtree(profile, ignore_errors=True)
         stop_studio(proc)
-    for name in ("studio-empty-1400.png", "studio-take-1400.png", "studio-take-phone.png", "studio-running-1400.png"):
+    for name in ("studio-empty-1400.png", "studio-take-1400.png", "studio-take-phone.png", "studio-running-1400.png",
+                 "studio-sweep-1400.png", "studio-sweep-phone.png", "studio-sweep-report-1400.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"studio, browser, a take, a reload: {took:.1f} s; screenshots in {shots}")
 
@@ -481,6 +626,52 @@ def drive_the_page(page: Page, url: str, shots: Path) -> None:
     page.wait("document.body && document.body.dataset.ready === '1'", limit=60)
     assert page.js("document.querySelectorAll('.job .take').length") == 2
     assert page.js("[...document.querySelectorAll('.job .status')].map(e => e.textContent)") == ["cancelled", "done"]
+    drive_style_and_sweep(page, shots, broken)
+
+
+def drive_style_and_sweep(page: Page, shots: Path, broken: Path) -> None:
+    """Drop files for a style (too few: answered on the page), then build and run a 2x2 sweep and open its report."""
+    doc = page.call("DOM.getDocument")["root"]["nodeId"]
+    style_input = page.call("DOM.querySelector", nodeId=doc, selector="#style-files")["nodeId"]
+    page.call("DOM.setFileInputFiles", nodeId=style_input,
+              files=[str(SAMPLES / "chord-loop.mid"), str(SAMPLES / "piano-piece.mid"), str(broken)])
+    page.wait("document.querySelectorAll('#style-list li').length === 3")
+    assert page.js("document.querySelector('#style-list li.error').textContent").startswith("broken.mid: ")
+    assert page.js("document.querySelector('#style-go').textContent") == "Learn from 2 files"
+    page.js("document.querySelector('#style-name').value = 'my-band'; document.querySelector('#style-go').click()")
+    page.wait("document.querySelector('#style-error').textContent !== ''")
+    assert "learning a style needs 3 to 64 different MIDI files, got 2" in page.js(
+        "document.querySelector('#style-error').textContent")
+
+    # a sweep of the preset, engine and length chosen above: seeds 1..2 x tempo 72, 90
+    page.js("""(() => {
+        const set = (sel, v, ev) => { const e = document.querySelector(sel); e.value = v; e.dispatchEvent(new Event(ev)); };
+        set('#preset-search', 'lofi', 'input'); set('#engine', 'procedural', 'change');
+        set('#length-unit', 'bars', 'change'); set('#length', '1', 'input');
+        set('#axis1', 'seed', 'change'); set('#axis1-values', '1..40', 'input');
+        set('#axis2', 'tempo', 'change'); set('#axis2-values', '72, 90', 'input');
+    })()""")
+    assert page.js("document.querySelector('#sweep-count').textContent").endswith("(at most 64)")
+    assert page.js("document.querySelector('#sweep-go').disabled"), "80 jobs cannot be started"
+    page.js("(() => { const v = document.querySelector('#axis1-values'); v.value = '1..2'; v.dispatchEvent(new Event('input')); })()")
+    assert page.js("document.querySelector('#sweep-count').textContent") == "4 jobs: lofi-chill · procedural · 1 bar"
+    page.js("document.querySelector('#sweep-go').click()")
+    page.wait("document.querySelector('.job[data-kind=sweep] a.report') !== null")
+    assert page.js("document.querySelectorAll('.job[data-kind=sweep] .sweep-rows span.ok').length") == 4
+    assert page.js("document.querySelector('.job[data-kind=sweep] .outcome').textContent").startswith("4 of 4 jobs ok")
+    page.js("document.querySelector('.job[data-kind=sweep]').scrollIntoView()")
+    page.screenshot(shots / "studio-sweep-1400.png", 1400, 1000)
+    page.screenshot(shots / "studio-sweep-phone.png", 390, 844, mobile=True)
+    # the link opens the batch report, served from the studio folder, whose players play
+    report = page.js("document.querySelector('.job[data-kind=sweep] a.report').href")
+    assert re.search(r"/files/sweeps/[0-9a-f]{12}/report\.html$", report), report
+    page.call("Page.navigate", url=report)
+    page.wait("document.readyState === 'complete' && document.querySelectorAll('audio').length === 4")
+    page.js("(() => { const a = document.querySelector('audio'); a.preload = 'metadata'; a.load(); })()")
+    page.wait("document.querySelector('audio').duration > 0")
+    # the first card's pictures (the others load lazily, when scrolled to)
+    page.wait("document.images.length >= 8 && [0, 1].every(i => document.images[i].complete && document.images[i].naturalWidth > 0)", limit=60)
+    page.screenshot(shots / "studio-sweep-report-1400.png", 1400, 1000)
 
 
 def test_the_command_refuses_a_busy_port_a_busy_folder_and_warns_off_loopback(tmp_path):

@@ -8,12 +8,15 @@ Routes
 ``GET /api/engines``             engines with their declared options (the page builds its inputs from them)
 ``POST /api/upload?name=F.mid``  a MIDI sketch as the raw request body; checked like CLI input
 ``GET /api/sketches``            the uploaded sketches
-``POST /api/jobs``               start a job (JSON: kind, preset, engine, bars/seconds, seed, ...)
+``POST /api/jobs``               start a job (JSON: kind, preset, engine, bars/seconds, seed, ...);
+                                 kind ``style`` (name, sketches) learns a style, kind ``sweep``
+                                 (preset, engine, bars, grid) runs a small batch plan
 ``GET /api/jobs/{id}``           a job: status, progress, message, error, takes
 ``POST /api/jobs/{id}/cancel``   cancel it
 ``DELETE /api/jobs/{id}``        forget a finished job and remove its takes
 ``GET /api/takes``               every job, newest first (the history)
-``GET /files/{path}``            a WAV, MIDI, JSON or PNG inside the studio folder, nothing else
+``GET /files/{path}``            a WAV, MIDI, JSON or PNG inside the studio folder, a sweep's
+                                 ``report.html`` and manifest; nothing else
 
 Every error is JSON ``{"error": "..."}`` with a 4xx status.  Requests whose
 ``Host`` is not the studio's (DNS rebinding) or whose ``Origin`` is another
@@ -42,7 +45,11 @@ from musegen.studio.jobs import JOB_ID, SKETCH_ID, Jobs
 
 STATIC = Path(__file__).parent / "static"
 #: what /files/ serves, by suffix
-FILE_TYPES = {".wav": "audio/wav", ".mid": "audio/midi", ".json": "application/json", ".png": "image/png"}
+FILE_TYPES = {".wav": "audio/wav", ".mid": "audio/midi", ".json": "application/json", ".png": "image/png",
+              ".html": "text/html; charset=utf-8", ".csv": "text/csv; charset=utf-8",
+              ".jsonl": "application/x-ndjson"}
+#: the only pages /files/ serves: a sweep's batch report, which the batch runner wrote
+PAGES = re.compile(r"sweeps/[0-9a-f]{12}/report\.html")
 LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
@@ -110,15 +117,14 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
 
     def info(request: Request) -> JSONResponse:
         from musegen import __version__, limits
+        from musegen.studio import jobs as j
 
         return JSONResponse({"version": __version__, "folder": str(root),
                              "limits": {"upload_bytes": limits.get("midi_bytes"), "bars": limits.get("bars"),
-                                        "seconds": limits.get("seconds"), "variations": jobs_max()}})
-
-    def jobs_max() -> int:
-        from musegen.studio.jobs import MAX_VARIATIONS
-
-        return MAX_VARIATIONS
+                                        "seconds": limits.get("seconds"), "variations": j.MAX_VARIATIONS,
+                                        "sweep_jobs": j.MAX_SWEEP_JOBS, "sweep_axes": j.MAX_SWEEP_AXES,
+                                        "style_files": j.MAX_STYLE_FILES},
+                             "sweep_axes": list(j.SWEEP_AXES)})
 
     def presets(request: Request) -> JSONResponse:
         import musegen.style  # noqa: F401  (learned styles register as a preset source)
@@ -253,6 +259,8 @@ def create_app(folder: str | Path, *, host: str = "127.0.0.1") -> Starlette:
             return _error(403, "only files inside the studio folder are served")
         if target.suffix.lower() not in FILE_TYPES:
             return _error(403, f"only {', '.join(FILE_TYPES)} files are served")
+        if target.suffix.lower() == ".html" and not PAGES.fullmatch(target.relative_to(root).as_posix()):
+            return _error(403, "the only pages served are sweeps' report.html")
         if not target.is_file():
             return _error(404, f"no file {rel!r} in the studio folder")
         download = request.query_params.get("download") is not None

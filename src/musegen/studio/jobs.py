@@ -4,7 +4,11 @@ A job is one press of *Generate* (or *Extend*): its parameters, status,
 progress and, once done, its takes (one per variation).  Its state lives in
 ``<folder>/jobs/<id>.json`` (written atomically), its files in
 ``<folder>/takes/<id>/``, so a reloaded page - or a restarted studio - finds
-its history where it left it.
+its history where it left it.  Two more kinds run the same way: *style*
+learns a style from uploaded sketches (:func:`musegen.style.learn.learn_style`,
+into the user's style store, where it is a preset at once) and *sweep* runs a
+small batch plan built in the page through the batch runner into
+``<folder>/sweeps/<id>/`` (its manifest and ``report.html``).
 
 The work never runs in the server: one long-lived worker process, started
 with ``spawn`` (no state copied from the server), takes one job at a time
@@ -34,10 +38,19 @@ from musegen.errors import ParameterError
 #: what a job id, a sketch id and a take's file stem look like (all the server makes)
 JOB_ID = re.compile(r"[0-9a-f]{12}")
 SKETCH_ID = re.compile(r"[0-9a-f]{16}")
-KINDS = ("generate", "extend")
+KINDS = ("generate", "extend", "style", "sweep")
+#: parameters a sweep built in the page may vary (batch plan keys), and how many at once
+SWEEP_AXES = ("seed", "temperature", "tempo", "key", "lufs")
+MAX_SWEEP_AXES = 2
+#: most jobs one studio sweep runs (a bigger experiment is a `musegen batch` plan)
+MAX_SWEEP_JOBS = 64
+#: most sketches one style is learned from in the studio
+MAX_STYLE_FILES = 64
 #: most variations one studio job makes (each is a take on the page)
 MAX_VARIATIONS = 8
 FINAL = ("done", "failed", "cancelled")
+#: how long a cancelled style job may take to remove its half-made style before it is killed
+POLITE_S = 30.0
 
 
 def default_folder() -> Path:
@@ -81,6 +94,10 @@ def check_params(raw: Any, folder: Path) -> dict[str, Any]:
 
     if not isinstance(raw, dict):
         raise ParameterError("the job must be a JSON object")
+    if raw.get("kind") == "style":
+        return check_style_params(raw, folder)
+    if raw.get("kind") == "sweep":
+        return check_sweep_params(raw, folder)
     known = {"kind", "preset", "engine", "bars", "seconds", "seed", "temperature", "variations",
              "options", "sketch", "add_parts"}
     unknown = sorted(set(raw) - known)
@@ -128,6 +145,109 @@ def check_params(raw: Any, folder: Path) -> dict[str, Any]:
     return {"kind": kind, "preset": preset_name, "engine": engine, "bars": bars, "seconds": seconds,
             "seed": seed, "temperature": temperature, "variations": variations, "options": options,
             "sketch": sketch, "add_parts": add_parts}
+
+
+def _known(raw: dict[str, Any], known: set[str], what: str) -> None:
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ParameterError(f"unknown {what} field {unknown[0]!r} (known: {', '.join(sorted(known))})")
+
+
+def _sketch_ids(value: Any, folder: Path) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ParameterError(f"sketches must be a list of uploaded sketch ids, got {value!r}")
+    for sketch in value:
+        if not SKETCH_ID.fullmatch(sketch):
+            raise ParameterError(f"sketches must be ids of uploaded sketches, got {sketch!r}")
+        if not (folder / "sketches" / f"{sketch}.mid").is_file():
+            raise ParameterError(f"no uploaded sketch {sketch!r}")
+    return list(dict.fromkeys(value))  # the same file twice is one file
+
+
+def check_style_params(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A *style* job: ``name``, ``sketches`` (ids of uploaded MIDI files), ``steps``, ``minutes`` and
+    ``from_preset`` (the preset to start from; default: the closest built-in, as the CLI's)."""
+    import musegen.style  # noqa: F401  (learned styles register as a preset source)
+    from musegen.errors import PresetError
+    from musegen.presets import load_preset
+    from musegen.style.learn import MIN_FILES
+    from musegen.style.store import check_name
+
+    _known(raw, {"kind", "name", "sketches", "steps", "minutes", "from_preset"}, "style job")
+    name = raw.get("name")
+    check_name(name)
+    try:
+        clash = load_preset(name)
+    except PresetError:
+        clash = None
+    if clash is not None:  # the studio never replaces a style: remove it first (`musegen style remove`)
+        what = "learned style" if clash.source == "style" else f"{clash.source} preset"
+        raise ParameterError(f"name {name!r} is already a {what}; choose another name")
+    sketches = _sketch_ids(raw.get("sketches"), folder)
+    if not MIN_FILES <= len(sketches) <= MAX_STYLE_FILES:
+        raise ParameterError(f"sketches: learning a style needs {MIN_FILES} to {MAX_STYLE_FILES} different MIDI "
+                             f"files, got {len(sketches)}")
+    steps = _number(raw, "steps", int, 1, 100_000) or 200
+    minutes = _number(raw, "minutes", float, 0.05, 24 * 60) or 5.0
+    base = raw.get("from_preset") or None
+    if base is not None:
+        if not isinstance(base, str) or "/" in base or "\\" in base or base.endswith(".toml"):
+            raise ParameterError(f"from_preset must be a preset name, not a path: {base!r}")
+        load_preset(base)  # PresetError names an unknown one
+    return {"kind": "style", "name": name, "sketches": sketches, "steps": steps, "minutes": minutes,
+            "from_preset": base}
+
+
+def sweep_plan(params: dict[str, Any], folder: Path):
+    """The batch plan of a *sweep* job's parameters (checked by the batch planner)."""
+    from musegen.batch.plan import parse_plan
+
+    defaults = {k: params[k] for k in ("engine", "bars", "seconds") if params.get(k) is not None}
+    sweep = {"grid": params["grid"]}
+    if params.get("preset"):
+        sweep["preset"] = params["preset"]
+    title = f"studio sweep: {params.get('preset') or 'default preset'} x {' x '.join(params['grid'])}"
+    return parse_plan({"title": title, "defaults": defaults, "sweep": [sweep]}, where="of the sweep", base=folder)
+
+
+def check_sweep_params(raw: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """A *sweep* job: ``preset``, ``engine``, ``bars``/``seconds`` and ``grid`` (1-2 axes of values)."""
+    import math
+
+    from musegen import limits
+    from musegen.engines.registry import available_engines
+
+    _known(raw, {"kind", "preset", "engine", "bars", "seconds", "grid"}, "sweep")
+    preset = raw.get("preset") or None
+    if preset is not None and (not isinstance(preset, str) or "/" in preset or "\\" in preset
+                               or preset.endswith(".toml")):
+        raise ParameterError(f"preset must be a preset or style name, not a path: {preset!r}")
+    engine = raw.get("engine") or None
+    if engine is not None and engine not in available_engines():
+        raise ParameterError(f"unknown engine {engine!r} (available: {', '.join(available_engines())})")
+    bars = _number(raw, "bars", int, 1, limits.get("bars"))
+    seconds = _number(raw, "seconds", float, 0.5, limits.get("seconds"))
+    if bars is not None and seconds is not None:
+        raise ParameterError("give bars or seconds, not both")
+    grid = raw.get("grid")
+    if not isinstance(grid, dict) or not grid:
+        raise ParameterError(f"grid must map 1 to {MAX_SWEEP_AXES} of {', '.join(SWEEP_AXES)} to lists of values, "
+                             f"got {grid!r}")
+    for axis, values in grid.items():
+        if axis not in SWEEP_AXES:
+            raise ParameterError(f"grid: {axis!r} cannot be swept here (choose from {', '.join(SWEEP_AXES)})")
+        if not isinstance(values, list) or not values:
+            raise ParameterError(f"grid.{axis} must be a non-empty list of values, got {values!r}")
+    if len(grid) > MAX_SWEEP_AXES:
+        raise ParameterError(f"grid: at most {MAX_SWEEP_AXES} parameters at once, got {len(grid)}")
+    count = math.prod(len(v) for v in grid.values())
+    if count > MAX_SWEEP_JOBS:
+        raise ParameterError(f"grid: the sweep makes {count} jobs, more than the studio's {MAX_SWEEP_JOBS} "
+                             "(use `musegen batch` for a bigger experiment)")
+    params = {"kind": "sweep", "preset": preset, "engine": engine, "bars": bars, "seconds": seconds,
+              "grid": {k: list(v) for k, v in grid.items()}}
+    params["jobs"] = len(sweep_plan(params, folder).jobs)  # the planner checks every value (PlanError)
+    return params
 
 
 # -- the worker process ------------------------------------------------------------------
@@ -200,6 +320,84 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
             send(("picture", job["id"], r.stem, rel + png.name))
 
 
+def run_style(job: dict[str, Any], folder: str, send) -> None:
+    """Worker side: learn a style from the job's sketches into the user's style store."""
+    from musegen.errors import InputError, PresetError
+    from musegen.presets import load_preset
+    from musegen.style.learn import learn_style
+
+    p = job["params"]
+    try:  # a job queued behind another of the same name: never replace what that one learned
+        load_preset(p["name"])
+    except PresetError:
+        pass
+    else:
+        raise InputError(f"name {p['name']!r} is already a learned style; choose another name")
+    files = [str(Path(folder) / "sketches" / f"{s}.mid") for s in p["sketches"]]
+    notes: list[str] = []
+
+    def progress(done: float, total: float, msg: str) -> None:
+        # reading the files is quick next to the fine-tune: a tenth of the bar
+        share = done / max(total, 1e-9)
+        at = 0.1 * share if msg.startswith("reading") else 0.1 + 0.9 * share
+        shown = f"fine-tuning: step {int(done)} of {int(total)}" if msg == "fine-tuning" else msg
+        send(("progress", job["id"], at, shown))
+
+    info = learn_style(files, p["name"], steps=p["steps"], minutes=p["minutes"], from_preset=p.get("from_preset"),
+                       progress=progress, say=notes.append)
+    tr = info.get("training", {})
+    send(("done", job["id"], [], {"style": {
+        "name": p["name"], "base_preset": info.get("base_preset"), "files": len(info.get("files", [])),
+        "steps": tr.get("steps"), "base_valid_loss": tr.get("base_valid_loss"),
+        "best_valid_loss": tr.get("best_valid_loss"), "notes": notes[-20:]}}))
+
+
+def run_sweep(job: dict[str, Any], folder: str, send) -> None:
+    """Worker side: run the job's sweep with the batch runner into ``<folder>/sweeps/<id>/``."""
+    from musegen.batch.local import cpu_count
+    from musegen.batch.runner import run_batch
+
+    plan = sweep_plan(job["params"], Path(folder))
+    out = Path(folder) / "sweeps" / job["id"]
+    labels = {j.id: {"id": j.id, "params": {k: j.params.get(k) for k in job["params"]["grid"]},
+                     "status": "pending"} for j in plan.jobs}
+
+    def progress(counts, row) -> None:
+        if row is not None and row["id"] in labels:
+            labels[row["id"]].update(status=row["status"], error=row.get("error"))
+        done = counts.ok + counts.failed
+        msg = f"{done} of {counts.total} jobs done" + (f", {counts.failed} failed" if counts.failed else "")
+        send(("progress", job["id"], done / max(counts.total, 1), msg, {"rows": list(labels.values())}))
+
+    summary = run_batch(plan, out, workers=min(cpu_count(), len(plan.jobs)), progress=progress)
+    for row in summary.rows:
+        if row["id"] in labels:
+            labels[row["id"]].update(status=row["status"], error=row.get("error"))
+    rel = f"sweeps/{job['id']}/"
+    report = rel + "report.html" if (out / "report.html").is_file() else None
+    send(("done", job["id"], [], {"rows": list(labels.values()), "report": report,
+                                  "sweep": {"total": len(plan.jobs), "ok": summary.counts.ok,
+                                            "failed": summary.counts.failed,
+                                            "seconds": round(summary.wall_s, 2),
+                                            "report_error": summary.report_error}}))
+
+
+RUNNERS = {"style": run_style, "sweep": run_sweep}
+
+
+class Cancelled(BaseException):
+    """Raised in the worker by SIGTERM: the studio cancels a job that cleans up after itself."""
+
+
+def _cancel_on_sigterm() -> None:
+    import signal
+
+    def stop(signum, frame):
+        raise Cancelled()
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def _warm_up() -> None:
     """Import what every job needs while the user is still choosing (the first take comes sooner)."""
     import musegen.audio.analysis
@@ -214,6 +412,7 @@ def worker_main(conn, threads: int) -> None:
     from musegen.errors import MusegenError
 
     init_worker(threads)  # Ctrl-C is the server's; die with it; bounded math threads
+    _cancel_on_sigterm()
     send = conn.send
     _warm_up()
 
@@ -226,7 +425,9 @@ def worker_main(conn, threads: int) -> None:
             return
         job, folder = msg
         try:
-            run_job(job, folder, send)
+            RUNNERS.get(job["params"]["kind"], run_job)(job, folder, send)
+        except Cancelled:
+            return  # what the job was making is removed (learn_style's hidden folder); the studio knows
         except MusegenError as exc:
             send(("failed", job["id"], str(exc), type(exc).__name__))
         except Exception as exc:  # noqa: BLE001  (a bug: shown on the take, the worker goes on)
@@ -270,6 +471,7 @@ class Jobs:
         self._conn = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._atexit = False
         self._load()
 
     # state on disk
@@ -304,7 +506,21 @@ class Jobs:
         _write_json(self.jobs_dir / f"{job['id']}.json", job)
 
     def _remove_takes(self, job_id: str) -> None:
+        """Remove what an unfinished (or forgotten) job made: its takes or its sweep folder.
+
+        A style job killed before it could clean up leaves its hidden work folder in the
+        style store (``.<name>.<token>.part``, never listed as a style): removed here too.
+        """
         shutil.rmtree(self.takes_dir / job_id, ignore_errors=True)
+        shutil.rmtree(self.folder / "sweeps" / job_id, ignore_errors=True)
+        job = self._jobs.get(job_id) or {}
+        params = job.get("params") or {}
+        if params.get("kind") == "style" and job.get("status") != "done":
+            from musegen.style.store import NAME_RE, style_root
+
+            if NAME_RE.fullmatch(str(params.get("name", ""))):
+                for part in style_root().glob(f".{params['name']}.*.part"):
+                    shutil.rmtree(part, ignore_errors=True)
 
     # the public side
     def submit(self, raw: Any) -> dict[str, Any]:
@@ -335,7 +551,7 @@ class Jobs:
             if job["status"] == "queued":
                 self._pending.remove(job_id)
             else:  # running: the worker is stopped mid-call and replaced
-                self._kill_worker()
+                self._kill_worker(polite=job["params"]["kind"] == "style")
                 self._running = None
                 self._remove_takes(job_id)
             job.update(status="cancelled", message="cancelled", finished=time.time())
@@ -400,15 +616,26 @@ class Jobs:
 
         ctx = multiprocessing.get_context("spawn")
         here, there = ctx.Pipe()
-        proc = ctx.Process(target=worker_main, args=(there, cpu_count()), daemon=True,
+        # not a daemon: a sweep's batch runner starts its own pool of processes in it (a daemon
+        # may have no children); it still dies with the server (init_worker), and at exit below
+        proc = ctx.Process(target=worker_main, args=(there, cpu_count()), daemon=False,
                            name="musegen-studio-worker")
         with _sigint_blocked():  # a Ctrl-C cannot kill it half-started
             proc.start()
         there.close()
         self._proc, self._conn = proc, here
+        if not self._atexit:  # before multiprocessing's own exit handler, which would wait for it
+            import atexit
 
-    def _kill_worker(self) -> None:
+            atexit.register(self._kill_worker)
+            self._atexit = True
+
+    def _kill_worker(self, polite: bool = False) -> None:
+        """Stop the worker; ``polite``: SIGTERM first, so the job removes what it was making."""
         if self._proc is not None:
+            if polite and self._proc.is_alive():
+                self._proc.terminate()  # Cancelled in the worker; a fine-tune stops after its step
+                self._proc.join(timeout=POLITE_S)
             if self._proc.is_alive():
                 self._proc.kill()
             self._proc.join(timeout=5)
@@ -487,11 +714,12 @@ class Jobs:
         if job_id != self._running:
             return  # a late word from a job that was cancelled
         if kind == "progress":
-            job.update(progress=round(float(msg[2]), 4), message=str(msg[3]))
+            job.update(progress=round(float(msg[2]), 4), message=str(msg[3]), **(msg[4] if len(msg) > 4 else {}))
             return  # kept in memory; written when the job ends (progress is many small updates)
         if kind == "done":
-            job.update(status="done", progress=1.0, message="done", takes=msg[2], pictures="pending",
-                       finished=time.time())
+            job.update(status="done", progress=1.0, message="done", takes=msg[2],
+                       pictures="pending" if msg[2] else "ready", finished=time.time(),
+                       **(msg[3] if len(msg) > 3 else {}))
         else:
             self._remove_takes(job_id)
             job.update(status="failed", message="failed", error=msg[2], error_type=msg[3], finished=time.time())

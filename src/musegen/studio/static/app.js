@@ -17,7 +17,8 @@ async function api(path, opts = {}) {
   return body;
 }
 
-const state = { presets: [], engines: [], kinds: [], jobs: new Map(), cards: new Map(), ab: { a: null, b: null, hear: "a" } };
+const state = { presets: [], engines: [], kinds: [], jobs: new Map(), cards: new Map(), ab: { a: null, b: null, hear: "a" },
+  limits: {}, sweepAxes: [], styleFiles: [], stylesSeen: new Set() };
 
 // -- presets -----------------------------------------------------------------------------
 
@@ -360,6 +361,15 @@ class PianoRoll {
 function fileUrl(rel, download) { return "/files/" + rel.split("/").map(encodeURIComponent).join("/") + (download ? "?download=1" : ""); }
 
 function describe(p) {
+  if (p.kind === "style") {
+    return [`learn style ${p.name}`, `${p.sketches.length} files`, `${p.steps} steps`, `at most ${p.minutes} min`,
+      p.from_preset ? `from ${p.from_preset}` : "from the closest built-in"].join(" · ");
+  }
+  if (p.kind === "sweep") {
+    const len = p.seconds ? `${p.seconds} s` : p.bars ? `${p.bars} bars` : "default length";
+    const axes = Object.entries(p.grid).map(([k, v]) => `${k} ${v.join(", ")}`).join(" × ");
+    return ["sweep", p.preset || "default preset", p.engine || "preset's engine", len, axes, `${p.jobs} jobs`].join(" · ");
+  }
   const len = p.seconds ? `${p.seconds} s` : p.bars ? `${p.bars} bars` : "default length";
   const bits = [p.kind, p.preset || "default preset", p.engine || "preset's engine", len];
   if (p.seed !== null && p.seed !== undefined) bits.push(`seed ${p.seed}`);
@@ -405,11 +415,52 @@ function showPicture(node, take) {
   $(".pic-note", node).textContent = take.png ? "" : take.drawn ? "no spectrogram" : "drawing the spectrogram…";
 }
 
+function jobTitle(p) {
+  if (p.kind === "style") return `style ${p.name}`;
+  if (p.kind === "sweep") return `sweep of ${p.preset || "default preset"}`;
+  return p.preset || "default preset";
+}
+
+function sweepRows(job) {
+  const box = el("div", { className: "sweep-rows" });
+  for (const r of job.rows || []) {
+    const what = Object.entries(r.params).map(([k, v]) => `${k} ${v}`).join(" ");
+    box.append(el("span", { className: r.status, textContent: `${what}: ${r.status}`, title: r.error || r.id }));
+  }
+  return box;
+}
+
+function outcome(job) {
+  const p = job.params;
+  if (p.kind === "style" && job.style) {
+    const s = job.style;
+    const loss = s.best_valid_loss !== null && s.best_valid_loss !== undefined
+      ? `, validation loss ${Number(s.base_valid_loss).toFixed(3)} → ${Number(s.best_valid_loss).toFixed(3)}` : "";
+    const use = el("button", { type: "button", className: "use-style", textContent: "Use it" });
+    use.addEventListener("click", () => selectPreset(s.name));
+    return el("p", { className: "outcome" }, `Learned ${s.name} from ${s.files} files (base preset ${s.base_preset}, `
+      + `${s.steps} steps${loss}). `, use);
+  }
+  if (p.kind === "sweep") {
+    const s = job.sweep || {};
+    const line = el("p", { className: "outcome" }, `${s.ok} of ${s.total} jobs ok` + (s.failed ? `, ${s.failed} failed` : "")
+      + ` in ${Number(s.seconds || 0).toFixed(1)} s. `);
+    if (job.report) {
+      line.append(el("a", { className: "report", href: fileUrl(job.report), target: "_blank", rel: "noopener",
+        textContent: "Open the batch report" }), " · ",
+      el("a", { href: fileUrl(`sweeps/${job.id}/manifest.csv`, true), textContent: "manifest.csv" }));
+    } else if (s.report_error) line.append(el("span", { className: "error", textContent: s.report_error }));
+    return el("div", {}, line, sweepRows(job));
+  }
+  return null;
+}
+
 function jobCard(job) {
   const card = el("article", { className: "job" });
   card.dataset.id = job.id;
+  card.dataset.kind = job.params.kind;
   const head = el("div", { className: "job-head" },
-    el("span", { className: "job-title", textContent: job.params.preset || "default preset" }),
+    el("span", { className: "job-title", textContent: jobTitle(job.params) }),
     el("span", { className: `status ${job.status}`, textContent: job.status }),
     el("span", { className: "job-when", textContent: new Date(job.created * 1000).toLocaleString() }));
   card.append(head, el("p", { className: "params", textContent: describe(job.params) }));
@@ -423,14 +474,17 @@ function jobCard(job) {
       catch (e) { msg.textContent = e.message; }
     });
     card.append(el("div", { className: "progress-row" }, bar, msg, cancel));
+    if (job.params.kind === "sweep") card.append(sweepRows(job));
   } else if (job.status === "failed") {
     card.append(el("p", { className: "error", textContent: "Error: " + (job.error || "failed") }));
   } else if (job.status === "done") {
+    const o = outcome(job);
+    if (o) card.append(o);
     for (const t of job.takes) card.append(takeElement(job, t));
   }
   if (job.status !== "queued" && job.status !== "running") {
     const row = el("div", { className: "take-actions" });
-    if (job.status !== "done") {
+    if (job.status !== "done" && (job.params.kind === "generate" || job.params.kind === "extend")) {
       const again = el("button", { type: "button", textContent: "Edit and retry…" });
       again.addEventListener("click", () => prefill(job, null));
       row.append(again);
@@ -438,7 +492,8 @@ function jobCard(job) {
     const remove = el("button", { type: "button", className: "remove", textContent: "Remove",
       title: "forget this job and delete its files from the studio folder" });
     remove.addEventListener("click", async () => {
-      if (!confirm(`Remove ${job.params.preset || "this"} job ${job.id} and its files?`)) return;
+      const what = job.params.kind === "style" ? " (the learned style stays)" : "";
+      if (!confirm(`Remove ${jobTitle(job.params)} job ${job.id} and its files${what}?`)) return;
       try {
         await api(`/api/jobs/${job.id}`, { method: "DELETE" });
         state.jobs.delete(job.id);
@@ -467,6 +522,8 @@ function renderHistory() {
     } else if (key === "running" || key === "queued") {
       $("progress", entry.card).value = job.progress || 0;
       $(".msg", entry.card).textContent = job.message || "";
+      const rows = $(".sweep-rows", entry.card);
+      if (rows) rows.replaceWith(sweepRows(job));
     } else if (key === "done") {  // pictures come after the sound: fill them in place (players keep playing)
       for (const t of job.takes) {
         const node = entry.card.querySelector(`.take[data-key="${CSS.escape(job.id + "/" + t.stem)}"]`);
@@ -490,6 +547,7 @@ async function poll() {
       const { jobs } = await api("/api/takes");
       state.jobs = new Map(jobs.map(j => [j.id, j]));
       renderHistory();
+      await stylesLearned(jobs);
       if (!jobs.some(j => j.status === "queued" || j.status === "running" || j.pictures === "pending")) break;
       await new Promise(r => setTimeout(r, 400));
     }
@@ -498,6 +556,182 @@ async function poll() {
   } finally {
     polling = false;
   }
+}
+
+// -- learned styles appear in the preset list as soon as their job is done ---------------
+
+async function reloadPresets() {
+  const presets = await api("/api/presets");
+  state.presets = presets.presets;
+  renderPresets();
+  renderStyleBases();
+}
+
+async function stylesLearned(jobs) {
+  const fresh = jobs.filter(j => j.params.kind === "style" && j.status === "done" && !state.stylesSeen.has(j.id));
+  fresh.forEach(j => state.stylesSeen.add(j.id));
+  if (fresh.length && state.presetsLoaded) await reloadPresets();
+}
+
+function selectPreset(name) {
+  $("#preset-search").value = "";
+  renderPresets();
+  $("#preset").value = name;
+  showPreset();
+  renderOptions();
+  $("#form").scrollIntoView({ behavior: "smooth" });
+}
+
+function renderStyleBases() {
+  const sel = $("#style-base");
+  const keep = sel.value;
+  sel.replaceChildren(el("option", { value: "", textContent: "closest built-in" }));
+  for (const p of state.presets) if (!p.error && p.origin === "built-in") sel.append(el("option", { value: p.name, textContent: p.name }));
+  sel.value = [...sel.options].some(o => o.value === keep) ? keep : "";
+}
+
+// -- learn a style: files dropped here are uploaded (checked like any sketch), then learned from
+
+function renderStyleFiles() {
+  const list = $("#style-list");
+  list.replaceChildren();
+  for (const f of state.styleFiles) {
+    const li = el("li", { className: f.error ? "error" : "" },
+      el("span", { textContent: f.error || `${f.name} · ${f.notes} notes · ${f.duration_s.toFixed(1)} s`, title: f.name }));
+    const x = el("button", { type: "button", textContent: "×", title: "leave this file out" });
+    x.addEventListener("click", () => { state.styleFiles.splice(state.styleFiles.indexOf(f), 1); renderStyleFiles(); });
+    li.append(x);
+    list.append(li);
+  }
+  const ok = state.styleFiles.filter(f => !f.error).length;
+  $("#style-go").textContent = ok ? `Learn from ${ok} file${ok === 1 ? "" : "s"}` : "Learn";
+}
+
+async function addStyleFiles(files) {
+  for (const file of files) {
+    try {
+      const s = await api(`/api/upload?name=${encodeURIComponent(file.name)}`, { method: "POST", body: file,
+        headers: { "Content-Type": "audio/midi" } });
+      if (!state.styleFiles.some(f => f.id === s.id)) state.styleFiles.push(s);
+    } catch (e) {
+      state.styleFiles.push({ name: file.name, error: e.message });
+    }
+    renderStyleFiles();
+  }
+  loadSketches();  // they are sketches too
+}
+
+async function submitStyle(e) {
+  e.preventDefault();
+  $("#style-error").textContent = "";
+  const num = (id, parse) => { const v = $(id).value.trim(); return v === "" ? null : parse(v); };
+  const body = { kind: "style", name: $("#style-name").value.trim(),
+    sketches: state.styleFiles.filter(f => !f.error).map(f => f.id),
+    steps: num("#style-steps", v => parseInt(v, 10)), minutes: num("#style-minutes", parseFloat),
+    from_preset: $("#style-base").value || null };
+  $("#style-go").disabled = true;
+  try {
+    const job = await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    state.jobs.set(job.id, job);
+    state.styleFiles = [];
+    renderStyleFiles();
+    renderHistory();
+    poll();
+  } catch (err) {
+    $("#style-error").textContent = err.message;
+  } finally {
+    $("#style-go").disabled = false;
+  }
+}
+
+function setupStyle() {
+  const drop = $("#style-drop");
+  for (const ev of ["dragenter", "dragover"]) drop.addEventListener(ev, e => { e.preventDefault(); drop.classList.add("over"); });
+  for (const ev of ["dragleave", "drop"]) drop.addEventListener(ev, () => drop.classList.remove("over"));
+  drop.addEventListener("drop", e => { e.preventDefault(); addStyleFiles([...e.dataTransfer.files]); });
+  $("#style-files").addEventListener("change", e => { addStyleFiles([...e.target.files]); e.target.value = ""; });
+  $("#style-form").addEventListener("submit", submitStyle);
+}
+
+// -- a sweep: one or two parameters, a list of values each; the batch runner runs every combination
+
+const AXIS_HINTS = { seed: "1, 2, 3 or 1..8", temperature: "0.8, 1.0, 1.2", tempo: "80, 100, 120", key: "C, F, A", lufs: "-18, -14, -9" };
+
+function axisValues(name, text) {
+  const t = text.trim();
+  if (!name || t === "") return [];
+  const range = t.match(/^(-?\d+)\s*\.\.\s*(-?\d+)$/);
+  if (name === "seed" && range) {
+    const [a, b] = [parseInt(range[1], 10), parseInt(range[2], 10)];
+    const out = [];
+    for (let i = Math.min(a, b); i <= Math.max(a, b) && out.length <= 1000; i++) out.push(i);
+    return out;
+  }
+  const parts = t.split(/[\s,;]+/).filter(Boolean);
+  if (name === "key") return parts;
+  return parts.map(v => (name === "seed" ? (/^-?\d+$/.test(v) ? parseInt(v, 10) : v) : (isFinite(Number(v)) ? Number(v) : v)));
+}
+
+function sweepGrid() {
+  const grid = {};
+  for (const n of ["1", "2"]) {
+    const name = $(`#axis${n}`).value;
+    const values = axisValues(name, $(`#axis${n}-values`).value);
+    if (name && values.length) grid[name] = [...(grid[name] || []), ...values];
+  }
+  return grid;
+}
+
+function sweepCount() {
+  const grid = sweepGrid();
+  const axes = Object.keys(grid);
+  const n = axes.length ? Object.values(grid).reduce((k, v) => k * v.length, 1) : 0;
+  const cap = state.limits.sweep_jobs || 64;
+  const v = $("#length").value, unit = $("#length-unit").value;
+  const len = v ? `${v} ${Number(v) === 1 ? unit.replace(/s$/, "") : unit}` : "default length";
+  const p = $("#preset").value || "default preset";
+  $("#sweep-count").textContent = n === 0 ? "Choose a parameter and its values."
+    : `${n} job${n === 1 ? "" : "s"}: ${p} · ${engineName() || "preset's engine"} · ${len}` + (n > cap ? ` (at most ${cap})` : "");
+  $("#sweep-count").className = n > cap ? "hint error" : "hint";
+  $("#sweep-go").disabled = n === 0 || n > cap;
+  $("#sweep-go").textContent = n ? `Run ${n} job${n === 1 ? "" : "s"}` : "Run sweep";
+  return n;
+}
+
+async function submitSweep(e) {
+  e.preventDefault();
+  $("#sweep-error").textContent = "";
+  const f = formParams();
+  const body = { kind: "sweep", preset: f.preset, engine: f.engine, bars: f.bars, seconds: f.seconds, grid: sweepGrid() };
+  $("#sweep-go").disabled = true;
+  try {
+    const job = await api("/api/jobs", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+    state.jobs.set(job.id, job);
+    renderHistory();
+    poll();
+  } catch (err) {
+    $("#sweep-error").textContent = err.message;
+  } finally {
+    sweepCount();
+  }
+}
+
+function setupSweep(axes) {
+  state.sweepAxes = axes;
+  for (const [n, first] of [["1", "seed"], ["2", ""]]) {
+    const sel = $(`#axis${n}`);
+    sel.replaceChildren(...(n === "2" ? [el("option", { value: "", textContent: "(none)" })] : []),
+      ...axes.map(a => el("option", { value: a, textContent: a })));
+    sel.value = first;
+    const hint = () => { $(`#axis${n}-values`).placeholder = sel.value ? AXIS_HINTS[sel.value] || "values" : "—"; $(`#axis${n}-values`).disabled = !sel.value; sweepCount(); };
+    sel.addEventListener("change", hint);
+    $(`#axis${n}-values`).addEventListener("input", sweepCount);
+    hint();
+  }
+  for (const id of ["#preset", "#engine", "#length", "#length-unit"]) $(id).addEventListener("change", sweepCount);
+  $("#length").addEventListener("input", sweepCount);
+  $("#preset-search").addEventListener("input", sweepCount);
+  $("#sweep-form").addEventListener("submit", submitSweep);
 }
 
 // -- A/B ---------------------------------------------------------------------------------
@@ -553,6 +787,7 @@ async function start() {
   try {
     const [info, presets, engines] = await Promise.all([api("/api/info"), api("/api/presets"), api("/api/engines")]);
     $("#where").textContent = `v${info.version} · folder ${info.folder}`;
+    state.limits = info.limits;
     state.presets = presets.presets;
     state.engines = engines.engines;
     state.kinds = engines.kinds;
@@ -561,7 +796,11 @@ async function start() {
     showPreset();
     renderEngines();
     kindChanged();
+    renderStyleBases();
+    setupStyle();
+    setupSweep(info.sweep_axes || []);
     await loadSketches();
+    state.presetsLoaded = true;
     await poll();
     document.body.dataset.ready = "1";
   } catch (e) {
