@@ -364,17 +364,24 @@ def main() -> None:
                     help="engine option for the continuations (e.g. tonal_prior=0)")
     ap.add_argument("--task", choices=("continue", "infill"), default="continue",
                     help="continue: NLL and continuations; infill: hide bars 9-12 of 16 and rewrite them")
+    ap.add_argument("--infill-pc-weight", type=float, default=None,
+                    help="infill: the ranking's pitch-class weight (tuning; default the engine's PC_WEIGHT)")
     args = ap.parse_args()
 
     if args.task == "infill":
         from train_symbolic import load_split_items
+
+        from musegen.engines.symbolic import infill as infill_mod
+
+        if args.infill_pc_weight is not None:
+            infill_mod.PC_WEIGHT = args.infill_pc_weight
 
         options = {k: json.loads(v) if v[:1] in "0123456789-tf[{" else v
                    for k, _, v in (kv.partition("=") for kv in args.option)}
         res = infill_eval(load_split_items(args.data, args.split), args.model, args.pieces, args.seed, options,
                           args.temperature)
         report = {"task": "infill", "infill": res["summary"], "split": args.split, "options": options,
-                  "temperature": args.temperature}
+                  "temperature": args.temperature, "pc_weight": infill_mod.PC_WEIGHT}
         if args.json:
             args.json.write_text(json.dumps({**report, "rows": res["rows"]}, indent=1))
         print(json.dumps(report, indent=1))

@@ -192,9 +192,9 @@ class SymbolicEngine:
         card = model_card_info(config, None if model_key is None else str(model_key))
         job = InfillJob(request, sampler, tokenizer, config, model.cfg.context, settings,
                         int(_or(opts.candidates, GAP_CANDIDATES)), card, drums_ok=bool(config.get("drums", False)))
-        if opts.key_constraint or opts.tonal_prior:
-            job.settings.key_pcs = job.plan.key_pcs if opts.key_constraint else None
-            job.settings.pc_bias = _tonal_bias(request, job.plan, opts.tonal_prior)
+        if opts.key_constraint:
+            job.settings.key_pcs = job.plan.key_pcs
+        job.settings.pc_bias = job.tonal_bias(opts.tonal_prior)
         return job
 
 

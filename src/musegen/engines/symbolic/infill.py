@@ -6,7 +6,8 @@ the candidate kept is the one after which the model finds the sketch's own next 
 likeliest: ``log p(bars M+1..M+LOOKAHEAD_BARS | bars before, candidate)``, the
 after-bars tokenized as they are in the sketch and appended to the candidate.  Among
 samples of ``p(gap | before)`` that picks the one closest to ``p(gap | before, after)``.
-A seam term keeps the gap's note density near the neighbouring bars'.  A model trained
+A seam term keeps the gap's note density near the neighbouring bars', and a pitch-class
+term its tonal balance near the bars around it (``PC_WEIGHT``).  A model trained
 with an infilling objective (the after-bars in its prompt) would take over in
 :func:`sample_gap`; the request, the scoring record and the result's shape stay as they are.
 
@@ -38,6 +39,17 @@ SEAM_BARS = 2
 #: its neighbours' density (about 0.6 in the log) costs about 3 nats, a few notes' worth of
 #: after-bar likelihood
 SEAM_DENSITY_WEIGHT = 5.0
+#: bars each side of the gap whose pitch-class balance the gap is ranked against
+PC_BARS = 4
+#: nats gained per unit of overlap (0-1) of the gap's duration-weighted pitch classes with the
+#: bars around it.  On 16 validation pieces (``scripts/eval_symbolic.py --task infill --split
+#: valid``, 6 candidates), the rewrite's pitch-class overlap with the hidden bars: 0 -> 0.726,
+#: 30 -> 0.773, 100 -> 0.765 (copying bars 5-8: 0.756, bars 13-16: 0.804)
+PC_WEIGHT = 30.0
+#: weight of the sampler's pitch-class prior toward the bars around the gap (the ``tonal_prior``
+#: option overrides it): off, as 1.0 lowered that overlap on the same pieces (0.654; with
+#: ``PC_WEIGHT`` 30: 0.672), concentrating the gap on the likeliest pitch classes
+DEFAULT_TONAL_PRIOR = 0.0
 
 
 @dataclass
@@ -146,6 +158,25 @@ class InfillJob:
                       if lo <= n.time < gap.start or gap.end <= n.time < hi)
         bars_neigh = (gap.start - lo + hi - gap.end) / bt
         self.neighbour_density = n_neigh / bars_neigh if bars_neigh > 0 else None
+        # the pitch classes around the gap (duration-weighted, the infilled tracks' notes)
+        lo, hi = gap.start - PC_BARS * bt, gap.end + PC_BARS * bt
+        h = [0.0] * 12
+        for i in chosen:
+            if not seed.tracks[i].is_drum:
+                for n in seed.tracks[i].notes:
+                    if lo <= n.time < gap.start or gap.end <= n.time < hi:
+                        h[n.pitch % 12] += n.duration
+        total = sum(h)
+        self.around_pcs = [x / total for x in h] if total > 0 else None
+
+    def tonal_bias(self, weight: float | None):
+        """``SampleSettings.pc_bias`` leaning toward the pitch classes around the gap (None: off)."""
+        weight = DEFAULT_TONAL_PRIOR if weight is None else weight
+        if not weight or self.around_pcs is None:
+            return None
+        from musegen.engines.symbolic.sampler import PRIOR_FLOOR
+
+        return np.log(np.asarray(self.around_pcs) + PRIOR_FLOOR) * float(weight)
 
     @property
     def rows(self) -> int:
@@ -164,7 +195,7 @@ class InfillJob:
 
     def score(self, cand: list[int]) -> dict:
         """The candidate's ranking: after-bars' log-likelihood less the density seam term."""
-        from musegen.engines.symbolic.continuation import note_stats
+        from musegen.engines.symbolic.continuation import _pc_weights, note_stats
 
         ll = tail_logprob(self.sampler, self.plan.prompt, cand, self.tail)
         own = [n for n in note_stats(self.sampler.g, cand) if n[0] in self.part_map]
@@ -172,8 +203,15 @@ class InfillJob:
         penalty = 0.0
         if self.neighbour_density is not None:
             penalty = SEAM_DENSITY_WEIGHT * abs(math.log((per_bar + 1) / (self.neighbour_density + 1)))
+        fit = 0.0
+        if self.around_pcs is not None and PC_WEIGHT:
+            h = _pc_weights(own)
+            total = sum(h)
+            fit = sum(min(x / total, p) for x, p in zip(h, self.around_pcs)) if total > 0 else 0.0
+        score = ll - penalty + PC_WEIGHT * fit
         return {"after_logprob": round(ll, 3), "notes_per_bar": round(per_bar, 3),
-                "density_penalty": round(penalty, 3), "score": round(ll - penalty, 3), "tokens": len(cand)}
+                "density_penalty": round(penalty, 3), "pc_fit": round(fit, 4), "score": round(score, 3),
+                "tokens": len(cand)}
 
     def output(self, cand: list[int], v: int, best: int, scored: list[dict]) -> EngineOutput:
         from musegen.engines.symbolic.continuation import _extract_new
