@@ -221,7 +221,7 @@ def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict 
         gen_notes = bar_notes(out.score, bt, 8, 16)
         seed_notes = bar_notes(seed_score, bt, 0, 8)
         scale = scale_pitch_classes(a.key_tonic, a.key_mode)
-        inkey = lambda ns: sum(p % 12 in scale for _, p, _ in ns) / max(1, len(ns))  # noqa: E731
+        inkey = lambda ns: sum(p % 12 in scale for _, p, _ in ns) / max(1, len(ns))
         th = pc_hist(true_notes)
         rows.append({
             "piece": name, "style": style,
@@ -287,7 +287,8 @@ def infill_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None
         try:
             full = one_meter(load_midi(path))
             a = analyze_score(full)
-        except Exception:  # noqa: BLE001 - unusable test file: skip, not counted
+        except Exception as exc:  # noqa: BLE001 - unusable test file: skip, not counted
+            print(f"  skipped {name}: {exc}", file=sys.stderr)
             continue
         if len(a.meter_map) > 1 or a.n_bars < 16:
             continue
@@ -311,9 +312,10 @@ def infill_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None
         secs = time.perf_counter() - t0
         start, end = lo * bt, hi * bt
         gen = bar_notes(out.score, bt, lo, hi)
-        outside = lambda s: sorted((n.time, n.duration, n.pitch, n.velocity, i)  # noqa: E731
-                                   for i, t in enumerate(s.tracks) for n in t.notes
-                                   if not start <= n.time < end)
+        def outside(s, start=start, end=end):
+            return sorted((n.time, n.duration, n.pitch, n.velocity, i) for i, t in enumerate(s.tracks)
+                          for n in t.notes if not start <= n.time < end)
+
         hanging = sum(1 for t in out.score.tracks for n in t.notes
                       if start <= n.time < end and n.time + n.duration > end)
         neigh = len(bar_notes(score, bt, lo - 2, lo)) + len(bar_notes(score, bt, hi, hi + 2))
@@ -331,7 +333,9 @@ def infill_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None
             "chosen": info["chosen"], "after_tokens": info["after_tokens"],
         })
     ok = [r for r in rows if r.get("valid")]
-    col = lambda key: [r[key] for r in ok]  # noqa: E731
+    def col(key):
+        return [r[key] for r in ok]
+
     summary = {"pieces": tried, "valid_share": len(ok) / max(1, tried), "gap": list(gap),
                "meters": sorted({"/".join(map(str, r["meter"])) for r in ok})}
     if ok:
@@ -388,10 +392,10 @@ def main() -> None:
         return
 
     import torch
+    from train_symbolic import load_split_items
 
     from musegen.engines.symbolic.checkpoint import load_checkpoint
     from musegen.engines.symbolic.data import TokenCorpus
-    from train_symbolic import load_split_items
 
     torch.set_num_threads(2)
     model, tokenizer, cfg = load_checkpoint(args.model)
