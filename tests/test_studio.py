@@ -308,7 +308,7 @@ def test_a_style_from_too_few_usable_files_fails_on_its_job(style_studio):
                                                                       "sketches": ids}).json()["id"])
     assert job["status"] == "failed" and job["error_type"] == "InputError", job
     assert "needs at least 3 MIDI files with notes; only 2 of 3 are usable" in job["error"], job["error"]
-    assert f"{ids[1]}.mid" in job["error"], "the unusable file is named"
+    assert f"piano-piece.mid ({ids[1]}): " in job["error"], "the unusable file is named as it was dropped"
     assert not style_studio.styles.exists() or list(style_studio.styles.iterdir()) == []
 
 
@@ -417,9 +417,10 @@ def _musegen() -> list[str]:
     return [str(exe)] if exe.exists() else [sys.executable, "-m", "musegen"]
 
 
-def start_studio(folder: Path) -> tuple[subprocess.Popen, str]:
+def start_studio(folder: Path, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
     proc = subprocess.Popen([*_musegen(), "studio", "--no-browser", "--port", "0", "--folder", str(folder)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **INTERRUPTIBLE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, **(env or {})}, **INTERRUPTIBLE)
     url = proc.stdout.readline().strip()  # the payload: printed once the server answers
     if not url.startswith("http://127.0.0.1:"):
         proc.kill()
@@ -511,7 +512,7 @@ def test_the_page_in_headless_chromium_makes_and_plays_a_take(tmp_path):
     shots = _artifacts(tmp_path)
     studio_folder = tmp_path / "studio"
     t0 = time.monotonic()
-    proc, url = start_studio(studio_folder)
+    proc, url = start_studio(studio_folder, env={"MUSEGEN_STYLE_DIR": str(tmp_path / "styles")})
     profile = tempfile.mkdtemp(prefix="chromium-")
     browser = subprocess.Popen(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--mute-audio", "--no-first-run",
@@ -540,7 +541,8 @@ def test_the_page_in_headless_chromium_makes_and_plays_a_take(tmp_path):
         shutil.rmtree(profile, ignore_errors=True)
         stop_studio(proc)
     for name in ("studio-empty-1400.png", "studio-take-1400.png", "studio-take-phone.png", "studio-running-1400.png",
-                 "studio-sweep-1400.png", "studio-sweep-phone.png", "studio-sweep-report-1400.png"):
+                 "studio-sweep-1400.png", "studio-sweep-phone.png", "studio-sweep-report-1400.png",
+                 "studio-style-running-1400.png"):
         assert (shots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     print(f"studio, browser, a take, a reload: {took:.1f} s; screenshots in {shots}")
 
@@ -642,6 +644,22 @@ def drive_style_and_sweep(page: Page, shots: Path, broken: Path) -> None:
     page.wait("document.querySelector('#style-error').textContent !== ''")
     assert "learning a style needs 3 to 64 different MIDI files, got 2" in page.js(
         "document.querySelector('#style-error').textContent")
+    # a third file, and a short fine-tune: progress on its card, then the style is in the preset list
+    page.call("DOM.setFileInputFiles", nodeId=style_input, files=[str(SAMPLES / "melody-and-chords.mid")])
+    page.wait("document.querySelectorAll('#style-list li').length === 4")
+    page.js("""(() => { document.querySelector('#style-steps').value = '2'; document.querySelector('#style-base').value = 'pop-ballad';
+        document.querySelector('#style-go').click(); })()""")
+    page.wait("document.querySelector('.job[data-kind=style]') !== null")
+    assert page.js("document.querySelectorAll('#style-list li').length") == 0, "the panel is cleared for the next style"
+    page.wait("""(() => { const j = document.querySelector('.job[data-kind=style]'), bar = j.querySelector('progress');
+        return j.querySelector('.outcome') !== null || (bar !== null && bar.value > 0); })()""")
+    page.screenshot(shots / "studio-style-running-1400.png", 1400, 900)
+    page.wait("document.querySelector('.job[data-kind=style] .status').textContent === 'done'")
+    assert page.js("document.querySelector('.job[data-kind=style] .outcome').textContent").startswith(
+        "Learned my-band from 3 files (base preset pop-ballad")
+    page.js("document.querySelector('.job[data-kind=style] .use-style').click()")
+    assert page.js("document.querySelector('#preset').value") == "my-band", "the new style is in the list at once"
+    assert "(learned)" in page.js("document.querySelector('#preset option:checked').textContent")
 
     # a sweep of the preset, engine and length chosen above: seeds 1..2 x tempo 72, 90
     page.js("""(() => {

@@ -322,7 +322,7 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
 
 def run_style(job: dict[str, Any], folder: str, send) -> None:
     """Worker side: learn a style from the job's sketches into the user's style store."""
-    from musegen.errors import InputError, PresetError
+    from musegen.errors import InputError, MusegenError, PresetError
     from musegen.presets import load_preset
     from musegen.style.learn import learn_style
 
@@ -333,18 +333,34 @@ def run_style(job: dict[str, Any], folder: str, send) -> None:
         pass
     else:
         raise InputError(f"name {p['name']!r} is already a learned style; choose another name")
-    files = [str(Path(folder) / "sketches" / f"{s}.mid") for s in p["sketches"]]
+    sketches = Path(folder) / "sketches"
+    files = [str(sketches / f"{s}.mid") for s in p["sketches"]]
+    # the user knows the files by the names they dropped, not by the studio's ids
+    names = {}
+    for s in p["sketches"]:
+        meta = _read_json(sketches / f"{s}.json")
+        names[f"{s}.mid"] = f"{meta['name']} ({s})" if isinstance(meta, dict) and meta.get("name") else f"{s}.mid"
+
+    def named(text: str) -> str:
+        for s in p["sketches"]:
+            text = text.replace(str(sketches / f"{s}.mid"), names[f"{s}.mid"]).replace(f"{s}.mid", names[f"{s}.mid"])
+        return text
+
     notes: list[str] = []
 
     def progress(done: float, total: float, msg: str) -> None:
         # reading the files is quick next to the fine-tune: a tenth of the bar
         share = done / max(total, 1e-9)
         at = 0.1 * share if msg.startswith("reading") else 0.1 + 0.9 * share
-        shown = f"fine-tuning: step {int(done)} of {int(total)}" if msg == "fine-tuning" else msg
+        shown = f"fine-tuning: step {int(done)} of {int(total)}" if msg == "fine-tuning" else named(msg)
         send(("progress", job["id"], at, shown))
 
-    info = learn_style(files, p["name"], steps=p["steps"], minutes=p["minutes"], from_preset=p.get("from_preset"),
-                       progress=progress, say=notes.append)
+    try:
+        info = learn_style(files, p["name"], steps=p["steps"], minutes=p["minutes"],
+                           from_preset=p.get("from_preset"), progress=progress, say=lambda m: notes.append(named(m)))
+    except MusegenError as exc:
+        exc.args = (named(str(exc)),)
+        raise
     tr = info.get("training", {})
     send(("done", job["id"], [], {"style": {
         "name": p["name"], "base_preset": info.get("base_preset"), "files": len(info.get("files", [])),

@@ -545,9 +545,9 @@ async function poll() {
   try {
     for (;;) {
       const { jobs } = await api("/api/takes");
+      await stylesLearned(jobs);  // before the card that says so, whose "Use it" picks the style
       state.jobs = new Map(jobs.map(j => [j.id, j]));
       renderHistory();
-      await stylesLearned(jobs);
       if (!jobs.some(j => j.status === "queued" || j.status === "running" || j.pictures === "pending")) break;
       await new Promise(r => setTimeout(r, 400));
     }
