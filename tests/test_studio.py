@@ -123,6 +123,32 @@ def test_a_generate_job_makes_wav_midi_json_and_pictures(studio):
     assert any(j["id"] == job["id"] for j in history)
 
 
+def test_a_job_with_stems_offers_a_wav_and_midi_per_part(studio):
+    import io
+
+    import numpy as np
+    import soundfile as sf
+
+    job = wait_job(studio, studio.post("/api/jobs", json={**FAST, "seed": 3, "stems": True}).json()["id"])
+    assert job["status"] == "done", job
+    (take,) = job["takes"]
+    names = [s["name"] for s in take["stems"]]
+    assert len(names) >= 3 and any(n.startswith("bass-") for n in names) and any(n.startswith("drums-") for n in names)
+    loud = 0
+    for stem in take["stems"]:
+        assert stem["wav"].startswith(f"takes/{job['id']}/{take['stem']}.stems/")
+        wav = studio.get("/files/" + stem["wav"] + "?download=1")
+        assert wav.status_code == 200 and wav.headers["content-disposition"].startswith("attachment")
+        y, _ = sf.read(io.BytesIO(wav.content))
+        loud += np.abs(y).max() > 0.01
+        assert studio.get("/files/" + stem["mid"]).content[:4] == b"MThd"
+    assert loud == len(names), "every part's stem holds sound"
+    plain = wait_job(studio, studio.post("/api/jobs", json={**FAST, "seed": 3}).json()["id"])
+    assert plain["takes"][0]["stems"] == [], "no stems unless asked (lofi-chill's [render] does not)"
+    r = studio.post("/api/jobs", json={**FAST, "stems": "yes"})
+    assert r.status_code == 400 and "stems must be true or false, got 'yes'" in r.json()["error"]
+
+
 def test_an_extend_job_continues_the_uploaded_sketch(studio, sketch_id):
     r = studio.post("/api/jobs", json={**FAST, "kind": "extend", "sketch": sketch_id, "seed": 2})
     job = wait_job(studio, r.json()["id"])
@@ -582,6 +608,7 @@ def drive_the_page(page: Page, url: str, shots: Path) -> None:
         const e = document.querySelector('#engine'); e.value = 'procedural'; e.dispatchEvent(new Event('change'));
         document.querySelector('#length').value = '2'; document.querySelector('#seed').value = '4';
         document.querySelector('#variations').value = '2'; document.querySelector('#sketch').value = '';
+        document.querySelector('#stems').checked = true;
     })()""")
     assert page.js("document.querySelector('#preset').value") == "lofi-chill"
     assert page.js("document.querySelector('#options [data-option=swing_unit]') !== null")
@@ -600,6 +627,7 @@ def drive_the_page(page: Page, url: str, shots: Path) -> None:
         let n = 0; for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && (d[i] > 60 || d[i + 1] > 60 || d[i + 2] > 60) && !(d[i] === 255 && d[i + 1] === 74)) n++;
         return n; })()""")
     assert lit > 500, f"the piano roll drew {lit} lit pixels"
+    assert page.js("document.querySelector('.take').querySelectorAll('.dl-stems a.dl-stem').length") >= 3, "stems to download"
     stats = page.js("document.querySelector('.take .stats').textContent")
     assert "LUFS" in stats and "BPM" in stats and "seed 4" in stats
     # A/B: two takes of the job, one heard at a time

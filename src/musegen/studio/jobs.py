@@ -99,7 +99,7 @@ def check_params(raw: Any, folder: Path) -> dict[str, Any]:
     if raw.get("kind") == "sweep":
         return check_sweep_params(raw, folder)
     known = {"kind", "preset", "engine", "bars", "seconds", "seed", "temperature", "variations",
-             "options", "sketch", "add_parts"}
+             "options", "sketch", "add_parts", "stems"}
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ParameterError(f"unknown job field {unknown[0]!r} (known: {', '.join(sorted(known))})")
@@ -142,9 +142,12 @@ def check_params(raw: Any, folder: Path) -> dict[str, Any]:
     add_parts = raw.get("add_parts", False)
     if not isinstance(add_parts, bool):
         raise ParameterError(f"add_parts must be true or false, got {add_parts!r}")
+    stems = raw.get("stems")  # None: as the preset's [render] stems says
+    if stems is not None and not isinstance(stems, bool):
+        raise ParameterError(f"stems must be true or false, got {stems!r}")
     return {"kind": kind, "preset": preset_name, "engine": engine, "bars": bars, "seconds": seconds,
             "seed": seed, "temperature": temperature, "variations": variations, "options": options,
-            "sketch": sketch, "add_parts": add_parts}
+            "sketch": sketch, "add_parts": add_parts, "stems": stems}
 
 
 def _known(raw: dict[str, Any], known: set[str], what: str) -> None:
@@ -285,7 +288,8 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
     kw: dict[str, Any] = {  # no name: the default {preset}-s{seed} names the downloads
         "preset": p["preset"], "bars": p["bars"], "seconds": p["seconds"], "seed": p["seed"],
         "variations": p["variations"], "engine": p["engine"], "temperature": p["temperature"],
-        "engine_options": p["options"] or None, "out_dir": str(out), "progress": progress}
+        "engine_options": p["options"] or None, "out_dir": str(out), "progress": progress,
+        "stems": p.get("stems")}
     if p["kind"] == "extend":
         results = pipeline.extend(sketch, add_parts=p["add_parts"], **kw)
     else:
@@ -303,6 +307,9 @@ def run_job(job: dict[str, Any], folder: str, send) -> None:
             "mid": rel + r.mid.name if r.mid is not None else None,
             "notes": rel + notes.name if r.mid is not None else None,
             "seed": r.sidecar.get("parameters", {}).get("seed"),
+            # one WAV and MIDI per part, in <stem>.stems/ (paths in the sidecar are relative to the take's folder)
+            "stems": [{"name": Path(s["wav"]).stem, "wav": rel + s["wav"], "mid": rel + s["mid"] if s.get("mid") else None}
+                      for s in (r.sidecar.get("files", {}).get("stems") or [])],
             "summary": {k: a.get(k) for k in ("duration_s", "key", "tempo_bpm", "meter", "lufs", "peak_dbfs", "bars")},
         })
     send(("done", job["id"], takes))

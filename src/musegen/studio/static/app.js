@@ -247,6 +247,7 @@ function formParams() {
     variations: num("#variations", v => parseInt(v, 10)) || 1,
     options: optionValues(), sketch: $("#sketch").value || null,
     add_parts: kind === "extend" && $("#add-parts").checked,
+    stems: $("#stems").checked || null,  // unchecked: as the preset says
   };
 }
 
@@ -282,6 +283,7 @@ function prefill(job, take) {
   for (const r of document.querySelectorAll("input[name=kind]")) r.checked = r.value === p.kind;
   kindChanged();
   $("#add-parts").checked = !!p.add_parts;
+  $("#stems").checked = !!p.stems;
   $("#length-unit").value = p.seconds !== null && p.seconds !== undefined ? "seconds" : "bars";
   $("#length").value = p.seconds ?? p.bars ?? "";
   $("#seed").value = take && take.seed !== null && take.seed !== undefined ? take.seed : (p.seed ?? "");
@@ -376,6 +378,7 @@ function describe(p) {
   if (p.temperature) bits.push(`temperature ${p.temperature}`);
   if (p.variations > 1) bits.push(`${p.variations} variations`);
   if (p.sketch) bits.push("with sketch" + (p.add_parts ? " + added parts" : ""));
+  if (p.stems) bits.push("stems");
   const opts = Object.entries(p.options || {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
   return bits.join(" · ") + (opts.length ? " · " + opts.join(" ") : "");
 }
@@ -400,6 +403,13 @@ function takeElement(job, take) {
   $(".dl-wav", node).href = fileUrl(take.wav, true);
   $(".dl-json", node).href = fileUrl(take.json, true);
   if (take.mid) $(".dl-mid", node).href = fileUrl(take.mid, true); else $(".dl-mid", node).remove();
+  const stems = take.stems || [];
+  $(".dl-stems", node).hidden = stems.length === 0;
+  stems.forEach((s, i) => {
+    $(".dl-stems", node).append(i ? " · " : "", s.name + " ",
+      el("a", { className: "dl-stem", href: fileUrl(s.wav, true), download: "", textContent: "WAV" }),
+      ...(s.mid ? [" ", el("a", { href: fileUrl(s.mid, true), download: "", textContent: "MIDI" })] : []));
+  });
   const ref = { job, take };
   $(".pick-a", node).addEventListener("click", () => pickAB("a", ref));
   $(".pick-b", node).addEventListener("click", () => pickAB("b", ref));
