@@ -43,6 +43,7 @@ def generate(
     preset: str | Preset | None = None,
     *,
     midi: str | os.PathLike[str] | None = None,
+    infill: str | Sequence[int] | None = None, infill_parts: str | Sequence[str] | None = None,  # see infilling
     bars: int | None = None,
     seconds: float | None = None,
     seed: int | None = None,
@@ -102,8 +103,8 @@ def generate(
     """
     args = GenerateArgs(
         preset=preset, midi=midi, bars=bars, seconds=seconds, seed=seed, variations=variations, engine=engine,
-        tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir, name=name,
-        soundfont=soundfont, sample_rate=sample_rate, post=post, continue_only=continue_only,
+        tempo=tempo, key=key, temperature=temperature, prompt=prompt, out_dir=out_dir, name=name, infill=infill,
+        soundfont=soundfont, sample_rate=sample_rate, post=post, continue_only=continue_only, infill_parts=infill_parts,
         engine_options=engine_options, loop=loop, stems=stems, command=command, commercial_use=commercial_use,
         parts=parts if parts is None or isinstance(parts, str) else tuple(parts),
     )

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -107,25 +106,11 @@ def infill(midi: str | os.PathLike[str], *, bars: str | Sequence[int], parts: st
     :func:`musegen.pipeline.generate`; the sidecar's ``engine.info.infill`` records the
     gap and every candidate's score.  Other keywords as for ``generate``.
     """
-    from musegen.pipeline.args import GenerateArgs
-    from musegen.pipeline.finishing import finish
-    from musegen.pipeline.planning import plan
+    from musegen.pipeline import generate
 
     if name is None:
         gap = bars if isinstance(bars, str) else "-".join(str(b) for b in bars)
         name = "{midi}-bars" + re.sub(r"[^0-9]+", "-", str(gap)).strip("-") + "-s{seed}" + (
             "-v{variation}" if variations > 1 else "")
-    args = GenerateArgs(midi=midi, infill=bars if isinstance(bars, str) else tuple(bars),
-                        infill_parts=parts if parts is None or isinstance(parts, str) else tuple(parts),
-                        engine=engine or DEFAULT_ENGINE, name=name, variations=variations, continue_only=True,
-                        command="infill", **kwargs)
-    report = progress or (lambda done, total, msg: None)
-    t0 = time.perf_counter()
-    job = plan(args)
-    report(0, job.n_steps, f"{job.engine_name}: infilling bars {job.request.infill[0]}-{job.request.infill[1]}")
-    t_eng = time.perf_counter()
-    outputs = job.engine.generate(
-        job.request, progress=lambda done, total, msg: report(done / max(total, 1e-9), job.n_steps, msg))
-    results = finish(job, outputs, time.perf_counter() - t_eng, report)
-    report(job.n_steps, job.n_steps, f"done in {time.perf_counter() - t0:.1f} s")
-    return results
+    return generate(midi=midi, infill=bars, infill_parts=parts, engine=engine or DEFAULT_ENGINE, name=name,
+                    variations=variations, continue_only=True, command="infill", progress=progress, **kwargs)
