@@ -480,6 +480,51 @@ def test_ctrl_c_stops_the_server_and_its_worker_and_leaves_no_partial_take(tmp_p
     assert saved["status"] == "cancelled" and saved["message"] == "stopped with the studio"
 
 
+def descendants(pid: int) -> set[int]:
+    """The processes under ``pid`` (Linux: from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process tree from /proc")
+def test_ctrl_c_during_a_sweep_stops_the_batch_pool_and_leaves_no_run_folder(tmp_path):
+    import httpx
+
+    proc, url = start_studio(tmp_path)
+    try:
+        job = httpx.post(url + "api/jobs", json={**SWEEP, "bars": 300}).json()
+        while not httpx.get(url + f"api/jobs/{job['id']}").json()["message"].startswith("0 of 4 jobs done"):
+            time.sleep(0.1)  # the batch runner has started its pool
+        tree = descendants(proc.pid)
+        assert len(tree) >= 2, "the studio's worker and the batch pool's workers under it"
+        assert (tmp_path / "sweeps" / job["id"]).is_dir()
+    finally:
+        code, err = stop_studio(proc)
+    # nothing after the last line: a pool killed with its runner would leave a warning about its semaphores
+    assert code == 0 and err.strip().endswith("studio stopped"), err
+    assert not (tmp_path / "sweeps" / job["id"]).exists(), "the unfinished run's folder is gone"
+    end = time.monotonic() + 30  # a killed process is gone once the kernel has reaped it
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+              for pid in tree) and time.monotonic() < end:
+        time.sleep(0.1)
+    alive = [pid for pid in tree if Path(f"/proc/{pid}").exists()
+             and "Z" not in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]]
+    assert alive == [], f"processes left running: {alive}"
+    saved = json.loads((tmp_path / "jobs" / f"{job['id']}.json").read_text())
+    assert saved["status"] == "cancelled"
+
+
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
 
 

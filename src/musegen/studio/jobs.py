@@ -49,8 +49,14 @@ MAX_STYLE_FILES = 64
 #: most variations one studio job makes (each is a take on the page)
 MAX_VARIATIONS = 8
 FINAL = ("done", "failed", "cancelled")
-#: how long a cancelled style job may take to remove its half-made style before it is killed
+#: how long a cancelled style or sweep job may take to clean up before it is killed
 POLITE_S = 30.0
+
+
+def _cleans_up(job: dict[str, Any]) -> bool:
+    """Whether a job is stopped with SIGTERM first: a style removes its hidden work folder, a
+    sweep's batch runner stops its pool (killed at once, its processes and semaphores would leak)."""
+    return job["params"]["kind"] in ("style", "sweep")
 
 
 def default_folder() -> Path:
@@ -495,6 +501,7 @@ class Jobs:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._atexit = False
+        self._closing = False
         self._load()
 
     # state on disk
@@ -574,7 +581,7 @@ class Jobs:
             if job["status"] == "queued":
                 self._pending.remove(job_id)
             else:  # running: the worker is stopped mid-call and replaced
-                self._kill_worker(polite=job["params"]["kind"] == "style")
+                self._kill_worker(polite=_cleans_up(job))
                 self._running = None
                 self._remove_takes(job_id)
             job.update(status="cancelled", message="cancelled", finished=time.time())
@@ -603,23 +610,28 @@ class Jobs:
     # the worker
     def start(self) -> None:
         self._stop.clear()
+        self._closing = False
         self._thread = threading.Thread(target=self._loop, name="musegen-studio-jobs", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
         """Stop the worker; a job it was running is cancelled and its folder removed."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
         with self._lock:
+            self._closing = True  # the job loop starts nothing more, but its thread lives on:
             if self._running is not None:
+                # the worker was started from that thread and dies with it (PR_SET_PDEATHSIG),
+                # which would leave a job no time to stop politely
                 job = self._jobs[self._running]
-                self._kill_worker()
+                self._kill_worker(polite=_cleans_up(job))
                 self._remove_takes(job["id"])
                 job.update(status="cancelled", message="stopped with the studio", finished=time.time())
                 self._save(job)
                 self._running = None
-            elif self._conn is not None:  # idle, or drawing the last take's pictures: let it finish them
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        with self._lock:
+            if self._conn is not None:  # idle, or drawing the last take's pictures: let it finish them
                 try:
                     self._conn.send(None)
                     end = time.monotonic() + 10
@@ -681,6 +693,8 @@ class Jobs:
 
     def _step(self) -> None:
         with self._lock:
+            if self._closing:
+                return
             if self._proc is None:
                 self._spawn()
             if self._running is None and self._pending:
