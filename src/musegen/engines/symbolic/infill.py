@@ -31,8 +31,9 @@ from musegen.errors import EngineError, ParameterError
 
 #: gap candidates sampled per variation (the engine's ``candidates`` option overrides it)
 DEFAULT_CANDIDATES = 6
-#: bars after the gap whose likelihood ranks the candidates
-LOOKAHEAD_BARS = 2
+#: bars after the gap whose likelihood ranks the candidates (16 validation pieces, pitch-class
+#: overlap of the rewrite with the hidden bars: 2 -> 0.773, 4 -> 0.784, within one standard error)
+LOOKAHEAD_BARS = 4
 #: neighbouring bars (each side) whose note density the gap should keep
 SEAM_BARS = 2
 #: nats lost per unit of ``|log((gap notes per bar + 1) / (neighbours' + 1))|``: a gap of twice
