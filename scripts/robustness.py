@@ -253,7 +253,8 @@ def mutate_table(rng: random.Random, table: dict) -> dict:
             node = rng.choice(kids)
         action = rng.choice(["replace", "replace", "delete", "unknown"])
         keys = list(node)
-        junk = rng.choice(JUNK_VALUES)
+        # a copy: the same junk table inserted twice (or into itself) made a cycle, and toml_dump recursed forever
+        junk = json.loads(json.dumps(rng.choice(JUNK_VALUES)))
         if action == "replace" and keys:
             node[rng.choice(keys)] = junk if junk is not None else "none"
         elif action == "delete" and keys:
