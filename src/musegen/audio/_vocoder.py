@@ -75,7 +75,6 @@ def stretch(y: np.ndarray, *, rate: float, n_fft: int, out_len: int) -> np.ndarr
     hop = n_fft // 4
     pad = n_fft // 2
     window = (0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(n_fft) / n_fft)).astype(np.float32)
-    frames_in = n // hop + 1  # analysis frames centred on 0, hop, 2 hop, ...
     frames_out = (out_len + pad) // hop + 1
     # zero padding: half a frame in front (frames are centred), and behind
     # enough for the last output frame's analysis frame and its successor

@@ -133,4 +133,3 @@ def accompany(midi: str | os.PathLike[str], *, parts: str | Sequence[str], **kwa
     :data:`musegen.pipeline.accompaniment.PARTS`) added from its first bar to its last bar line,
     in its key, tempo and meter; the melody unchanged, nothing after it."""
     return generate(midi=midi, parts=parts, command="accompany", **kwargs)
-
