@@ -22,6 +22,7 @@ from symusic import Note, Score, TimeUnit
 from musegen import limits
 from musegen.atomic import atomic_write_bytes
 from musegen.errors import MidiError, OutputError, ParameterError
+from musegen.midi.meta import vlq
 
 __all__ = [
     "DEFAULT_MAX_BYTES",
@@ -316,15 +317,6 @@ class _TrackProblem(Exception):
     """What is wrong with a track's events (internal: becomes a MidiError naming the file)."""
 
 
-def _vlq(value: int) -> bytes:
-    out = bytearray([value & 0x7F])
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
 def _canonical_track(data: bytes, pos: int, end: int, ignored: list[str]) -> bytes:
     """The events of the track in ``data[pos:end]``, rewritten in canonical form.
 
@@ -466,9 +458,9 @@ def _delta_bytes(ticks: int) -> bytes:
     """``ticks`` as delta times: one, or, past four bytes' worth, empty text events carrying the rest."""
     head = b""
     while ticks > _MAX_DELTA:  # only after dropped events whose deltas add up past 2**28
-        head += _vlq(_MAX_DELTA) + b"\xff\x01\x00"
+        head += vlq(_MAX_DELTA) + b"\xff\x01\x00"
         ticks -= _MAX_DELTA
-    return head + _vlq(ticks)
+    return head + vlq(ticks)
 
 
 def _parser_message(exc: BaseException) -> str:

@@ -60,7 +60,8 @@ def fill_signatures(score: Score, *, tempo_bpm: float, meter: tuple[int, int],
     return added
 
 
-def _vlq(value: int) -> bytes:
+def vlq(value: int) -> bytes:
+    """A Standard MIDI File variable-length quantity (7 bits a byte, high bit: more follow)."""
     out = [value & 0x7F]
     value >>= 7
     while value:
@@ -90,7 +91,7 @@ def with_text_event(data: bytes, text: str, *, kind: int = TEXT_EVENT) -> bytes:
         ckid, size = _CHUNK.unpack_from(data, pos)
         if ckid == b"MTrk":
             payload = str(text).encode("utf-8")
-            event = b"\x00\xff" + bytes([kind]) + _vlq(len(payload)) + payload
+            event = b"\x00\xff" + bytes([kind]) + vlq(len(payload)) + payload
             head = _CHUNK.pack(b"MTrk", size + len(event))
             return data[:pos] + head + event + data[pos + 8:]
         pos += 8 + size
