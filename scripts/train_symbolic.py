@@ -34,6 +34,7 @@ DEFAULT_OUT = ROOT / "src" / "musegen" / "engines" / "symbolic" / "weights"
 
 #: model shapes for the stronger model of issue 15 (5-30 M parameters, context >= 1024)
 PRESETS = {
+    "compact": {"n_layer": 6, "n_head": 6, "d_model": 288, "context": 1024},  # about 6.1 M parameters
     "small": {"n_layer": 6, "n_head": 6, "d_model": 384, "context": 1024},   # about 10.8 M parameters
     "base": {"n_layer": 8, "n_head": 8, "d_model": 512, "context": 1024},    # about 25.4 M parameters
 }
@@ -121,8 +122,9 @@ def main() -> None:
     ap.add_argument("--d-model", type=int)
     ap.add_argument("--heads", type=int)
     ap.add_argument("--context", type=int)
-    ap.add_argument("--tokenizer-version", type=int, choices=(1, 2),
-                    help="1: the shipped model's vocabulary (default without --preset); 2: the sources' styles")
+    ap.add_argument("--tokenizer-version", type=int, choices=(1, 2, 3),
+                    help="1: the shipped model's vocabulary (default without --preset); 2: the sources' styles; "
+                         "3 (default with --preset): version 2 plus controls and infilling (layout.py)")
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=100)
     ap.add_argument("--threads", type=int, default=2)
@@ -151,7 +153,7 @@ def main() -> None:
                        ("context", args.context)):
         if value is not None:
             shape[key] = value
-    version = args.tokenizer_version or (2 if args.preset else 1)
+    version = args.tokenizer_version or (3 if args.preset else 1)
 
     import torch
 
@@ -163,13 +165,21 @@ def main() -> None:
     if args.device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    tokenizer = build_tokenizer(version=version)
-    train_c = corpus_for(tokenizer, args.data, "train", version=version, split_file=args.split)
-    valid_c = corpus_for(tokenizer, args.data, "valid", version=version, split_file=args.split)
-    corpus_for(tokenizer, args.data, "test", version=version, split_file=args.split)
+    # version 3 is version 2's REMI vocabulary (and corpus) with musegen's own tokens after it
+    remi_version = min(version, 2)
+    tokenizer = build_tokenizer(version=remi_version)
+    train_c = corpus_for(tokenizer, args.data, "train", version=remi_version, split_file=args.split)
+    valid_c = corpus_for(tokenizer, args.data, "valid", version=remi_version, split_file=args.split)
+    corpus_for(tokenizer, args.data, "test", version=remi_version, split_file=args.split)
     if args.tokenize_only:
         return
-    mc = ModelConfig(vocab_size=len(tokenizer), n_layer=shape["n_layer"], n_head=shape["n_head"],
+    layout = None
+    if version >= 3:
+        from musegen.engines.symbolic.layout import Layout
+
+        layout = Layout(tokenizer)
+    mc = ModelConfig(vocab_size=layout.vocab_size if layout else len(tokenizer), n_layer=shape["n_layer"],
+                     n_head=shape["n_head"],
                      d_model=shape["d_model"], context=shape["context"], dropout=args.dropout)
     tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup, seed=args.seed,
                      threads=args.threads, time_limit_s=args.minutes * 60, eval_every=args.eval_every,
@@ -188,7 +198,7 @@ def main() -> None:
     try:
         summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc, meta=meta,
                         log=lambda row: print(json.dumps(row), file=sys.stderr, flush=True),
-                        state_dir=args.state, resume=args.resume)
+                        state_dir=args.state, resume=args.resume, layout=layout)
     except MusegenError as exc:  # a state that does not fit, or none to resume: one line, exit 2
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(2)

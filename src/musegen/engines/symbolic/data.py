@@ -99,15 +99,23 @@ def build_corpus(tokenizer, items: Iterable[tuple[str, str, str]], *, log=sys.st
                        np.asarray(tonics, np.int8), np.asarray(minors, bool), names)
 
 
+#: tokens a window leaves free for its controls (two buckets, every part, one ADD)
+CONTROL_ROOM = 20
+
+
 class WindowSampler:
     """Random training windows: conditioning prefix + a span starting at a bar line.
 
     Each window is transposed by a random shift in ``[-5, 6]`` semitones
-    (drum notes stay), with the key token shifted to match.
+    (drum notes stay), with the key token shifted to match.  With a
+    :class:`.layout.Layout` (tokenizer version 3) the window gets its controls
+    and one of the layout's arrangements (plain, bar infill, part infill).
     """
 
-    def __init__(self, tokenizer, corpus: TokenCorpus, context: int, *, seed: int = 0, transpose: bool = True):
+    def __init__(self, tokenizer, corpus: TokenCorpus, context: int, *, seed: int = 0, transpose: bool = True,
+                 layout=None):
         self.tok = tokenizer
+        self.layout = layout
         self.corpus = corpus
         self.context = context
         self.rng = np.random.default_rng(seed)
@@ -139,7 +147,7 @@ class WindowSampler:
         p = int(self.rng.choice(len(c), p=self.weights))
         piece = c.piece(p)
         bars = self._bar_starts(p)
-        span = self.context + 1 - 3
+        span = self.context + 1 - 3 - (CONTROL_ROOM if self.layout is not None else 0)
         ok = bars[bars <= max(0, len(piece) - span // 2)]
         start = int(self.rng.choice(ok)) if len(ok) else 0
         body = piece[start:start + span].astype(np.int64)
@@ -156,7 +164,11 @@ class WindowSampler:
                 body[mask] = [self.pitch_id[int(x) + shift] for x in self.pitch_of[body[mask]]]
         key = self.key_ids[int(c.minor[p]), (int(c.tonic[p]) + shift) % 12]
         prefix = np.array([self.bos, self.style_ids[c.style[p]], key], np.int64)
-        out = np.concatenate([prefix, body])
+        if self.layout is not None:
+            complete = start + span >= len(piece)
+            out = self.layout.window(self.rng, prefix, body, complete, self.context + 1)
+        else:
+            out = np.concatenate([prefix, body])
         if len(out) < self.context + 1:
             out = np.concatenate([out, np.full(self.context + 1 - len(out), -100, np.int64)])
         return out

@@ -201,6 +201,7 @@ def train(
     export: Callable[[MusicTransformer], MusicTransformer] | None = None,
     state_dir: str | Path | None = None,
     resume: bool = False,
+    layout=None,
 ) -> dict:
     """Train (or fine-tune ``init``) and save the best checkpoint by validation loss.
 
@@ -211,7 +212,9 @@ def train(
     at the end, at the time limit and on SIGTERM/SIGINT; ``resume`` goes on
     from it, step for step as if never stopped.  Returns a summary dict
     (steps, best validation loss, tokens/s, elapsed, ``stopped`` when cut
-    short).
+    short).  ``layout`` (a :class:`.layout.Layout`, tokenizer version 3) lays
+    out the training windows with controls and infilling; validation windows
+    are then plain, with every control.
     """
     from musegen.engines.symbolic.checkpoint import save_checkpoint
     from musegen.errors import ParameterError
@@ -238,7 +241,8 @@ def train(
     if tc.threads:
         torch.set_num_threads(tc.threads)
     torch.manual_seed(tc.seed)
-    model = init if init is not None else MusicTransformer(model_cfg or ModelConfig(vocab_size=len(tokenizer)))
+    vocab_size = layout.vocab_size if layout is not None else len(tokenizer)
+    model = init if init is not None else MusicTransformer(model_cfg or ModelConfig(vocab_size=vocab_size))
     if saved is not None:
         got = model.load_state_dict({k[len("model."):]: v for k, v in tensors_s.items() if k.startswith("model.")},
                                     strict=False)
@@ -252,8 +256,9 @@ def train(
     # whether the model sees drum parts: the engine lets it continue a sketch's drums only then
     drum_id = tokenizer.vocab.get("Program_-1")
     learned_drums = drum_id is not None and bool((train_corpus.ids == drum_id).any())
-    tr = WindowSampler(tokenizer, train_corpus, cfg.context, seed=tc.seed)
-    va = WindowSampler(tokenizer, valid_corpus, cfg.context, seed=tc.seed + 1, transpose=False) \
+    tr = WindowSampler(tokenizer, train_corpus, cfg.context, seed=tc.seed, layout=layout)
+    va = WindowSampler(tokenizer, valid_corpus, cfg.context, seed=tc.seed + 1, transpose=False,
+                       layout=layout.plain() if layout is not None else None) \
         if valid_corpus is not None and len(valid_corpus) else None
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     decay = [p for n, p in trainable if p.dim() >= 2]
@@ -328,7 +333,8 @@ def train(
                     best, bad_evals = vl, 0
                     save_checkpoint(export(model) if export else model, tokenizer, out, {
                         **(meta or {}), "train": asdict(tc), "step": step, "valid_loss": vl,
-                        "train_tokens": tokens, "drums": learned_drums})
+                        "train_tokens": tokens, "drums": learned_drums,
+                        **({"extra_tokens": list(layout.extra)} if layout is not None else {})})
                 else:
                     bad_evals += 1
                     if tc.patience and bad_evals >= tc.patience:
