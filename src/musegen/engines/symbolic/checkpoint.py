@@ -84,8 +84,16 @@ def _read(path) -> tuple[Path, dict, Any, Any, dict]:
         state = {k: v.astype(np.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
     except (ValueError, KeyError, TypeError, OSError, SafetensorError) as exc:
         raise EngineError(f"cannot load the model in {str(folder)!r}: {exc}") from None
-    if len(tokenizer) != cfg.vocab_size:
-        raise EngineError(f"tokenizer in {str(folder)!r} has {len(tokenizer)} tokens, model expects {cfg.vocab_size}")
+    extra = config.get("extra_tokens", [])
+    if extra:  # tokenizer version 3: musegen's own tokens after the REMI vocabulary (.layout)
+        from musegen.engines.symbolic.layout import extra_tokens
+
+        if list(extra) != extra_tokens():
+            raise EngineError(f"{where}: 'extra_tokens' are not the ones this musegen knows "
+                              f"({len(extra)} given, {len(extra_tokens())} known)")
+    if len(tokenizer) + len(extra) != cfg.vocab_size:
+        raise EngineError(f"tokenizer in {str(folder)!r} has {len(tokenizer) + len(extra)} tokens, "
+                          f"model expects {cfg.vocab_size}")
     return folder, config, cfg, tokenizer, state
 
 

@@ -67,13 +67,39 @@ def _preset_parts(request: Request) -> dict[int, tuple[int, str]]:
     return parts
 
 
-def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bool = False) -> PromptPlan:
+def control_ids(layout, body: list[int], programs, density: float | None = None,
+                polyphony: float | None = None) -> list[int]:
+    """The controls of a version-3 prompt (:mod:`.layout`): the parts that may play, and the
+    density and polyphony asked for (0-1 across the buckets), else the sketch's own (``body``);
+    without either a kind is left out, and the model chooses."""
+    from musegen.engines.symbolic.layout import DENSITY_EDGES, POLYPHONY_EDGES
+
+    import numpy as np
+
+    dens = poly = None
+    if body:
+        d, p, _ = layout.stats(np.asarray(body, dtype=np.int64))
+        if d > 0:
+            dens, poly = layout.controls_of(np.asarray(body, dtype=np.int64))[:2]
+    if density is not None:
+        dens = int(round(float(density) * len(DENSITY_EDGES)))
+    if polyphony is not None:
+        poly = int(round(float(polyphony) * len(POLYPHONY_EDGES)))
+    return layout.controls(dens, poly, list(programs) or None)
+
+
+def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bool = False, layout=None,
+                density: float | None = None, polyphony: float | None = None,
+                strip_drums: bool = False) -> PromptPlan:
     """The prompt and the parts the model may write for ``request``.
 
     ``drums``: the model learned drum parts (its checkpoint says so), so it continues a
     sketch's drums; otherwise the procedural drummer does (see :func:`build_outputs`).
     The model writes only the sketch's parts and the preset's melodic roles: with none
-    of either (a drum-only sketch, a drums-only preset) it writes empty bars.
+    of either (a drum-only sketch, a drums-only preset) it writes empty bars.  With a
+    ``layout`` (a version-3 model) the prompt carries its controls (:func:`control_ids`).
+    ``strip_drums``: the sketch's drums stay out of the prompt (a version-3 model writes
+    drums in a sequence of their own, :mod:`.drums`, as it learned them).
     """
     from musegen.midi.analysis import scale_pitch_classes
 
@@ -93,11 +119,17 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bo
         body = [grammar.bar_id, ts_id, grammar.position_id(0), grammar.tempo_id(request.tempo_bpm)]
         profile = tuple((0.85 / len(key_pcs) if pc in key_pcs else 0.15 / (12 - len(key_pcs)))
                         for pc in range(12))
+        if layout is not None:
+            cond = cond + control_ids(layout, [], programs, density, polyphony)
         return PromptPlan(cond + body, body, 0, programs, key_pcs, {}, 0, preset_parts, wanted=programs,
                           pc_profile=profile)
 
     seed, analysis = request.seed, request.seed_analysis
     canon, pmap = canonicalize(seed, list(analysis.tracks))
+    if strip_drums:
+        for trk in canon.tracks:
+            if trk.is_drum:
+                trk.notes.clear()
     body = encode(tokenizer, canon)
     bar_id = grammar.bar_id
     start_tick = continuation_start(analysis)
@@ -125,6 +157,8 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bo
     role_programs = dict(preset_parts)
     # every part of the sketch keeps playing; with generate, the preset's parts join in
     wanted = programs
+    if layout is not None:
+        cond = cond + control_ids(layout, sketch_body, programs, density, polyphony)
     return PromptPlan(cond + body, body, prompt_bars, programs, key_pcs, dict(pmap.tracks),
                       start_tick, role_programs, wanted=wanted, pc_profile=_seed_profile(seed, key_pcs),
                       seed_pcs=_seed_pcs(seed), sketch_body=sketch_body)
@@ -187,7 +221,12 @@ def _extract_new(score_tok: Score, plan: PromptPlan, meter, bars: int, out_tpq: 
 
 
 def build_outputs(request: Request, tokenizer, plan: PromptPlan, new_rows: list[list[int]], *,
-                  accompany: bool, model_name: str) -> list[EngineOutput]:
+                  accompany: bool, model_name: str, drums=None, added=None) -> list[EngineOutput]:
+    """The request's scores: the sketch (or a new score) with the sampled notes in their parts.
+
+    ``drums``: ``(DrumPlan, rows)``, the drum part the model wrote for each row (:mod:`.drums`);
+    ``added``: per row, the parts the model wrote under the sketch (:func:`.parts.add_parts`).
+    """
     outputs = []
     for v, new in enumerate(new_rows):
         try:
@@ -210,9 +249,29 @@ def build_outputs(request: Request, tokenizer, plan: PromptPlan, new_rows: list[
             for n in notes:
                 trk.notes.append(n)
             written[prog] = len(notes)
+        for role, real, prog, notes in (added[v] if added else []):
+            trk = Track(name=role, program=int(real), is_drum=False)
+            for n in notes:
+                trk.notes.append(n)
+            base.tracks.append(trk)
+            written[prog] = written.get(prog, 0) + len(notes)
         info = {"model": model_name, "variation": v + 1, "tokens": len(new), "parts": written,
                 "prompt_bars": plan.prompt_bars}
-        if -1 in plan.part_map and -1 not in plan.programs:
+        if drums is not None:
+            from musegen.engines.symbolic.drums import drum_notes
+
+            dplan, drows = drums
+            notes = drum_notes(tokenizer, dplan, drows[v], request.meter, out_tpq)
+            if dplan.track is not None:
+                trk = base.tracks[dplan.track]
+            else:
+                drum_program = request.preset.instruments.drums
+                trk = Track(name="drums", program=int(drum_program or 0), is_drum=True)
+                base.tracks.append(trk)
+            for n in notes:
+                trk.notes.append(n)
+            info["model_drums"] = len(notes)
+        elif -1 in plan.part_map and -1 not in plan.programs:
             # the sketch's drums go on, by the procedural drummer where the model learned none
             from musegen.engines.symbolic.accompany import continue_sketch_drums
 

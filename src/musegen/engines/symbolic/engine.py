@@ -43,6 +43,12 @@ OPTIONS = OptionSet("symbolic", [
            "wrote none"),
     Option("accompany_from", "choice", "start", "where parts a preset adds to a sketch begin: with its first "
            "bar (start), or only after it (end)", choices=("start", "end")),
+    Option("density", "float", None, "notes per bar, 0 (sparse) to 1 (dense), for models with controls "
+           "(tokenizer version 3); default the sketch's own, or the model's choice", range=(0, 1)),
+    Option("polyphony", "float", None, "notes per onset, 0 (single lines) to 1 (full chords), for models "
+           "with controls; default the sketch's own, or the model's choice", range=(0, 1)),
+    Option("drummer", "choice", None, "who plays the preset's drums: the model (default where it learned "
+           "drums) or the procedural drummer", choices=("model", "procedural")),
     Option("threads", "int", 1, "BLAS threads while sampling (small models are fastest on one)",
            range=(0, 256)),
     Option("candidates", "int", None, f"samples per bar, the one that keeps the sketch's pitch-class balance "
@@ -81,7 +87,12 @@ class SymbolicEngine:
                 from musegen.engines.symbolic.sampler import ConstrainedSampler
 
                 model, tokenizer, config = load_runtime(path)
-                self._loaded = (key, model, tokenizer, config, ConstrainedSampler(model, tokenizer))
+                sampler = ConstrainedSampler(model, tokenizer)
+                if config.get("extra_tokens"):  # tokenizer version 3: controls and infilling
+                    from musegen.engines.symbolic.layout import Layout
+
+                    sampler.layout = Layout(tokenizer)
+                self._loaded = (key, model, tokenizer, config, sampler)
             return self._loaded[1:]
 
     def generate(self, request: Request, progress=None) -> list[EngineOutput]:
@@ -162,7 +173,15 @@ class SymbolicEngine:
         model, tokenizer, config, sampler = self._load(model_key)
         if request.infill is not None:
             return self._setup_infill(request, opts, model, tokenizer, config, sampler, model_key)
-        plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context, drums=bool(config.get("drums", False)))
+        from musegen.engines.symbolic.drums import plan_drums, wants_model_drums
+
+        layout = sampler.layout
+        # a version-3 model writes drums in a sequence of their own (.drums), as it learned them
+        plan = plan_prompt(request, tokenizer, sampler.g, model.cfg.context,
+                           drums=bool(config.get("drums", False)) and layout is None, layout=layout,
+                           density=opts.density, polyphony=opts.polyphony, strip_drums=layout is not None)
+        drum_plan = plan_drums(request, tokenizer, sampler.g, layout, model.cfg.context) \
+            if wants_model_drums(request, config, layout, opts.drummer) else None
         top_p, top_k, tonal = opts.top_p, opts.top_k, opts.tonal_prior  # the sampler caps top_k at the vocabulary
         # ranking and the reprise judge and restate the sketch's own parts, so by default they
         # run only when continuing them (extend): where a preset adds parts, bars in which the
@@ -175,10 +194,15 @@ class SymbolicEngine:
             wanted=plan.wanted,
             pc_bias=_tonal_bias(request, plan, tonal),
         )
-        return _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
-                    opts.threads, opts.accompany,
-                    _or(opts.candidates, DEFAULT_CANDIDATES if own_parts else 1),
-                    float(_or(opts.reprise, DEFAULT_REPRISE if own_parts else 0.0)))
+        job = _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
+                   opts.threads, opts.accompany,
+                   _or(opts.candidates, DEFAULT_CANDIDATES if own_parts else 1),
+                   float(_or(opts.reprise, DEFAULT_REPRISE if own_parts else 0.0)))
+        job.drum_plan = drum_plan
+        from musegen.engines.symbolic.parts import wanted_roles
+
+        job.part_roles = wanted_roles(request, layout)
+        return job
 
     @staticmethod
     def _setup_infill(request, opts, model, tokenizer, config, sampler, model_key):
@@ -206,6 +230,35 @@ class _Job:
         self.request, self.plan, self.settings, self.sampler = request, plan, settings, sampler
         self.tokenizer, self.config, self.model_key = tokenizer, config, model_key
         self.threads, self.accompany, self.candidates, self.reprise = threads, accompany, candidates, reprise
+        self.drum_plan = None  # a .drums.DrumPlan where the model writes the drums
+        self.part_roles: list[str] = []  # roles the model adds under the sketch (.parts)
+
+    def drum_rows(self):
+        """``(DrumPlan, rows)``: the drums of every variation, or None (seeded by the request alone)."""
+        if self.drum_plan is None:
+            return None
+        import numpy as np
+
+        from musegen.engines.symbolic.drums import sample_drums
+
+        seed = int(self.request.random_seed) % (2**63)
+        gens = [np.random.default_rng((seed, 0xD5, v)) for v in range(self.request.variations)]
+        with _blas_threads(self.threads):
+            return self.drum_plan, sample_drums(self.sampler, self.drum_plan, self.request, gens)
+
+    def added_parts(self):
+        """Per variation, the parts the model writes under the sketch (accompany), or None."""
+        if not self.part_roles:
+            return None
+        import numpy as np
+
+        from musegen.engines.symbolic.parts import add_parts
+
+        seed = int(self.request.random_seed) % (2**63)
+        gens = [np.random.default_rng((seed, 0xA7, v)) for v in range(self.request.variations)]
+        with _blas_threads(self.threads):
+            return add_parts(self.sampler, self.tokenizer, self.request, self.part_roles, gens,
+                             self.sampler.model.cfg.context)
 
     def guide(self):
         """The :class:`.recall.Recall` of a one-pass (one candidate) sampling, or None."""
@@ -233,7 +286,8 @@ class _Job:
         from musegen.engines.symbolic.continuation import build_outputs
 
         outs = build_outputs(self.request, self.tokenizer, self.plan, new_rows, accompany=self.accompany,
-                             model_name=str(self.config.get("name", "musegen-symbolic")))
+                             model_name=str(self.config.get("name", "musegen-symbolic")), drums=self.drum_rows(),
+                             added=self.added_parts())
         from musegen.engines.symbolic.card import model_card_info
 
         card = model_card_info(self.config, None if self.model_key == "None" else self.model_key)

@@ -169,6 +169,17 @@ class InfillJob:
                         h[n.pitch % 12] += n.duration
         total = sum(h)
         self.around_pcs = [x / total for x in h] if total > 0 else None
+        self.prompt = plan.prompt  # what the gap is sampled after
+        self.method = "rank continuations by the after-bars' likelihood (no infilling objective)"
+        layout = getattr(sampler, "layout", None)
+        if layout is not None:  # a model trained to infill: the bars after the gap go into its prompt
+            whole = encode(tokenizer, canon)
+            at = [i for i, t in enumerate(whole) if t == g.bar_id]
+            after = whole[at[last]:] if len(at) > last else []
+            self.prompt = infill_prompt(layout, plan, whole, after, gap.bars, context)
+            self.settings = dataclasses.replace(self.settings, close_id=layout.extra["INFILL_END"])
+            self.method = ("the model's infilling layout (the bars before and after the gap in its prompt); "
+                           "candidates ranked by the after-bars' likelihood")
 
     def tonal_bias(self, weight: float | None):
         """``SampleSettings.pc_bias`` leaning toward the pitch classes around the gap (None: off)."""
@@ -187,7 +198,7 @@ class InfillJob:
         gen = np.random.default_rng(int(self.request.random_seed) % (2**63))
         outs = []
         for v in range(self.request.variations):
-            cands = sample_gap(self.sampler, self.plan.prompt, self.gap.bars, self.request.meter, self.settings,
+            cands = sample_gap(self.sampler, self.prompt, self.gap.bars, self.request.meter, self.settings,
                                gen, self.candidates, progress)
             scored = [self.score(c) for c in cands]
             best = max(range(len(cands)), key=lambda i: scored[i]["score"])
@@ -245,7 +256,7 @@ class InfillJob:
                 "tokens": len(cand), "parts": written, "prompt_bars": self.plan.prompt_bars,
                 "infill": {"bars": [gap.first, gap.last], "ticks": [gap.start, gap.end],
                            "tracks": list(self.tracks), "drums_kept": self.kept_drums,
-                           "method": "rank continuations by the after-bars' likelihood (no infilling objective)",
+                           "method": self.method,
                            "lookahead_bars": LOOKAHEAD_BARS, "after_tokens": len(self.tail),
                            "neighbour_notes_per_bar": None if self.neighbour_density is None
                            else round(self.neighbour_density, 3),
@@ -253,6 +264,37 @@ class InfillJob:
                            "chosen": best, "candidates": scored},
                 "candidates": self.candidates, **self.card}
         return EngineOutput(score=base, info=info)
+
+
+def infill_prompt(layout, plan, whole: list[int], after: list[int], gap_bars: int, context: int) -> list[int]:
+    """A version-3 infilling prompt: ``BOS STYLE KEY controls before HOLE after INFILL_START``.
+
+    The controls describe the whole sketch (its parts, density and polyphony).  Whole bars
+    are dropped from the far ends of ``before`` (``plan.body``) and ``after`` until the gap
+    (guessed at twice the sketch's tokens per bar) fits in the context with them.
+    """
+    from musegen.engines.symbolic.continuation import control_ids
+
+    head = plan.prompt[:len(plan.prompt) - len(plan.body)][:3]  # BOS STYLE KEY
+    cond = head + control_ids(layout, whole, plan.programs)
+    bars_whole = max(1, sum(1 for t in whole if t == layout.bar_id))
+    gap_room = 2 * gap_bars * len(whole) // bars_whole + 32
+    room = max(64, context - 16 - len(cond) - 2 - gap_room)
+    after = _whole_bars(layout, after, room // 3, keep="start")
+    before = _whole_bars(layout, plan.body, room - len(after), keep="end")
+    return cond + before + [layout.extra["INFILL_HOLE"]] + after + [layout.extra["INFILL_START"]]
+
+
+def _whole_bars(layout, ids: list[int], budget: int, *, keep: str) -> list[int]:
+    """``ids`` cut to at most ``budget`` tokens at bar lines, keeping its start or its end."""
+    if len(ids) <= budget:
+        return list(ids)
+    starts = [i for i, t in enumerate(ids) if t == layout.bar_id]
+    if keep == "start":
+        cut = max([i for i in starts if i <= budget] or [0])
+        return list(ids[:cut])
+    cut = next((i for i in starts if len(ids) - i <= budget), len(ids))
+    return list(ids[cut:])
 
 
 def sample_gap(sampler, prompt: list[int], bars: int, meter, settings, generator, candidates: int,

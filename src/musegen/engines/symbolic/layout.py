@@ -74,6 +74,7 @@ class Layout:
     def __init__(self, tokenizer, *, p_infill: float = 0.25, p_part: float = 0.25, p_drop: float = 0.15):
         vocab = tokenizer.vocab
         self.base = len(vocab)
+        self.bar_id = vocab["Bar_None"]
         self.extra = {name: self.base + i for i, name in enumerate(extra_tokens())}
         self.vocab_size = self.base + len(self.extra)
         self.p_infill, self.p_part, self.p_drop = p_infill, p_part, p_drop

@@ -36,6 +36,9 @@ class SampleSettings:
     part_bias: float = 2.5
     #: added to the logits of melodic pitch tokens by pitch class (a tonal prior), shape (12,)
     pc_bias: "np.ndarray | Sequence[float] | None" = None
+    #: a token the model writes where its sequence ends (``INFILL_END`` of a version-3 model,
+    #: :mod:`.layout`): in a row's last bar its probability counts toward the Bar that ends the row
+    close_id: int | None = None
 
 
 #: added to a key profile before its log, so that a pitch class the profile almost never
@@ -90,9 +93,11 @@ def key_prior(tonic: int, mode: str, weight: float) -> np.ndarray:
 class Grammar:
     """Per-token-type masks derived from a miditok REMI vocabulary."""
 
-    def __init__(self, tokenizer):
+    def __init__(self, tokenizer, size: int | None = None):
+        """``size``: the model's vocabulary, when it has tokens after the REMI ones
+        (tokenizer version 3, :mod:`.layout`): they are never sampled, only given."""
         vocab = tokenizer.vocab
-        self.V = V = len(vocab)
+        self.V = V = max(len(vocab), size or 0)
         self.ids = vocab
         kind = ["?"] * V
         self.value: list[str] = [""] * V
@@ -239,11 +244,19 @@ class _Rules:
         self.wanted = {p: prog_id[p] for p in settings.wanted if p in prog_id}
         self.part_bias = settings.part_bias
         self.g = g
+        self.close_id = settings.close_id
+        self.bars = 0  # set by ConstrainedSampler.sample: a row in bar `bars` may close
 
     def weights(self, logits: np.ndarray, rows: list[_Row]) -> np.ndarray:
         """Unnormalised sampling weights (B, V) for the rows' next tokens: 0 where not allowed."""
         lg = logits / self.temp
+        close = lg[:, self.close_id].copy() if self.close_id is not None else None
         lg += self.add[[r.table_row(self.after0) for r in rows]]
+        if close is not None:  # the end of the sequence closes the last bar as a Bar does
+            bar = self.g.bar_id
+            for b, r in enumerate(rows):
+                if r.bars_done >= self.bars and np.isfinite(lg[b, bar]):
+                    lg[b, bar] = np.logaddexp(lg[b, bar], close[b])
         if self.wanted:  # parts the request wants to hear, silent this bar and the last
             for b, r in enumerate(rows):
                 if r.state in (S_POSITION, S_DURATION) and not r.done:
@@ -282,7 +295,9 @@ class ConstrainedSampler:
 
         self.model = model if isinstance(model, NumpyLM) else NumpyLM.from_module(model)
         self.tok = tokenizer
-        self.g = grammar or Grammar(tokenizer)
+        self.g = grammar or Grammar(tokenizer, self.model.cfg.vocab_size)
+        #: the model's :class:`.layout.Layout` (tokenizer version 3), or None; set by the engine
+        self.layout = None
         #: model calls and tokens sampled by the last ``sample``
         self.last_stats = {"calls": 0, "tokens": 0}
 
@@ -336,6 +351,7 @@ class ConstrainedSampler:
         rngs = _row_generators(generator, B)
         masks = self._static_masks(settings, meter)
         rules = _Rules(g, settings, masks, meter[0] * 8)
+        rules.bars = bars
         if len({len(p) for p in prompts}) != 1:
             raise ValueError("prompts in one batch must have the same length")
         if prefilled is None:
