@@ -1,7 +1,7 @@
 """Evaluate ``accompany``: bass and chords under held-out melodies, against the songs' labelled chords.
 
     python scripts/eval_accompany.py [--data ../shared/data/pop909] [--songs 20] [--bars 32]
-        [--seeds 1] [--json out.json] [--midi-dir DIR]
+        [--seeds 1] [--json out.json] [--midi-dir DIR] [--model DIR] [--split valid]
 
 For each POP909 song of the test split (``scripts/data_split.json``, never
 trained on), its MELODY track alone (the first ``--bars`` bars, meter set to
@@ -176,15 +176,18 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=1, help="random seeds per song and engine")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--midi-dir", type=Path, help="write each accompaniment's MIDI here")
+    ap.add_argument("--model", type=Path, help="the symbolic engine's checkpoint folder (default: the shipped one)")
+    ap.add_argument("--split", choices=("test", "valid"), default="test",
+                    help="the songs: test (report) or valid (tune settings on)")
     args = ap.parse_args()
 
     from musegen.engines.procedural.engine import ProceduralEngine
     from musegen.engines.symbolic.engine import SymbolicEngine
     from musegen.theory import MINOR_MODES
 
-    engines = {"procedural": ProceduralEngine(), "symbolic": SymbolicEngine()}
+    engines = {"procedural": ProceduralEngine(), "symbolic": SymbolicEngine(model=args.model)}
     split = json.loads((ROOT / "scripts" / "data_split.json").read_text())["pieces"]
-    songs = sorted(k.split("/")[1] for k, v in split.items() if k.startswith("pop909/") and v == "test")
+    songs = sorted(k.split("/")[1] for k, v in split.items() if k.startswith("pop909/") and v == args.split)
     rows: dict[str, list[float]] = {}
     per_part: dict[str, list[float]] = {}
     per_song = []

@@ -138,6 +138,9 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true", help="continue the run saved in --state")
     ap.add_argument("--save-every", type=int, default=500, help="steps between state saves (with --state)")
     ap.add_argument("--until", type=int, default=0, help="stop (saving the state) after this many steps in all")
+    ap.add_argument("--reschedule", action="store_true",
+                    help="with --resume: the cosine schedule is --steps long from now on (the saved run's "
+                         "steps otherwise); to end a run sooner or let it go on longer")
     ap.add_argument("--fit-schedule", action="store_true",
                     help="with --state too, fit the cosine schedule to --minutes (a one-shot run, e.g. on a GPU)")
     args = ap.parse_args()
@@ -185,7 +188,7 @@ def main() -> None:
                      threads=args.threads, time_limit_s=args.minutes * 60, eval_every=args.eval_every,
                      eval_batches=16, bf16=not args.no_bf16, device=args.device,
                      fit_to_time=args.state is None or args.fit_schedule, save_every=args.save_every if args.state else 0,
-                     until=args.until)
+                     until=args.until, reschedule=args.reschedule)
     split = json.loads(args.split.read_text())
     sources = sorted({name.split("/")[0] for name in train_c.names})
     meta = {"data": {"train_pieces": len(train_c), "train_tokens": int(len(train_c.ids)),

@@ -37,6 +37,7 @@ class TrainConfig:
     fit_to_time: bool = True   # shorten the cosine schedule to what fits in time_limit_s
     save_every: int = 0        # steps between saves of the full training state (0 = only at the end)
     until: int = 0             # stop (saving the state) once this many steps are done (0 = run to the end)
+    reschedule: bool = False   # on resume, take ``steps`` from here (a shorter or longer cosine), not the state
 
 
 def _lr(step: int, tc: TrainConfig) -> float:
@@ -235,7 +236,7 @@ def train(
         model_cfg = want
         # the schedule (steps, possibly fitted to a first time limit) is the saved run's; the rest
         # (time limit, until, device, threads, save_every) belongs to this invocation
-        tc = replace(tc, steps=int(meta_s["train"]["steps"]), lr=meta_s["train"]["lr"],
+        tc = replace(tc, steps=tc.steps if tc.reschedule else int(meta_s["train"]["steps"]), lr=meta_s["train"]["lr"],
                      min_lr=meta_s["train"]["min_lr"], warmup=meta_s["train"]["warmup"],
                      batch=meta_s["train"]["batch"], seed=meta_s["train"]["seed"])
     if tc.threads:
