@@ -143,3 +143,18 @@ def test_accompany_keeps_the_melody_and_the_model_writes_the_parts(v3_model, tmp
     end = max(n.end for n in out.tracks[0].notes)
     bar = out.ticks_per_quarter * 4
     assert all(n.time < end + bar for n in names["bass"].notes)  # under the melody's bars
+
+
+@pytest.mark.parametrize("method", ["lora", "full"])
+def test_a_v3_model_fine_tunes_into_a_v3_model(v3_model, tmp_path, method):
+    """Style learning keeps the base's layout: the result loads and still has the controls."""
+    from musegen.engines.symbolic.checkpoint import load_runtime
+    from musegen.engines.symbolic.finetune import finetune
+
+    files = sorted(SAMPLES.glob("*.mid"))
+    out = tmp_path / "style"
+    summary = finetune(files, out, model_style=None, base=v3_model, method=method, steps=6, batch=2, patience=0)
+    assert summary["steps"] == 6
+    model, tok, config = load_runtime(out)
+    assert config["extra_tokens"] == json.loads((v3_model / "config.json").read_text())["extra_tokens"]
+    assert model.cfg.vocab_size == len(tok) + len(config["extra_tokens"])

@@ -105,7 +105,7 @@ def finetune(
     from musegen.engines.symbolic.checkpoint import load_checkpoint
     from musegen.engines.symbolic.data import WindowSampler, build_corpus
     from musegen.engines.symbolic.model import ModelConfig, MusicTransformer
-    from musegen.engines.symbolic.tokens import MODEL_STYLES, build_tokenizer
+    from musegen.engines.symbolic.tokens import build_tokenizer, model_styles
     from musegen.engines.symbolic.train import TrainConfig, evaluate, train
 
     if method not in METHODS:
@@ -117,6 +117,12 @@ def finetune(
         model, config = MusicTransformer(ModelConfig(vocab_size=len(tokenizer))), {"name": "scratch"}
     else:
         model, tokenizer, config = load_checkpoint(base)
+    layout = None
+    if config.get("extra_tokens"):  # a version-3 base: fine-tune it in its own layouts (.layout)
+        from musegen.engines.symbolic.layout import Layout
+
+        layout = Layout(tokenizer)
+    styles = model_styles(tokenizer)
     train_files, valid_files = split_files(files)
     pad = tokenizer.vocab["PAD_None"]
     # tokenized under no style label: "pop" would force 4/4 (POP909's declared meters are wrong),
@@ -127,15 +133,16 @@ def finetune(
         raise InputError("the files hold too few usable notes to fine-tune on")
     # the base model's loss on the validation files, per style token: the figure to beat
     losses = {}
-    for style in ([model_style] if model_style else list(MODEL_STYLES)):
-        code = MODEL_STYLES.index(style)
+    for style in ([model_style] if model_style else list(styles)):
+        code = styles.index(style)
         train_c.style[:] = code
         valid_c.style[:] = code
         torch.manual_seed(seed)
         losses[style] = evaluate(model, WindowSampler(tokenizer, valid_c, model.cfg.context, seed=seed + 1,
-                                                      transpose=False), 4, batch, pad)
+                                                      transpose=False,
+                                                      layout=layout.plain() if layout else None), 4, batch, pad)
     model_style = min(losses, key=losses.get)
-    train_c.style[:] = valid_c.style[:] = MODEL_STYLES.index(model_style)
+    train_c.style[:] = valid_c.style[:] = styles.index(model_style)
     base_valid = losses[model_style]
     if method == "lora":
         add_adapters(model)
@@ -149,6 +156,7 @@ def finetune(
                      eval_every=max(5, steps // 10), eval_batches=4, patience=patience,
                      time_limit_s=minutes * 60, seed=seed, bf16=_has_fast_bf16())
     summary = train(tokenizer, train_c, valid_c, out_dir, init=model, train_cfg=tc, export=export, log=log,
+                    layout=layout,
                     meta={"name": name or Path(out_dir).name, "base": "none" if from_scratch else str(base or "shipped"),
                           "base_model": config.get("name", "musegen-symbolic"), "method": method,
                           "style": model_style, "files": len(files)})
