@@ -1,7 +1,7 @@
 """NLL per REMI token on the test split: two checkpoints on the same tokens (issue 15).
 
     python scripts/eval_nll.py --new runs/compact-best [--old DIR] [--data data/]
-        [--corpus data/tokens_v2_test.npz] [--windows 1200] [--max-body 480] [--json out.json]
+        [--corpus data/tokens_v2_test.npz] [--windows 2000] [--max-body 480] [--json out.json]
 
 Each test piece is cut into consecutive bar-aligned bodies of at most
 ``--max-body`` REMI tokens (a bar longer than that is cut, and the rest of it
@@ -85,8 +85,13 @@ def _load_with_extra_tokens(folder: Path, config: dict):
     from musegen.engines.symbolic.model import MusicTransformer
     from musegen.errors import EngineError
 
+    from safetensors import SafetensorError
+
     model = MusicTransformer(ModelConfig.from_dict(config["model"], where=str(folder / "config.json")))
-    state = {k: v.to(torch.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
+    try:
+        state = {k: v.to(torch.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
+    except (OSError, ValueError, SafetensorError) as exc:
+        raise EngineError(f"cannot load the model in {str(folder)!r}: {exc}") from None
     missing, unexpected = model.load_state_dict(state, strict=False)
     missing = [m for m in missing if m != "head.weight"]  # tied to tok.weight
     if missing or unexpected:
@@ -365,7 +370,7 @@ def main() -> None:
                     help="tokenized split (default DATA/tokens_v2_test.npz, written by train_symbolic.py)")
     ap.add_argument("--corpus-version", type=int, default=2, choices=(1, 2),
                     help="the tokenizer version the corpus was tokenized with")
-    ap.add_argument("--windows", type=int, default=1200, help="score a fixed-seed sample of N windows (0: all)")
+    ap.add_argument("--windows", type=int, default=2000, help="score a fixed-seed sample of N windows (0: all)")
     ap.add_argument("--max-body", type=int, default=480, help="REMI tokens per window at most")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch", type=int, default=16)
