@@ -78,14 +78,13 @@ class Scorer:
 def _load_with_extra_tokens(folder: Path, config: dict):
     """A version-3 checkpoint's model, for a checkpoint.py that counts only the REMI tokenizer's ids."""
     import torch
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from musegen.engines.symbolic.checkpoint import WEIGHTS
     from musegen.engines.symbolic.config import ModelConfig
     from musegen.engines.symbolic.model import MusicTransformer
     from musegen.errors import EngineError
-
-    from safetensors import SafetensorError
 
     model = MusicTransformer(ModelConfig.from_dict(config["model"], where=str(folder / "config.json")))
     try:
