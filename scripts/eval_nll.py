@@ -75,30 +75,6 @@ class Scorer:
         return self.layout.controls(density, polyphony, parts or None)
 
 
-def _load_with_extra_tokens(folder: Path, config: dict):
-    """A version-3 checkpoint's model, for a checkpoint.py that counts only the REMI tokenizer's ids."""
-    import torch
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
-    from musegen.engines.symbolic.checkpoint import WEIGHTS
-    from musegen.engines.symbolic.config import ModelConfig
-    from musegen.engines.symbolic.model import MusicTransformer
-    from musegen.errors import EngineError
-
-    model = MusicTransformer(ModelConfig.from_dict(config["model"], where=str(folder / "config.json")))
-    try:
-        state = {k: v.to(torch.float32) for k, v in load_file(str(folder / WEIGHTS)).items()}
-    except (OSError, ValueError, SafetensorError) as exc:
-        raise EngineError(f"cannot load the model in {str(folder)!r}: {exc}") from None
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [m for m in missing if m != "head.weight"]  # tied to tok.weight
-    if missing or unexpected:
-        raise EngineError(f"weights in {str(folder)!r} do not fit the config "
-                          f"(missing {missing[:3]}, unexpected {list(unexpected)[:3]})")
-    return model.eval()
-
-
 def load_scorer(folder: str | Path | None, corpus_vocab: dict[str, int], *, name: str) -> Scorer:
     """A checkpoint folder (``None``: the shipped model) as a :class:`Scorer` over the corpus's ids.
 
@@ -107,37 +83,23 @@ def load_scorer(folder: str | Path | None, corpus_vocab: dict[str, int], *, name
     ParameterError
         The folder is not a checkpoint.
     EngineError
-        The weights do not fit the config, or the extra tokens are not version 3's.
+        The weights do not fit the config, or the extra tokens are not version 3's
+        (:func:`~musegen.engines.symbolic.checkpoint.load_checkpoint`).
     """
-    from musegen.engines.symbolic.checkpoint import CONFIG, TOKENIZER, load_checkpoint, shipped_checkpoint
-    from musegen.engines.symbolic.layout import Layout, extra_tokens
+    from musegen.engines.symbolic.checkpoint import TOKENIZER, load_checkpoint, shipped_checkpoint
+    from musegen.engines.symbolic.layout import Layout
     from musegen.engines.symbolic.tokens import build_tokenizer
     from musegen.errors import EngineError
 
     path = (Path(folder) if folder is not None else shipped_checkpoint()).resolve()
-    try:
-        config = json.loads((path / CONFIG).read_text())
-    except (OSError, ValueError):
-        config = {}  # load_checkpoint names what is wrong
-    extra = config.get("extra_tokens") if isinstance(config, dict) else None
-    try:
-        model, _, config = load_checkpoint(path)
-    except EngineError:
-        if not extra:
-            raise
-        # checkpoint.py may not yet count the extra tokens in the vocabulary: load the weights here
-        model = _load_with_extra_tokens(path, config)
+    model, _, config = load_checkpoint(path)  # checks a version-3 checkpoint's extra tokens
     model.eval()
     # the REMI tokenizer as saved, so its ids are the REMI ids whatever load_checkpoint returns
     tokenizer = build_tokenizer(path / TOKENIZER)
-    layout = None
-    if extra:
-        if list(extra) != extra_tokens():
-            raise EngineError(f"{str(path / CONFIG)!r}: extra_tokens {list(extra)[:4]}... are not tokenizer "
-                              f"version 3's ({len(extra_tokens())} tokens from {extra_tokens()[0]})")
-        layout = Layout(tokenizer).plain()
+    extra = config.get("extra_tokens") or []
+    layout = Layout(tokenizer).plain() if extra else None
     vocab = tokenizer.vocab
-    want = len(vocab) + (len(extra) if extra else 0)
+    want = len(vocab) + len(extra)
     if want != model.cfg.vocab_size:
         raise EngineError(f"{str(path)!r}: tokenizer has {want} ids with its extra tokens, "
                           f"the model {model.cfg.vocab_size}")
