@@ -1,6 +1,6 @@
 """Speed of the embedded symbolic model (issue #3).
 
-    python scripts/bench_symbolic.py [--model DIR] [--tokens 1500]
+    python scripts/bench_symbolic.py [--model DIR] [--compare DIR2] [--tokens 1500] [--repeats 3]
 
 1. Sampling throughput with the KV cache and the grammar, one thread:
    tokens/s at batch 1 and at batch 8 (target >= 2,000 tokens/s at batch 1),
@@ -70,18 +70,22 @@ def step_ms(model_dir, steps: int = 500) -> float:
         return 1000 * (time.perf_counter() - t) / steps
 
 
-def extend_wall(repeats: int) -> list[float]:
+def extend_wall(repeats: int, models=(None,)) -> dict:
+    """Seconds of ``musegen extend`` (8-bar sketch, +16 bars, rendered, fresh process) per model;
+    the models take turns, so a drift in the machine's speed falls on each alike."""
     sys.path.insert(0, str(ROOT / "tests"))
     from conftest import make_sketch
 
-    times = []
+    times: dict = {m: [] for m in models}
     with tempfile.TemporaryDirectory() as tmp:
         sketch = make_sketch(Path(tmp) / "sketch.mid", tempo=100, bars=8)
         for i in range(repeats):
-            t = time.perf_counter()
-            subprocess.run([sys.executable, "-m", "musegen", "extend", str(sketch), "--bars", "16",
-                            "--seed", str(i), "-o", tmp], check=True, capture_output=True)
-            times.append(time.perf_counter() - t)
+            for m in models:
+                extra = ["--option", f"model={m}"] if m else []
+                t = time.perf_counter()
+                subprocess.run([sys.executable, "-m", "musegen", "extend", str(sketch), "--bars", "16",
+                                "--seed", str(i), "-o", tmp, *extra], check=True, capture_output=True)
+                times[m].append(time.perf_counter() - t)
     return times
 
 
@@ -89,14 +93,24 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=None)
     ap.add_argument("--tokens", type=int, default=1500)
+    ap.add_argument("--compare", default=None, metavar="DIR",
+                    help="a second checkpoint measured side by side with --model (default the shipped one)")
+    ap.add_argument("--repeats", type=int, default=3)
     args = ap.parse_args()
-    print(f"decode step at batch 1, 1 thread, 300 tokens cached: {step_ms(args.model):.2f} ms")
-    b1 = throughput(args.model, args.tokens, 1)
-    b8 = throughput(args.model, args.tokens, 8)
-    print(f"sampling, 1 thread: batch 1 {b1:,.0f} tokens/s (target >= 2,000); batch 8 {b8:,.0f} tokens/s in total")
-    ts = extend_wall(3)
-    print(f"musegen extend 8-bar sketch by 16 bars, rendered, fresh process: median {statistics.median(ts):.2f} s "
-          f"(runs {', '.join(f'{t:.2f}' for t in ts)}; target < 3 s)")
+    models = [args.model] + ([args.compare] if args.compare else [])
+    for m in models:
+        name = m or "shipped"
+        print(f"[{name}] decode step at batch 1, 1 thread, 300 tokens cached: {step_ms(m):.2f} ms")
+        b1 = throughput(m, args.tokens, 1)
+        b8 = throughput(m, args.tokens, 8)
+        print(f"[{name}] sampling, 1 thread: batch 1 {b1:,.0f} tokens/s; batch 8 {b8:,.0f} tokens/s in total")
+    times = extend_wall(args.repeats, tuple(models))
+    for m, ts in times.items():
+        print(f"[{m or 'shipped'}] musegen extend 8-bar sketch by 16 bars, rendered, fresh process: median "
+              f"{statistics.median(ts):.2f} s (runs {', '.join(f'{t:.2f}' for t in ts)})")
+    if args.compare:
+        a, b = (statistics.median(times[m]) for m in models)
+        print(f"extend time ratio {args.compare} / {args.model or 'shipped'}: {b / a:.2f} (target <= 1.5)")
 
 
 if __name__ == "__main__":

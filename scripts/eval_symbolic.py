@@ -167,9 +167,18 @@ def repeated_bar_rate(notes, bar_ticks: int, lo_bar: int, hi_bar: int) -> float:
     return rep / total if total else 0.0
 
 
+def copied_in_place(notes, sketch_notes, bar_ticks: int, shift_bars: int = 8) -> float:
+    """Share of ``notes`` that restate a sketch note ``shift_bars`` bars earlier: same pitch,
+    same position in the bar (the issue's "notes copied in place from the sketch")."""
+    if not notes:
+        return 0.0
+    have = {(t // bar_ticks, t % bar_ticks, p) for t, p, _ in sketch_notes}
+    same = sum((t // bar_ticks - shift_bars, t % bar_ticks, p) in have for t, p, _ in notes)
+    return same / len(notes)
+
+
 def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict | None = None,
                       temperature: float = 1.0) -> dict:
-
 
     from musegen.engines.base import Request
     from musegen.engines.symbolic.engine import SymbolicEngine
@@ -231,13 +240,28 @@ def continuation_eval(items, model_dir, n_pieces: int, seed: int, options: dict 
             "density_ratio": len(gen_notes) / max(1, len(true_notes)),
             "repeated_bars_gen": repeated_bar_rate(gen_notes, bt, 8, 16),
             "repeated_bars_true": repeated_bar_rate(true_notes, bt, 8, 16),
+            "copied_gen": copied_in_place(gen_notes, seed_notes, bt),
+            "copied_true": copied_in_place(true_notes, seed_notes, bt),
+            "valid": True,
         })
     summary = {"pieces": tried, "valid_share": valid / max(1, tried)}
     for key in ("inkey_gen", "inkey_true", "pc_overlap_gen", "pc_overlap_repeat_seed", "density_ratio",
-                "repeated_bars_gen", "repeated_bars_true"):
+                "repeated_bars_gen", "repeated_bars_true", "copied_gen", "copied_true"):
         vals = [r[key] for r in rows]
         summary[key] = float(np.mean(vals)) if vals else float("nan")
     summary["density_ratio_median"] = float(np.median([r["density_ratio"] for r in rows])) if rows else float("nan")
+    summary["copied_true_median"] = float(np.median([r["copied_true"] for r in rows])) if rows else float("nan")
+    if rows:
+        summary["gen_minus_repeat"] = paired([r["pc_overlap_gen"] for r in rows],
+                                             [r["pc_overlap_repeat_seed"] for r in rows])
+        summary["inkey_gen_minus_true"] = paired([r["inkey_gen"] for r in rows], [r["inkey_true"] for r in rows])
+        by_style: dict[str, list] = {}
+        for r in rows:
+            by_style.setdefault(r["style"], []).append(r)
+        summary["by_style"] = {k: {"pieces": len(v), "pc_overlap_gen": float(np.mean([r["pc_overlap_gen"] for r in v])),
+                                   "pc_overlap_repeat_seed": float(np.mean([r["pc_overlap_repeat_seed"] for r in v])),
+                                   "copied_gen": float(np.mean([r["copied_gen"] for r in v]))}
+                               for k, v in sorted(by_style.items())}
     return {"summary": summary, "rows": rows}
 
 
@@ -399,11 +423,11 @@ def main() -> None:
 
     torch.set_num_threads(2)
     model, tokenizer, cfg = load_checkpoint(args.model)
-    test = TokenCorpus.load(args.data / "tokens_test.npz")
-    train = TokenCorpus.load(args.data / "tokens_train.npz")
     t = time.time()
     nll = {}
-    if not args.skip_nll:
+    if not args.skip_nll:  # version-1 tokens (scripts/eval_nll.py compares models of any version)
+        test = TokenCorpus.load(args.data / "tokens_test.npz")
+        train = TokenCorpus.load(args.data / "tokens_train.npz")
         nll = nll_table(model, tokenizer, test, train, args, t)
     options = {}
     for kv in args.option:

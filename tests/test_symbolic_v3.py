@@ -158,3 +158,24 @@ def test_a_v3_model_fine_tunes_into_a_v3_model(v3_model, tmp_path, method):
     model, tok, config = load_runtime(out)
     assert config["extra_tokens"] == json.loads((v3_model / "config.json").read_text())["extra_tokens"]
     assert model.cfg.vocab_size == len(tok) + len(config["extra_tokens"])
+
+
+def test_a_checkpoint_s_chosen_defaults_drive_extend(v3_model, tmp_path):
+    """The continuation settings chosen on the validation split travel in the checkpoint's config."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(v3_model, model)
+    cfg = json.loads((model / "config.json").read_text())
+    cfg["defaults"] = {"candidates": 2, "reprise": 1.5}
+    (model / "config.json").write_text(json.dumps(cfg))
+    r = run_cli("extend", str(SAMPLES / "melody.mid"), "--bars", "2", "--seed", "1", "--option", f"model={model}",
+                "-o", str(tmp_path / "out"), "--no-post")
+    assert r.returncode == 0, r.stderr
+    text = next((tmp_path / "out").glob("*.json")).read_text()
+    assert '"candidates": 2' in text and '"reprise": 1.5' in text
+    # an option still wins over the model's default
+    r = run_cli("extend", str(SAMPLES / "melody.mid"), "--bars", "2", "--seed", "1", "--option", f"model={model}",
+                "--option", "reprise=0", "-o", str(tmp_path / "out2"), "--no-post")
+    assert r.returncode == 0, r.stderr
+    assert '"reprise": 0.0' in next((tmp_path / "out2").glob("*.json")).read_text()

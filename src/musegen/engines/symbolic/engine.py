@@ -52,11 +52,13 @@ OPTIONS = OptionSet("symbolic", [
     Option("threads", "int", 1, "BLAS threads while sampling (small models are fastest on one)",
            range=(0, 256)),
     Option("candidates", "int", None, f"samples per bar, the one that keeps the sketch's pitch-class balance "
-           f"and density best is kept; default {DEFAULT_CANDIDATES} when continuing only the sketch's parts "
+           f"and density best is kept; default the model's (its config's 'defaults'), else {DEFAULT_CANDIDATES}, "
+           f"when continuing only the sketch's parts "
            f"(extend), else 1; with infill: samples of the whole gap, ranked by how likely the model finds the "
            f"bars after it (default 6)", range=(1, 16)),
     Option("reprise", "float", None, f"logit bonus of tokens restating the sketch's last phrase in alternate "
-           f"sections (A A' B A''); default {DEFAULT_REPRISE:g} when continuing only the sketch's parts "
+           f"sections (A A' B A''); default the model's (its config's 'defaults'), else {DEFAULT_REPRISE:g}, "
+           f"when continuing only the sketch's parts "
            f"(extend), else 0 = off", range=(0, 10)),
 ])
 
@@ -194,10 +196,11 @@ class SymbolicEngine:
             wanted=plan.wanted,
             pc_bias=_tonal_bias(request, plan, tonal),
         )
+        chosen = model_defaults(config)
         job = _Job(request, plan, settings, sampler, tokenizer, config, str(model_key),
                    opts.threads, opts.accompany,
-                   _or(opts.candidates, DEFAULT_CANDIDATES if own_parts else 1),
-                   float(_or(opts.reprise, DEFAULT_REPRISE if own_parts else 0.0)))
+                   _or(opts.candidates, chosen.get("candidates", DEFAULT_CANDIDATES) if own_parts else 1),
+                   float(_or(opts.reprise, chosen.get("reprise", DEFAULT_REPRISE) if own_parts else 0.0)))
         job.drum_plan = drum_plan
         from musegen.engines.symbolic.parts import wanted_roles
 
@@ -313,6 +316,20 @@ def _tonal_bias(request: Request, plan, weight: float | None):
         weight = DEFAULT_TONAL_PRIOR if weight is None else weight
         return key_prior(request.tonic, request.mode, weight) if weight else None
     return np.log(np.asarray(plan.pc_profile) + 0.03) * weight if weight else None
+
+
+def model_defaults(config: dict) -> dict:
+    """The continuation settings a checkpoint's ``config.json`` chose on the validation split
+    (``"defaults": {"candidates": ..., "reprise": ...}``), checked; {} where it has none."""
+    got = config.get("defaults")
+    if not isinstance(got, dict):
+        return {}
+    out = {}
+    for key, lo, hi, kind in (("candidates", 1, 16, int), ("reprise", 0.0, 10.0, float)):
+        value = got.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi:
+            out[key] = kind(value)
+    return out
 
 
 def _or(value, default):

@@ -14,18 +14,21 @@ from __future__ import annotations
 from symusic import Note, Score, Track
 
 from musegen.engines.base import Request
-from musegen.engines.symbolic.tokens import BASS_PROGRAM, canonical_program, canonicalize, decode, encode
+from musegen.engines.symbolic.tokens import BASS_PROGRAM, canonicalize, decode, encode
 
-#: the roles a version-3 model adds by part infilling (drums: .drums)
-ROLES = ("bass", "harmony", "pad")
+#: the roles a version-3 model adds by part infilling (drums: .drums), and the canonical part it
+#: writes each as: the training data has bass parts (chorales, piano left hands) and accompaniment
+#: in the piano family (POP909's piano under its melody, lead sheets' chords, lieder); a pad it
+#: never learned stays with the procedural arranger
+ROLES = {"bass": BASS_PROGRAM, "harmony": 0}
 
 
 def role_program(request: Request, role: str) -> tuple[int, int] | None:
     """``(canonical program, GM program)`` of a preset role, or None where the preset has none."""
     real = getattr(request.preset.instruments, role, None)
-    if real is None:
+    if real is None or role not in ROLES:
         return None
-    return (BASS_PROGRAM if role == "bass" else canonical_program(int(real), False, role)), int(real)
+    return ROLES[role], int(real)
 
 
 def wanted_roles(request: Request, layout) -> list[str]:
