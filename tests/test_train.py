@@ -206,9 +206,28 @@ def _card() -> str:
     return (WEIGHTS / "MODEL_CARD.md").read_text()
 
 
+def _front_matter_sources() -> list[str]:
+    from musegen.engines.symbolic.card import _front_matter
+
+    front = _front_matter(str(WEIGHTS / "MODEL_CARD.md"), 0)
+    return [s.strip() for s in front["training_sources"].split(",") if s.strip()]
+
+
+def _card_script():
+    """``scripts/write_model_card.py`` as a module (its table of every source's terms)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("write_model_card", ROOT / "scripts" / "write_model_card.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_model_card_lists_every_training_source():
-    """Every collection the shipped weights were trained on is named in the card, with its pieces."""
+    """Every collection the shipped weights were trained on is named in the card, with its pieces, and the
+    licence the weights report agrees with the terms of those sources (whichever model is shipped)."""
     from musegen.engines.symbolic.card import _front_matter, model_card_info
+    from musegen.provenance import commercial_use, run_licence
 
     config = json.loads((WEIGHTS / "config.json").read_text())
     info = model_card_info(config, WEIGHTS)
@@ -218,18 +237,137 @@ def test_model_card_lists_every_training_source():
     pieces = dict(item.rsplit(" ", 1) for item in front["training_pieces"].split(", "))
     # the card's sources account for every training piece the weights' config counts
     assert sorted(pieces) == sorted(listed)
+    if config["data"].get("sources"):  # recorded by scripts/train_symbolic.py since tokenizer version 2
+        assert sorted(pieces) == sorted(config["data"]["sources"])
     assert sum(int(n) for n in pieces.values()) == config["data"]["train_pieces"]
-    # and for every training piece of those collections in the split (assignments never change)
+    # and for every training piece of those collections in the split (assignments never change); an id
+    # the corpus holds twice (one work exported from two files) is counted twice, and the card says so
     split = json.loads((ROOT / "scripts" / "data_split.json").read_text())["pieces"]
+    twice = dict(item.rsplit(" ", 1) for item in front.get("training_duplicates", "").split(", ") if item)
+    assert set(twice) <= set(pieces)
     for name, n in pieces.items():
         in_split = sum(1 for pid, part in split.items() if part == "train" and pid.split("/")[0] == name)
-        assert in_split >= int(n), name
+        assert in_split >= int(n) - int(twice.get(name, 0)) > 0, name
         assert re.search(rf"\| `{re.escape(name)}` \| {int(n):,} \|", card), name
     for held in config["data"]["held_out"]:
         assert f"`{held}`" in card
     assert f"d_model {config['model']['d_model']}" in card and f"{config['valid_loss']:.3f}" in card
     assert f"{config['train_tokens']:,} tokens" in card
-    assert "essenFolksong" in card and "non-commercial" in card
+    # the licence every result records: non-commercial exactly when a source's terms forbid commercial use
+    terms = _card_script().SOURCES
+    assert not terms["essenFolksong"]["commercial"] and not terms["palestrina"]["commercial"]
+    closed = [name for name in listed if not terms[name]["commercial"]]
+    licence = run_licence("symbolic", {})["licence"]
+    if closed:
+        assert commercial_use(licence) is False, licence
+        assert "non-commercial" in card and all(f"`{name}`" in card for name in closed)
+    else:
+        assert commercial_use(licence) is True, licence  # --commercial-use runs it
+        assert "non-commercial" not in front.get("license", "")
+
+
+@pytest.fixture(scope="module")
+def card_checkpoint(tmp_path_factory) -> Path:
+    """A tiny version-3 checkpoint trained on sample files named as two real sources, with its corpus."""
+    from musegen.engines.symbolic.layout import Layout
+    from musegen.engines.symbolic.train import TrainConfig, train
+
+    tok2 = build_tokenizer(version=2)
+    items = [(f"{'groove' if 'drum' in p.stem else 'pop909'}/{p.stem}", str(p), "drums" if "drum" in p.stem else "pop")
+             for p in sorted(SAMPLES.glob("*.mid"))]
+    corpus = build_corpus(tok2, items, log=None)
+    root = tmp_path_factory.mktemp("card")
+    (root / "data").mkdir()
+    corpus.save(root / "data" / "tokens_v2_train.npz")
+    sources = sorted({name.split("/")[0] for name in corpus.names})
+    assert sources == ["groove", "pop909"]
+    layout = Layout(tok2)
+    meta = {"data": {"train_pieces": len(corpus), "train_tokens": len(corpus.ids), "valid_pieces": len(corpus),
+                     "sources": sources, "held_out": ["monteverdi"]}, "tokenizer_version": 3}
+    train(tok2, corpus, corpus, root / "model", layout=layout, meta=meta,
+          model_cfg=ModelConfig(vocab_size=layout.vocab_size, n_layer=1, n_head=2, d_model=32, context=128,
+                                dropout=0.0),
+          train_cfg=TrainConfig(steps=6, batch=2, lr=3e-3, warmup=1, eval_every=3, eval_batches=1))
+    return root
+
+
+def _write_card(folder: Path, data: Path, *extra) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "scripts" / "write_model_card.py"), str(folder),
+                           "--data", str(data), *map(str, extra)], capture_output=True, text=True, timeout=300,
+                          check=False)
+
+
+def test_write_model_card_names_every_source_of_its_checkpoint(card_checkpoint, tmp_path):
+    """The card script writes a card that names each source of the config with its pieces, parses as
+    the engine reads it, carries the --eval lines, and is the same file when written again."""
+    from musegen.engines.symbolic.card import _front_matter
+    from musegen.engines.symbolic.data import TokenCorpus
+    from musegen.provenance import commercial_use
+
+    folder, data = card_checkpoint / "model", card_checkpoint / "data"
+    evaluation = tmp_path / "eval.json"
+    evaluation.write_text(json.dumps({"test NLL": ["0.80 nats/token on 551 test pieces"]}))
+    r = _write_card(folder, data, "--eval", evaluation)
+    assert r.returncode == 0, r.stderr
+    path = folder / "MODEL_CARD.md"
+    assert r.stdout.strip() == str(path)
+    text = path.read_text()
+    config = json.loads((folder / "config.json").read_text())
+    front = _front_matter(str(path), path.stat().st_mtime_ns)
+    assert front["id"] == "musegen-symbolic-v3-d32"
+    assert [s.strip() for s in front["training_sources"].split(",")] == config["data"]["sources"]
+    pieces = dict(item.rsplit(" ", 1) for item in front["training_pieces"].split(", "))
+    names = TokenCorpus.load(data / "tokens_v2_train.npz").names
+    for source in config["data"]["sources"]:
+        n = sum(1 for name in names if name.split("/")[0] == source)
+        assert n and pieces[source] == str(n)
+        assert re.search(rf"\| `{source}` \| {n:,} \|", text), source
+    # MIT POP909 and CC BY Groove: free for commercial use, as --commercial-use reads the card
+    assert front["license"] == "mit" and commercial_use(front["license"]) is True
+    assert f"d_model {config['model']['d_model']}" in text and f"{config['valid_loss']:.3f}" in text
+    assert f"{config['train_tokens']:,} tokens" in text and "`monteverdi`" in text
+    assert f"{config['model']['vocab_size']} tokens: miditok REMI {config['model']['vocab_size'] - 50}" in text
+    assert "0.80 nats/token on 551 test pieces" in text.split("## Evaluation", 1)[1]
+    assert _write_card(folder, data, "--eval", evaluation).returncode == 0
+    assert path.read_text() == text
+
+
+def test_write_model_card_licence_follows_the_sources(card_checkpoint, tmp_path):
+    """A non-commercial source makes the card's licence non-commercial; a source without known terms
+    is refused by name, leaving no card."""
+    import dataclasses
+    import shutil
+
+    from musegen.engines.symbolic.card import _front_matter
+    from musegen.engines.symbolic.data import TokenCorpus
+    from musegen.provenance import commercial_use
+
+    corpus = TokenCorpus.load(card_checkpoint / "data" / "tokens_v2_train.npz")
+
+    def checkpoint(rename: str, new: str) -> tuple[Path, Path]:
+        folder, data = tmp_path / new / "model", tmp_path / new / "data"
+        shutil.copytree(card_checkpoint / "model", folder)
+        (folder / "MODEL_CARD.md").unlink(missing_ok=True)
+        data.mkdir()
+        names = [f"{new}/{n.split('/', 1)[1]}" if n.startswith(rename + "/") else n for n in corpus.names]
+        dataclasses.replace(corpus, names=names).save(data / "tokens_v2_train.npz")
+        config = json.loads((folder / "config.json").read_text())
+        config["data"]["sources"] = sorted({n.split("/")[0] for n in names})
+        (folder / "config.json").write_text(json.dumps(config))
+        return folder, data
+
+    folder, data = checkpoint("pop909", "essenFolksong")
+    r = _write_card(folder, data)
+    assert r.returncode == 0, r.stderr
+    front = _front_matter(str(folder / "MODEL_CARD.md"), 1)
+    assert front["license"] == "non-commercial" and commercial_use(front["license"]) is False
+    assert "`essenFolksong` is not free for commercial use" in (folder / "MODEL_CARD.md").read_text()
+
+    folder, data = checkpoint("pop909", "mystery")
+    r = _write_card(folder, data)
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [r.stderr.strip()]
+    assert r.stderr.startswith("Error: ") and "'mystery'" in r.stderr
+    assert not (folder / "MODEL_CARD.md").exists() and not list(folder.glob("*.part"))
 
 
 def test_readme_links_the_card():
@@ -244,4 +382,5 @@ def test_sidecar_records_the_model_card(cli, tmp_path):
     info = side["engine"]["info"]
     assert info["model_card"].endswith("weights/MODEL_CARD.md")
     assert info["model_card_id"].startswith("musegen-symbolic")
-    assert {"pop909", "bach", "essenFolksong"} <= set(info["training_sources"])
+    listed = _front_matter_sources()
+    assert "pop909" in listed and info["training_sources"] == listed
