@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -179,3 +180,64 @@ def test_a_checkpoint_s_chosen_defaults_drive_extend(v3_model, tmp_path):
                 "--option", "reprise=0", "-o", str(tmp_path / "out2"), "--no-post")
     assert r.returncode == 0, r.stderr
     assert '"reprise": 0.0' in next((tmp_path / "out2").glob("*.json")).read_text()
+
+
+class _Stuck:
+    """A model that always wants one more kick drum at the same onset (a degenerate model)."""
+
+    def __init__(self, tok, vocab_size):
+        from musegen.engines.symbolic.config import ModelConfig
+
+        self.cfg = ModelConfig(vocab_size=vocab_size, n_layer=1, n_head=1, d_model=2, context=4096)
+        self.logits = np.full(vocab_size, -5.0, np.float32)
+        v = tok.vocab
+        for name, value in (("Program_-1", 9.0), ("PitchDrum_36", 9.0), ("Velocity_95", 9.0),
+                            ("Duration_0.1.8", 9.0), ("Position_0", 3.0), ("Bar_None", 1.0)):
+            self.logits[v[name]] = value
+
+    def new_cache(self, batch):
+        return _Cache(batch)
+
+    def step(self, idx, cache, *, every=False):
+        cache.rows = idx.shape[0]
+        out = np.broadcast_to(self.logits, (idx.shape[0], idx.shape[1] if every else 1, len(self.logits)))
+        return out.copy() if every else out[:, 0].copy()
+
+
+class _Cache:
+    def __init__(self, rows):
+        self.rows, self.length = rows, 0
+
+    def keep(self, rows):
+        self.rows = len(rows)
+
+
+def test_a_model_stuck_on_one_onset_cannot_pile_notes_up():
+    """No part plays one pitch twice at an onset, and an onset holds at most MAX_ONSET_NOTES notes."""
+    from musegen.engines.symbolic import runtime
+    from musegen.engines.symbolic.sampler import MAX_ONSET_NOTES, ConstrainedSampler, SampleSettings
+    from musegen.engines.symbolic.tokens import build_tokenizer, decode
+
+    tok = build_tokenizer(version=2)
+    model = _Stuck(tok, len(tok))
+    from musegen.engines.symbolic.sampler import Grammar
+
+    # the real __init__ converts a torch model to a NumpyLM; this stand-in is neither
+    sampler = ConstrainedSampler.__new__(ConstrainedSampler)
+    sampler.model, sampler.tok, sampler.g, sampler.layout = model, tok, Grammar(tok, len(tok)), None
+    sampler.last_stats = {}
+    assert not isinstance(model, runtime.NumpyLM)
+    v = tok.vocab
+    prompt = [v["BOS_None"], v["Bar_None"], v["TimeSig_4/4"], v["Position_0"]]
+    rows = sampler.sample([prompt, prompt], bars=2, meter=(4, 4), settings=SampleSettings(programs=(-1,)),
+                          generator=np.random.default_rng(0))
+    for new in rows:
+        score = decode(tok, prompt[1:] + new)
+        onsets: dict[int, list[int]] = {}
+        for trk in score.tracks:
+            for n in trk.notes:
+                onsets.setdefault(n.time, []).append(n.pitch)
+        assert onsets, "the rows wrote no notes"
+        for pitches in onsets.values():
+            assert len(pitches) == len(set(pitches)) and len(pitches) <= MAX_ONSET_NOTES
+        assert sum(1 for t in new if t == v["Bar_None"]) >= 1  # it moved on to the next bar

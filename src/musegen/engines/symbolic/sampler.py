@@ -41,6 +41,10 @@ class SampleSettings:
     close_id: int | None = None
 
 
+#: notes one onset may hold (a ten-finger chord and a few more): past it the row moves on, so a
+#: model that keeps adding notes at one onset cannot pile them up until the token budget is spent
+MAX_ONSET_NOTES = 12
+
 #: added to a key profile before its log, so that a pitch class the profile almost never
 #: sees costs a bounded penalty: at weight 1, about 2 nats below the tonic (log 0.036 vs 0.27)
 PRIOR_FLOOR = 0.03
@@ -241,6 +245,7 @@ class _Rules:
         self.top_p = float(settings.top_p)
         self.V = g.V
         prog_id = {p: i for i, p in g.prog_value.items()}
+        self.prog_ids = np.array(sorted(g.prog_value), dtype=np.int64)
         self.wanted = {p: prog_id[p] for p in settings.wanted if p in prog_id}
         self.part_bias = settings.part_bias
         self.g = g
@@ -263,6 +268,19 @@ class _Rules:
                     for prog, tid in self.wanted.items():
                         if r.bars_done - r.last_bar.get(prog, -9) > 1:
                             lg[b, tid] += self.part_bias
+        for b, r in enumerate(rows):
+            if r.done or not r.played:
+                continue
+            if r.state in (S_PROGRAM_MEL, S_PROGRAM_DRUM):
+                # the same part never plays the same pitch twice at one onset
+                dup = [pt for pr, pt in r.played if pr == r.prog_tok]
+                if dup:
+                    keep = lg[b, dup].copy()
+                    lg[b, dup] = -np.inf
+                    if not np.isfinite(lg[b]).any():  # nothing else left: let it be
+                        lg[b, dup] = keep
+            elif r.state == S_DURATION and len(r.played) >= MAX_ONSET_NOTES:
+                lg[b, self.prog_ids] = -np.inf  # a Position or a Bar stays open
         for b, r in enumerate(rows):  # rows restating a reference bar (see .recall)
             if r.guide is not None and not r.done:
                 ids = r.guide.preferred(r, self.g)
