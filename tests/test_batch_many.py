@@ -27,6 +27,13 @@ def _request(seed: int, **kw):
 
 # -- the symbolic engine ----------------------------------------------------------------
 
+def _shipped_context() -> int:
+    """The shipped model's window, in tokens (its config.json)."""
+    from musegen.engines.symbolic.checkpoint import shipped_checkpoint
+
+    return int(json.loads((shipped_checkpoint() / "config.json").read_text())["model"]["context"])
+
+
 def test_symbolic_batch_gives_each_request_its_solo_result():
     """A request sampled in a batch with others gives the notes it gives alone.
 
@@ -37,9 +44,11 @@ def test_symbolic_batch_gives_each_request_its_solo_result():
     from musegen.engines.symbolic.engine import SymbolicEngine
 
     eng = SymbolicEngine()
-    requests = [_request(s, bars=5) for s in range(6)]
-    requests.append(_request(6, bars=5, variations=2))         # its two rows share one generator
-    requests.append(_request(7, bars=5, temperature=0.8))      # another temperature: another sampler call
+    # 5 bars of pop-ballad run past a 512-token window: as many more bars as the shipped model's window is longer
+    bars = 5 * _shipped_context() // 512
+    requests = [_request(s, bars=bars) for s in range(6)]
+    requests.append(_request(6, bars=bars, variations=2))         # its two rows share one generator
+    requests.append(_request(7, bars=bars, temperature=0.8))      # another temperature: another sampler call
     requests.append(_request(8, preset="lofi-chill", bars=1))  # another length: another call
     many = generate_batched(eng, requests)
     assert [len(o) for o in many] == [r.variations for r in requests]

@@ -34,6 +34,36 @@ PROVENANCE_FIELDS = {"musegen", "engine", "model", "licence", "licence_note", "c
                      "model_card", "seed", "preset", "inputs", "text"}
 
 
+def _shipped_card() -> tuple[dict[str, str], str | None, list[str]]:
+    """The shipped symbolic weights' card: its front matter, its licence and its training sources.
+
+    The licence is the card's ``license:``; a card without one (the first model's) is found by
+    its id in :data:`musegen.provenance.KNOWN_LICENCES`, as the provenance module documents."""
+    from musegen.engines.symbolic.checkpoint import shipped_checkpoint
+    from musegen.provenance import KNOWN_LICENCES, front_matter
+
+    front = front_matter(shipped_checkpoint() / "MODEL_CARD.md")
+    licence = front.get("license", "").lower() or KNOWN_LICENCES.get(front.get("id"), (None, None))[0]
+    sources = [x.strip() for x in front.get("training_sources", "").split(",") if x.strip()]
+    return front, licence, sources
+
+
+@pytest.fixture(scope="module")
+def non_commercial_model(tmp_path_factory) -> Path:
+    """The shipped symbolic weights under a card whose front matter says a non-commercial licence."""
+    import shutil
+
+    from musegen.engines.symbolic.checkpoint import shipped_checkpoint
+
+    folder = tmp_path_factory.mktemp("nc") / "nc-model"
+    folder.mkdir()
+    for name in ("model.safetensors", "config.json", "tokenizer.json"):
+        shutil.copy(shipped_checkpoint() / name, folder / name)
+    (folder / "MODEL_CARD.md").write_text("---\nid: nc-test-model\nlicense: cc-by-nc-4.0\n"
+                                          "training_sources: pop909, essenFolksong\n---\n# A non-commercial model\n")
+    return folder
+
+
 @pytest.fixture(scope="module")
 def procedural(tmp_path_factory):
     """One 2-bar procedural result in F# minor at 96 BPM."""
@@ -172,14 +202,15 @@ def test_symbolic_provenance_names_the_card_its_sources_and_the_inputs(tmp_path,
     (result,) = pipeline.generate("pop-ballad", engine="symbolic", midi=sketch, bars=1, seed=2,
                                   out_dir=tmp_path)
     prov = json.loads(result.json.read_text())["provenance"]
+    front, licence, sources = _shipped_card()
     assert PROVENANCE_FIELDS <= set(prov)
-    assert prov["model"] == "musegen-symbolic-v1-d160"
-    assert prov["licence"] == "non-commercial" and prov["commercial_use"] is False
-    assert "essenFolksong" in prov["training_sources"] and "pop909" in prov["training_sources"]
+    assert prov["model"] == front["id"] and licence
+    assert prov["licence"] == licence and prov["commercial_use"] is commercial_use(licence)
+    assert prov["training_sources"] == sources and "pop909" in sources
     assert prov["model_card"].endswith("MODEL_CARD.md") and Path(prov["model_card"]).is_file()
     assert prov["inputs"] == [{"kind": "midi", "path": str(sketch),
                                "sha256": hashlib.sha256(sketch.read_bytes()).hexdigest()}]
-    assert "weights licence=non-commercial" in read_metadata(result.wav)["info"]["ICMT"]
+    assert f"weights licence={licence}" in read_metadata(result.wav)["info"]["ICMT"]
 
 
 def test_batched_jobs_carry_the_provenance_block(tmp_path):
@@ -260,15 +291,20 @@ def test_cli_refuses_an_unknown_name_field_with_one_line(tmp_path):
     assert "Traceback" not in proc.stderr and not list((tmp_path / "out").glob("*"))
 
 
-def test_a_symbolic_fine_tune_inherits_its_base_s_terms(tmp_path):
+def test_a_symbolic_fine_tune_inherits_its_base_s_terms(tmp_path, non_commercial_model):
     tuned = tmp_path / "my-style"
     tuned.mkdir()
     (tuned / "config.json").write_text(json.dumps({"name": "my-style", "base": "shipped",
                                                    "base_model": "musegen-symbolic"}))
     info = {"model": "my-style", "model_card": None, "model_card_id": None, "training_sources": []}
     got = model_provenance("symbolic", info, {"model": str(tuned)})
-    assert got["licence"] == "non-commercial" and "fine-tune" in got["licence_note"]
-    assert "essenFolksong" in got["base_training_sources"]
+    _, licence, sources = _shipped_card()
+    assert got["licence"] == licence and "fine-tune" in got["licence_note"]
+    assert got["base_training_sources"] == sources
+    (tuned / "config.json").write_text(json.dumps({"name": "my-style", "base": str(non_commercial_model)}))
+    got = model_provenance("symbolic", info, {"model": str(tuned)})
+    assert got["licence"] == "cc-by-nc-4.0" and commercial_use(got["licence"]) is False
+    assert "fine-tune" in got["licence_note"] and "essenFolksong" in got["base_training_sources"]
     (tuned / "config.json").write_text(json.dumps({"name": "my-style", "base": "none"}))
     got = model_provenance("symbolic", info, {"model": str(tuned)})
     assert got["licence"] is None and "from scratch" in got["licence_note"]
@@ -276,13 +312,16 @@ def test_a_symbolic_fine_tune_inherits_its_base_s_terms(tmp_path):
 
 
 @pytest.mark.parametrize("engine, options, licence", [
-    ("symbolic", {}, "'non-commercial'"),
+    ("symbolic", {"model": "NON_COMMERCIAL"}, "'cc-by-nc-4.0'"),
     ("musicgen", {}, "'cc-by-nc-4.0'"),
     ("musicgen", {"model": "/no/such/model"}, "licence is unknown"),
 ])
-def test_commercial_use_refuses_a_model_that_forbids_it_or_says_no_licence(engine, options, licence):
+def test_commercial_use_refuses_a_model_that_forbids_it_or_says_no_licence(engine, options, licence,
+                                                                           non_commercial_model):
     from musegen.provenance import check_commercial_use, licence_notice
 
+    if options.get("model") == "NON_COMMERCIAL":
+        options = {"model": str(non_commercial_model)}
     with pytest.raises(ParameterError, match=re.escape(licence)) as err:
         check_commercial_use(engine, options)
     assert err.value.exit_code == 2 and "\n" not in str(err.value)
@@ -294,6 +333,19 @@ def test_commercial_use_lets_the_procedural_engine_run():
     from musegen.provenance import check_commercial_use, licence_notice
 
     assert check_commercial_use("procedural")["licence"] == "MIT" and licence_notice("procedural") is None
+
+
+def test_commercial_use_of_the_shipped_symbolic_model_follows_its_card():
+    from musegen.provenance import check_commercial_use, licence_notice
+
+    front, licence, _ = _shipped_card()
+    if commercial_use(licence):
+        assert check_commercial_use("symbolic")["licence"] == licence and licence_notice("symbolic") is None
+    else:
+        with pytest.raises(ParameterError, match=re.escape(f"model {front['id']!r}, whose weights licence "
+                                                           f"{licence!r} forbids commercial use")):
+            check_commercial_use("symbolic")
+        assert f"{licence!r}" in licence_notice("symbolic")
 
 def test_acid_beats_count_the_music_of_a_result_cut_to_seconds(tmp_path):
     (result,) = pipeline.generate("pop-ballad", engine="procedural", seconds=5, tempo=120, seed=1, out_dir=tmp_path)
@@ -342,44 +394,49 @@ def test_render_and_post_outputs_say_what_made_them(procedural, tmp_path):
     assert meta["info"]["INAM"] == procedural.stem
 
 
-def test_cli_commercial_use_refuses_a_non_commercial_model_naming_its_licence(tmp_path):
-    proc = run_cli("generate", "--engine", "symbolic", "--bars", "1", "--commercial-use", "-o", tmp_path / "out")
+def test_cli_commercial_use_refuses_a_non_commercial_model_naming_its_licence(tmp_path, non_commercial_model):
+    proc = run_cli("generate", "--engine", "symbolic", "--option", f"model={non_commercial_model}", "--bars", "1",
+                   "--commercial-use", "-o", tmp_path / "out")
     assert proc.returncode == 2, proc.stderr
     (line,) = proc.stderr.strip().splitlines()
-    assert line.startswith("Error: --commercial-use: engine 'symbolic'") and "'non-commercial'" in line
+    assert line.startswith("Error: --commercial-use: engine 'symbolic' uses model 'nc-test-model'")
+    assert "'cc-by-nc-4.0'" in line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
     ok = run_cli("generate", "--engine", "procedural", "--bars", "1", "--commercial-use", "-o", tmp_path / "ok")
     assert ok.returncode == 0 and "non-commercial" not in ok.stderr, ok.stderr
 
 
-def test_without_commercial_use_a_non_commercial_model_is_named_once_per_run(tmp_path):
-    proc = run_cli("generate", "--engine", "symbolic", "--bars", "1", "--variations", "2", "-o", tmp_path)
+def test_without_commercial_use_a_non_commercial_model_is_named_once_per_run(tmp_path, non_commercial_model):
+    proc = run_cli("generate", "--engine", "symbolic", "--option", f"model={non_commercial_model}", "--bars", "1",
+                   "--variations", "2", "-o", tmp_path)
     assert proc.returncode == 0, proc.stderr
     notes = [ln for ln in proc.stderr.splitlines() if "for non-commercial use only" in ln]
-    assert notes == ["musegen: note: model 'musegen-symbolic-v1-d160' (symbolic) has weights licence "
-                     "'non-commercial': what it makes is for non-commercial use only (see the sidecar's provenance)"]
+    assert notes == ["musegen: note: model 'nc-test-model' (symbolic) has weights licence "
+                     "'cc-by-nc-4.0': what it makes is for non-commercial use only (see the sidecar's provenance)"]
 
 
-def test_a_batch_key_commercial_use_fails_the_job_naming_the_licence(tmp_path):
+def test_a_batch_key_commercial_use_fails_the_job_naming_the_licence(tmp_path, non_commercial_model):
     plan = tmp_path / "plan.toml"
     plan.write_text('title = "c"\n[defaults]\nbars = 1\ncommercial_use = true\n\n'
-                    '[[job]]\nengine = "symbolic"\n\n[[job]]\nengine = "procedural"\n', encoding="utf-8")
+                    f'[[job]]\nengine = "symbolic"\nmodel = "{non_commercial_model}"\n\n'
+                    '[[job]]\nengine = "procedural"\n', encoding="utf-8")
     proc = run_cli("batch", plan, "-o", tmp_path / "run", "--workers", "1")
     assert proc.returncode == 1, proc.stderr
     rows = {json.loads(line)["params"]["engine"]: json.loads(line)
             for line in (tmp_path / "run" / "manifest.jsonl").read_text().splitlines()}
     assert rows["procedural"]["status"] == "ok" and rows["symbolic"]["status"] == "failed"
-    assert "'non-commercial' forbids commercial use" in rows["symbolic"]["error"]
+    assert "'cc-by-nc-4.0' forbids commercial use" in rows["symbolic"]["error"]
 
 
-def test_a_preset_key_commercial_use_refuses_like_the_flag(tmp_path):
+def test_a_preset_key_commercial_use_refuses_like_the_flag(tmp_path, non_commercial_model):
     from musegen.errors import PresetError
     from musegen.presets import load_preset
 
     strict = tmp_path / "strict.toml"
-    strict.write_text('name = "strict"\nextends = "pop-ballad"\n[engine]\nname = "symbolic"\ncommercial_use = true\n')
+    strict.write_text('name = "strict"\nextends = "pop-ballad"\n[engine]\nname = "symbolic"\ncommercial_use = true\n'
+                      f'[engine.options]\nmodel = "{non_commercial_model}"\n')
     assert load_preset(str(strict)).engine.commercial_use is True
-    with pytest.raises(ParameterError, match="'non-commercial' forbids commercial use"):
+    with pytest.raises(ParameterError, match="'cc-by-nc-4.0' forbids commercial use"):
         pipeline.generate(str(strict), bars=1, seed=1, out_dir=tmp_path / "out")
     (result,) = pipeline.generate(str(strict), engine="procedural", bars=1, seed=1, out_dir=tmp_path / "ok")
     assert json.loads(result.json.read_text())["provenance"]["commercial_use"] is True

@@ -25,15 +25,13 @@ from musegen import __version__
 
 #: licences of models that do not say theirs in a card musegen can read: model id -> (licence, note)
 KNOWN_LICENCES: dict[str, tuple[str, str]] = {
-    # the shipped symbolic weights: MODEL_CARD.md's licence warning
+    # the first symbolic weights (tokenizer version 1): their card says its terms in a licence
+    # warning, not in a ``license:`` line; a card that has one is read instead (the shipped
+    # weights are whichever the package holds, so no entry speaks for them by a generic name)
     "musegen-symbolic-v1-d160": (
         "non-commercial",
         "trained on music21 corpus collections with non-commercial (essenFolksong) and rights-reserved "
         "(palestrina) terms; not for commercial use (see its MODEL_CARD.md)"),
-    "musegen-symbolic": (
-        "non-commercial",
-        "the shipped symbolic weights: trained on non-commercial and rights-reserved corpora "
-        "(see engines/symbolic/weights/MODEL_CARD.md)"),
 }
 #: hub id prefixes with a known licence (Meta's MusicGen weights: CC-BY-NC 4.0, as their model cards say)
 KNOWN_PREFIXES: dict[str, tuple[str, str]] = {

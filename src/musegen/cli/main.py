@@ -268,8 +268,9 @@ def _generation_options(f):
         click.option("-o", "--out", "out_dir", default="out", show_default=True,
                      type=click.Path(file_okay=False), help="Output folder."),
         click.option("--commercial-use", is_flag=True, help="Refuse (exit 2) a model whose weights' licence "
-                     "forbids commercial use or is unknown, naming it (MusicGen's weights are CC-BY-NC 4.0, the "
-                     "shipped symbolic model's non-commercial; the procedural engine is MIT)."),
+                     "forbids commercial use or is unknown, naming it (MusicGen's weights are CC-BY-NC 4.0; the "
+                     "symbolic model's licence is the one its MODEL_CARD.md gives, recorded in every sidecar; "
+                     "the procedural engine is MIT)."),
         click.option("--loop", is_flag=True, help="Make a seamless loop of whole bars (--seconds rounds up to "
                      "bars): tails folded back onto the start, loop points in the WAV's smpl chunk and the JSON; "
                      "the preset's fades and trim are left out."),
