@@ -100,12 +100,13 @@ def finetune(
     Returns the training summary.  ``name`` goes into the checkpoint's config (default: the folder's).
 
     ``model_style`` is the style token the files are learned under; ``None`` picks the one
-    under which the base model already predicts the validation files best.
+    under which the base model already predicts the validation files best, among those a
+    preset's style selects (:data:`.tokens.STYLE_TO_MODEL`).
     """
     from musegen.engines.symbolic.checkpoint import load_checkpoint
     from musegen.engines.symbolic.data import WindowSampler, build_corpus
     from musegen.engines.symbolic.model import ModelConfig, MusicTransformer
-    from musegen.engines.symbolic.tokens import build_tokenizer, model_styles
+    from musegen.engines.symbolic.tokens import STYLE_TO_MODEL, build_tokenizer, model_styles
     from musegen.engines.symbolic.train import TrainConfig, evaluate, train
 
     if method not in METHODS:
@@ -133,7 +134,9 @@ def finetune(
         raise InputError("the files hold too few usable notes to fine-tune on")
     # the base model's loss on the validation files, per style token: the figure to beat
     losses = {}
-    for style in ([model_style] if model_style else list(styles)):
+    # a style no preset style selects (version 2's drums, piano, lieder, leadsheet) would leave the
+    # learned preset unable to ask for the token its files were learned under
+    for style in ([model_style] if model_style else [s for s in styles if s in STYLE_TO_MODEL.values()]):
         code = styles.index(style)
         train_c.style[:] = code
         valid_c.style[:] = code
