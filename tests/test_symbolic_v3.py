@@ -130,7 +130,8 @@ def test_infill_keeps_the_bars_outside_the_gap(v3_model, tmp_path):
 def test_accompany_keeps_the_melody_and_the_model_writes_the_parts(v3_model, tmp_path):
     sketch = SAMPLES / "melody.mid"
     r = run_cli("accompany", str(sketch), "--parts", "bass,piano,drums", "--seed", "4",
-                "--option", f"model={v3_model}", "-o", str(tmp_path), "--no-post")
+                "--option", f"model={v3_model}", "--option", "accompany_parts=model", "-o", str(tmp_path),
+                "--no-post")
     assert r.returncode == 0, r.stderr
     src, out = Score(str(sketch)), Score(str(next(tmp_path.glob("*.mid"))))
     scale = out.ticks_per_quarter / src.ticks_per_quarter
@@ -140,7 +141,7 @@ def test_accompany_keeps_the_melody_and_the_model_writes_the_parts(v3_model, tmp
     names = {t.name: t for t in out.tracks[1:]}
     assert {"bass", "harmony", "drums"} <= set(names)
     side = json.dumps(json.loads(next(tmp_path.glob("*.json")).read_text()))
-    assert '"model_drums"' in side
+    assert '"model_drums"' in side and '"32":' in side  # the bass came from the model
     end = max(n.end for n in out.tracks[0].notes)
     bar = out.ticks_per_quarter * 4
     assert all(n.time < end + bar for n in names["bass"].notes)  # under the melody's bars

@@ -49,6 +49,10 @@ OPTIONS = OptionSet("symbolic", [
            "with controls; default the sketch's own, or the model's choice", range=(0, 1)),
     Option("drummer", "choice", None, "who plays the preset's drums: the model (default where it learned "
            "drums) or the procedural drummer", choices=("model", "procedural")),
+    Option("accompany_parts", "choice", "arranger", "who writes accompany's bass and harmony: the arranger "
+           "over chords read from the melody (default: on 7 held-out POP909 melodies 0.62 of their note-time "
+           "on the labelled chords, the model's 0.48), or the model by part infilling (version-3 models)",
+           choices=("arranger", "model")),
     Option("threads", "int", 1, "BLAS threads while sampling (small models are fastest on one)",
            range=(0, 256)),
     Option("candidates", "int", None, f"samples per bar, the one that keeps the sketch's pitch-class balance "
@@ -204,7 +208,7 @@ class SymbolicEngine:
         job.drum_plan = drum_plan
         from musegen.engines.symbolic.parts import wanted_roles
 
-        job.part_roles = wanted_roles(request, layout)
+        job.part_roles = wanted_roles(request, layout) if opts.accompany_parts == "model" else []
         return job
 
     @staticmethod
