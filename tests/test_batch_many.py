@@ -91,7 +91,7 @@ def test_symbolic_batch_restates_each_request_s_own_sketch(tmp_path):
     eng = SymbolicEngine()
     many = generate_batched(eng, requests)
     assert [o[0].info["batch"] for o in many] == [3] * 3
-    assert all(o[0].info["reprise"] == 6 for o in many)
+    assert all(o[0].info["reprise"] == _shipped_reprise() for o in many)
     for req, batched in zip(requests, many):
         assert _notes(eng.generate(req)[0].score) == _notes(batched[0].score)
 
@@ -280,3 +280,15 @@ def test_batch_run_batches_a_seed_sweep_isolates_a_failure_and_resumes(tmp_path)
     doc = json.loads(r.stdout)
     assert (doc["skipped"], doc["ok"], doc["failed"]) == (5, 0, 1)
     assert (out / ok[0]["id"] / "gone").exists()
+
+
+def _shipped_reprise() -> float:
+    """The reprise `extend` uses by default with the shipped model: its config's validation-chosen
+    default, else the engine's."""
+    import json as _json
+
+    from musegen.engines.symbolic.checkpoint import shipped_checkpoint
+    from musegen.engines.symbolic.engine import DEFAULT_REPRISE, model_defaults
+
+    config = _json.loads((shipped_checkpoint() / "config.json").read_text())
+    return float(model_defaults(config).get("reprise", DEFAULT_REPRISE))

@@ -476,7 +476,7 @@ def test_reprise_restates_the_sketch_then_writes_free_bars():
     free, _ = restated({"reprise": 0})
     assert free <= 1, free
     default, out = restated({})
-    assert out.info["reprise"] == 6 and free < default, (free, default)
+    assert out.info["reprise"] == _shipped_reprise() and free < default, (free, default)
 
 
 def test_numeric_options_are_validated_naming_option_and_value():
@@ -568,3 +568,15 @@ def test_symbolic_engine_writes_exactly_the_preset_roles(roles):
     assert any(t.is_drum for t in playing) == ("drums" in roles)
     melodic = sorted(int(t.program) for t in playing if not t.is_drum)
     assert melodic == sorted(v for r, v in roles.items() if r != "drums"), [(t.name, t.program) for t in playing]
+
+
+def _shipped_reprise() -> float:
+    """The reprise `extend` uses by default with the shipped model: its config's validation-chosen
+    default, else the engine's."""
+    import json as _json
+
+    from musegen.engines.symbolic.checkpoint import shipped_checkpoint
+    from musegen.engines.symbolic.engine import DEFAULT_REPRISE, model_defaults
+
+    config = _json.loads((shipped_checkpoint() / "config.json").read_text())
+    return float(model_defaults(config).get("reprise", DEFAULT_REPRISE))
