@@ -69,9 +69,7 @@ def test_generate_drums_come_from_the_model_on_channel_10(v3_model, tmp_path):
                 "--option", f"model={v3_model}", "-o", str(tmp_path), "--no-post")
     assert r.returncode == 0, r.stderr
     mid = next(tmp_path.glob("*.mid"))
-    side = json.loads(next(tmp_path.glob("*.json")).read_text())
-    info = side["engine"]["info"] if "engine" in side and "info" in side["engine"] else side
-    text = json.dumps(side)
+    text = next(tmp_path.glob("*.json")).read_text()
     assert '"model_drums"' in text
     drums = [t for t in Score(str(mid)).tracks if t.is_drum]
     assert len(drums) == 1 and len(drums[0].notes) > 0
@@ -81,7 +79,6 @@ def test_generate_drums_come_from_the_model_on_channel_10(v3_model, tmp_path):
 
     chans = {m.channel for t in mido.MidiFile(str(mid)).tracks for m in t if m.type == "note_on"}
     assert 9 in chans
-    assert info is not None
 
 
 def test_drummer_procedural_keeps_the_procedural_drummer(v3_model, tmp_path):

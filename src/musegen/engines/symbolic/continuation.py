@@ -77,10 +77,8 @@ def control_ids(layout, body: list[int], programs, density: float | None = None,
     import numpy as np
 
     dens = poly = None
-    if body:
-        d, p, _ = layout.stats(np.asarray(body, dtype=np.int64))
-        if d > 0:
-            dens, poly = layout.controls_of(np.asarray(body, dtype=np.int64))[:2]
+    if body:  # None, None for a body without notes
+        dens, poly, _ = layout.controls_of(np.asarray(body, dtype=np.int64))
     if density is not None:
         dens = int(round(float(density) * len(DENSITY_EDGES)))
     if polyphony is not None:
@@ -140,14 +138,8 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bo
     have = sum(1 for t in body if t == bar_id)
     body = body + [bar_id, ts_id] * max(0, want_bars - have)
     sketch_body = body
-    # keep the prompt inside the context: drop whole bars from the front
-    budget = context * 3 // 4 - len(cond)
-    bar_pos = [i for i, t in enumerate(body) if t == bar_id]
-    dropped = 0
-    if len(body) > budget:
-        keep_from = next((i for i in bar_pos if len(body) - i <= budget), bar_pos[-1] if bar_pos else 0)
-        dropped = sum(1 for i in bar_pos if i < keep_from)
-        body = body[keep_from:]
+    # keep the prompt inside the context
+    body, dropped = drop_front_bars(body, bar_id, context * 3 // 4 - len(cond))
     prompt_bars = max(want_bars, have) - dropped
     seed_parts = {p for p in pmap.tracks if p != -1 or drums}
     if request.continue_only:
@@ -162,6 +154,16 @@ def plan_prompt(request: Request, tokenizer, grammar, context: int, *, drums: bo
     return PromptPlan(cond + body, body, prompt_bars, programs, key_pcs, dict(pmap.tracks),
                       start_tick, role_programs, wanted=wanted, pc_profile=_seed_profile(seed, key_pcs),
                       seed_pcs=_seed_pcs(seed), sketch_body=sketch_body)
+
+
+def drop_front_bars(body: list[int], bar_id: int, budget: int) -> tuple[list[int], int]:
+    """``(body, dropped)``: whole bars dropped from the front of ``body`` until it fits ``budget``
+    tokens (down to its last bar), and how many."""
+    if len(body) <= budget:
+        return body, 0
+    bar_pos = [i for i, t in enumerate(body) if t == bar_id]
+    keep_from = next((i for i in bar_pos if len(body) - i <= budget), bar_pos[-1] if bar_pos else 0)
+    return body[keep_from:], sum(1 for i in bar_pos if i < keep_from)
 
 
 def _seed_pcs(seed: Score) -> tuple[float, ...]:

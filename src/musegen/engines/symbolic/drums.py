@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from symusic import Note
 
 from musegen.engines.base import Request, continuation_start
+from musegen.engines.symbolic.continuation import drop_front_bars
 from musegen.engines.symbolic.tokens import canonicalize, condition_tokens, encode
 
 
@@ -70,13 +71,7 @@ def plan_drums(request: Request, tokenizer, grammar, layout, context: int) -> Dr
     body = encode(tokenizer, canon)
     have = sum(1 for t in body if t == grammar.bar_id)
     body = body + [grammar.bar_id, ts_id] * max(0, sketch_bars - have)
-    budget = context * 3 // 4 - len(cond)
-    dropped = 0
-    if len(body) > budget:
-        bar_pos = [i for i, t in enumerate(body) if t == grammar.bar_id]
-        keep_from = next((i for i in bar_pos if len(body) - i <= budget), bar_pos[-1] if bar_pos else 0)
-        dropped = sum(1 for i in bar_pos if i < keep_from)
-        body = body[keep_from:]
+    body, dropped = drop_front_bars(body, grammar.bar_id, context * 3 // 4 - len(cond))
     return DrumPlan(cond + body, body, max(sketch_bars, have) - dropped, request.bars, start_tick,
                     pmap.tracks[-1])
 
@@ -92,22 +87,7 @@ def sample_drums(sampler, plan: DrumPlan, request: Request, generators) -> list[
 
 def drum_notes(tokenizer, plan: DrumPlan, new: list[int], meter: tuple[int, int], out_tpq: int) -> list[Note]:
     """The written drum notes in output ticks, cut at the end of the plan's bars."""
+    from musegen.engines.symbolic.continuation import _extract_new
     from musegen.engines.symbolic.tokens import decode
 
-    score = decode(tokenizer, plan.body + new)
-    tpq = score.ticks_per_quarter
-    origin = plan.prompt_bars * (tpq * 4 * meter[0] // meter[1])
-    ratio = out_tpq / tpq
-    end = plan.start_tick + plan.bars * (out_tpq * 4 * meter[0] // meter[1])
-    notes = []
-    for trk in score.tracks:
-        if not trk.is_drum:
-            continue
-        for n in trk.notes:
-            if n.time < origin:
-                continue
-            t = plan.start_tick + int(round((n.time - origin) * ratio))
-            if t < end:
-                notes.append(Note(t, max(1, min(int(round(n.duration * ratio)), end - t)), int(n.pitch),
-                                  int(n.velocity)))
-    return notes
+    return _extract_new(decode(tokenizer, plan.body + new), plan, meter, plan.bars, out_tpq).get(-1, [])

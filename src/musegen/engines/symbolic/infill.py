@@ -293,8 +293,9 @@ def _whole_bars(layout, ids: list[int], budget: int, *, keep: str) -> list[int]:
     if keep == "start":
         cut = max([i for i in starts if i <= budget] or [0])
         return list(ids[:cut])
-    cut = next((i for i in starts if len(ids) - i <= budget), len(ids))
-    return list(ids[cut:])
+    from musegen.engines.symbolic.continuation import drop_front_bars
+
+    return list(drop_front_bars(list(ids), layout.bar_id, budget)[0])
 
 
 def sample_gap(sampler, prompt: list[int], bars: int, meter, settings, generator, candidates: int,
