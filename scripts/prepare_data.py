@@ -425,6 +425,12 @@ def main() -> None:
     bad = [s for s in wanted if s not in SOURCES]
     if bad:
         ap.error(f"unknown source(s) {', '.join(bad)}; known: {', '.join(SOURCES)}")
+    needs_music21 = sorted(set(wanted) & {"lieder", "openewld", "music21"})
+    if needs_music21:
+        try:
+            import music21  # noqa: F401
+        except ImportError:
+            ap.error(f"{', '.join(needs_music21)} need music21: pip install -e '.[data]'")
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict] = []
     given: dict[str, str] = {}

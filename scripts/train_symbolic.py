@@ -16,6 +16,15 @@ the end; ``--resume`` continues it exactly (same weights as an uninterrupted
 run).  With ``--state`` the cosine schedule is ``--steps`` long and
 ``--minutes`` only bounds this invocation; without it the schedule is fitted
 to ``--minutes`` as before.
+
+Going on from a checkpoint: ``--init DIR`` (for instance the shipped
+``src/musegen/engines/symbolic/weights``) starts from its weights, shape and
+tokenizer with a fresh optimizer and a new schedule (``--steps``, ``--lr``,
+``--warmup``).  A build machine that keeps no ``--state`` between sessions
+trains on this way, from whatever weights last shipped::
+
+    python scripts/train_symbolic.py --data data/ --init src/musegen/engines/symbolic/weights \
+        --batch 8 --steps 1000 --warmup 50 --lr 5e-4 --state runs/more --out runs/more/best
 """
 
 from __future__ import annotations
@@ -136,6 +145,9 @@ def main() -> None:
     ap.add_argument("--eval-every", type=int, default=250, help="steps between validation runs")
     ap.add_argument("--state", type=Path, help="folder for the full training state (resumable runs)")
     ap.add_argument("--resume", action="store_true", help="continue the run saved in --state")
+    ap.add_argument("--init", type=Path, metavar="DIR",
+                    help="start from the weights of this checkpoint (e.g. the shipped one) with a fresh optimizer "
+                         "and schedule: how training goes on across machines that keep no --state")
     ap.add_argument("--save-every", type=int, default=500, help="steps between state saves (with --state)")
     ap.add_argument("--until", type=int, default=0, help="stop (saving the state) after this many steps in all")
     ap.add_argument("--reschedule", action="store_true",
@@ -146,6 +158,10 @@ def main() -> None:
     args = ap.parse_args()
     if args.resume and args.state is None:
         ap.error("--resume needs --state DIR")
+    if args.init is not None and (args.resume or args.preset or args.layers or args.d_model or args.heads
+                                  or args.context or args.tokenizer_version):
+        ap.error("--init takes the model's shape and tokenizer from its checkpoint; "
+                 "leave out --resume, --preset, --layers, --d-model, --heads, --context and --tokenizer-version")
     if args.device.startswith("cuda"):
         import torch
 
@@ -157,6 +173,14 @@ def main() -> None:
         if value is not None:
             shape[key] = value
     version = args.tokenizer_version or (3 if args.preset else 1)
+    init_cfg = None
+    if args.init is not None:
+        try:
+            init_cfg = json.loads((args.init / "config.json").read_text())
+        except (OSError, ValueError) as exc:
+            ap.error(f"--init {str(args.init)!r}: no readable config.json ({exc})")
+        version = int(init_cfg.get("tokenizer_version", 1))
+        shape = {k: init_cfg["model"][k] for k in ("n_layer", "n_head", "d_model", "context")}
 
     import torch
 
@@ -184,6 +208,25 @@ def main() -> None:
     mc = ModelConfig(vocab_size=layout.vocab_size if layout else len(tokenizer), n_layer=shape["n_layer"],
                      n_head=shape["n_head"],
                      d_model=shape["d_model"], context=shape["context"], dropout=args.dropout)
+    init = None
+    if args.init is not None:
+        from musegen.engines.symbolic.checkpoint import load_checkpoint
+        from musegen.errors import MusegenError
+
+        try:
+            init, init_tok, _ = load_checkpoint(args.init)
+        except MusegenError as exc:
+            print(f"Error: --init: {exc}", file=sys.stderr)
+            sys.exit(2)
+        if init_tok.vocab != tokenizer.vocab or init.cfg.vocab_size != mc.vocab_size:
+            print(f"Error: --init {str(args.init)!r}: its vocabulary is not tokenizer version {version}'s",
+                  file=sys.stderr)
+            sys.exit(2)
+        init = init.float()  # shipped weights are fp16; train in float32 (bf16 autocast on top)
+        for m in init.modules():  # this run's dropout, not the saved one
+            if isinstance(m, torch.nn.Dropout):
+                m.p = args.dropout
+        init.cfg = mc
     tc = TrainConfig(steps=args.steps, batch=args.batch, lr=args.lr, warmup=args.warmup, seed=args.seed,
                      threads=args.threads, time_limit_s=args.minutes * 60, eval_every=args.eval_every,
                      eval_batches=16, bf16=not args.no_bf16, device=args.device,
@@ -195,13 +238,15 @@ def main() -> None:
                      "valid_pieces": len(valid_c), "sources": sources,
                      "held_out": sorted(split.get("held_out_collections", ["monteverdi"]))
                      + list(split.get("held_out_prefixes", []))},
-            "tokenizer_version": version, "preset": args.preset}
+            "tokenizer_version": version, "preset": args.preset or (init_cfg or {}).get("preset")}
+    if init_cfg is not None:  # what this run went on from
+        meta["init"] = {"from": str(args.init), "train": init_cfg.get("train"), "data": init_cfg.get("data", {}).get("sources")}
     from musegen.errors import MusegenError
 
     try:
         summary = train(tokenizer, train_c, valid_c, args.out, model_cfg=mc, train_cfg=tc, meta=meta,
                         log=lambda row: print(json.dumps(row), file=sys.stderr, flush=True),
-                        state_dir=args.state, resume=args.resume, layout=layout)
+                        state_dir=args.state, resume=args.resume, layout=layout, init=init)
     except MusegenError as exc:  # a state that does not fit, or none to resume: one line, exit 2
         print(f"Error: {exc}", file=sys.stderr)
         sys.exit(2)

@@ -387,3 +387,31 @@ def test_sidecar_records_the_model_card(cli, tmp_path):
     assert info["model_card_id"].startswith("musegen-symbolic")
     listed = _front_matter_sources()
     assert "pop909" in listed and info["training_sources"] == listed
+
+
+def test_init_goes_on_from_a_checkpoints_weights(tmp_path):
+    """``--init DIR`` starts from a saved checkpoint (a new machine keeps no --state): its first
+    losses are the checkpoint's, far below a fresh model's; a shape given beside it is refused."""
+    data, split = _script_data(tmp_path)
+    base = [sys.executable, str(ROOT / "scripts" / "train_symbolic.py"), "--data", str(data), "--split", str(split),
+            "--batch", "2", "--minutes", "0", "--threads", "1", "--no-bf16", "--eval-every", "1000000",
+            "--warmup", "5"]
+    shape = ["--layers", "1", "--d-model", "32", "--heads", "2", "--context", "64", "--tokenizer-version", "3"]
+    first = subprocess.run(base + shape + ["--out", str(tmp_path / "a"), "--steps", "60", "--lr", "3e-3"],
+                           capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(base + ["--init", str(tmp_path / "a"), "--out", str(tmp_path / "b"), "--steps", "3",
+                                   "--lr", "1e-6"], capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr
+
+    def losses(folder: Path) -> list[float]:
+        rows = [json.loads(line) for line in (folder / "train_log.jsonl").read_text().splitlines()]
+        return [r["train_loss"] for r in rows if "train_loss" in r]
+
+    a, b = losses(tmp_path / "a"), losses(tmp_path / "b")
+    assert b[0] < a[0] - 1.0, (a[:3], a[-3:], b)
+    assert json.loads((tmp_path / "b" / "config.json").read_text())["model"] == \
+        json.loads((tmp_path / "a" / "config.json").read_text())["model"]
+    refused = subprocess.run(base + ["--init", str(tmp_path / "a"), "--layers", "2", "--out", str(tmp_path / "c")],
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "--init" in refused.stderr and "Traceback" not in refused.stderr
